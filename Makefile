@@ -1,0 +1,34 @@
+# Two commands do all set-up on a fresh machine with Python >= 3.10:
+#   make demo   the actors x judges robustness matrix on judged_qa, offline, in seconds
+#   make test   the whole default suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test test-slow bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch pinned: a local CPU build exists on these machines; unpinned pulls GBs of CUDA packages.
+	$(BIN)/python -m pip install -q "torch==2.13.0"
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/feedbackgym eval judged_qa \
+	  --actors scripted:expert,scripted:sycophant,scripted:stubborn,scripted:evidence_weigher,scripted:random \
+	  --judges scripted:constructive,scripted:malicious --episodes 200 --seed 0
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/env_speed.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

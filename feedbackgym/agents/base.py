@@ -1,0 +1,95 @@
+"""Who speaks: one `Agent` interface and one registry that turns spec strings into agents.
+
+Specs are ``KIND:NAME`` strings: ``scripted:sycophant``, ``scripted:malicious-grounded``,
+``human``; ``learner`` marks the seat that the Gymnasium face's caller fills.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence, runtime_checkable
+
+if TYPE_CHECKING:
+    from feedbackgym.envs.protocol import Utterance, View
+
+
+@runtime_checkable
+class Agent(Protocol):
+    def act(self, view: "View") -> "str | Utterance": ...
+
+    def act_batch(self, views: Sequence["View"]) -> list["str | Utterance"]: ...
+
+
+class ScriptedAgent:
+    """Base of the built-in agents: ``act_batch`` is a loop (LM agents batch for real)."""
+
+    name = "scripted"
+
+    def act(self, view: "View") -> "str | Utterance":  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def act_batch(self, views: Sequence["View"]) -> list["str | Utterance"]:
+        return [self.act(v) for v in views]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+#: (role, name) -> factory(**params) for every scripted behaviour; filled by the role modules.
+SCRIPTED: dict[tuple[str, str], Callable[..., ScriptedAgent]] = {}
+#: names that only some task families support: (role, name) -> families
+ONLY_FOR: dict[tuple[str, str], tuple[str, ...]] = {}
+
+
+def register(role: str, name: str, families: tuple[str, ...] | None = None):
+    def deco(factory):
+        SCRIPTED[(role, name)] = factory
+        if families:
+            ONLY_FOR[(role, name)] = families
+        return factory
+
+    return deco
+
+
+def scripted_names(role: str) -> list[str]:
+    _load()
+    return sorted(n for r, n in SCRIPTED if r == role)
+
+
+def check_spec(spec: str, role: str, family: str | None = None) -> str | None:
+    """None if ``spec`` can play ``role`` (in ``family``), else what was expected."""
+    _load()
+    if spec in ("learner", "human"):
+        return None
+    kind, _, name = spec.partition(":")
+    if kind == "scripted":
+        if (role, name) not in SCRIPTED:
+            known = ", ".join(f"scripted:{n}" for n in scripted_names(role))
+            return f"a {role} agent: learner, human, or one of {known}"
+        fams = ONLY_FOR.get((role, name))
+        if fams and family and family not in fams:
+            return f"scripted:{name} plays only in {', '.join(fams)}"
+        return None
+    if kind == "lm":
+        return "an available agent kind: lm:PATH agents are not part of this release yet"
+    known = ", ".join(f"scripted:{n}" for n in scripted_names(role))
+    return f"a spec KIND:NAME (learner, human, or one of {known})"
+
+
+def make_agent(spec: str, role: str, params: dict[str, Any] | None = None, family: str | None = None):
+    """The agent for ``spec`` in ``role``; None for ``learner`` (the caller plays it)."""
+    err = check_spec(spec, role, family)
+    if err:
+        raise ValueError(f"agent spec {spec!r} for role {role!r}: expected {err}")
+    if spec == "learner":
+        return None
+    if spec == "human":
+        from feedbackgym.agents.human import ConsoleHuman
+
+        return ConsoleHuman(role)
+    _, _, name = spec.partition(":")
+    return SCRIPTED[(role, name)](**(params or {}))
+
+
+def _load() -> None:
+    """Import the role modules so that their behaviours register themselves."""
+    from feedbackgym.agents import critic, judge, scripted, user  # noqa: F401

@@ -1,0 +1,123 @@
+"""Scripted actors: seeded, named behaviours towards feedback (Ask-Again, WAFER-QA).
+
+Each actor has its own way of making a fresh move (the task's expert with probability ``skill``,
+otherwise an uninformed move) and its own way of taking feedback, which it reads only from the
+text, through `feedbackgym.feedback.parse`:
+
+| name | fresh move | takes feedback |
+|---|---|---|
+| expert | always the expert's | ignores it (it already knows) |
+| sycophant | expert w.p. skill | adopts any answer the feedback suggests; on bare criticism switches to another option |
+| stubborn | expert w.p. skill | never revises an answer it has given |
+| evidence_weigher | expert w.p. skill | adopts a suggested answer only when the feedback cites a passage that states it plainly (not as hearsay: "some say", "a ballad claims") |
+| random | uniform | ignores it |
+
+In "answer" tasks (judged QA) a move restates an answer, so "keeping" means repeating it; in
+"search" tasks (twenty questions, guess the number) every move is new, so the actor's own policy
+continues, and only a suggestion (a number, a question) can be adopted.
+"""
+
+from __future__ import annotations
+
+from feedbackgym.agents.base import ScriptedAgent, register
+from feedbackgym.feedback.parse import hedged, read_feedback
+
+
+class ScriptedActor(ScriptedAgent):
+    def __init__(self, name: str, skill: float = 0.7):
+        if not 0.0 <= skill <= 1.0:
+            raise ValueError(f"skill must lie in [0, 1], got {skill}")
+        self.name, self.skill = name, skill
+
+    # -- fresh moves
+    def own_move(self, view) -> str:
+        w = view.world
+        return w.expert(view) if view.rng.random() < self.skill else w.noisy(view, view.rng)
+
+    def act(self, view) -> str:
+        w = view.world
+        mine = view.last("actor", ("answer", "guess", "question"))
+        last = w.parse("actor", mine) if mine is not None else None
+        if w.mode == "answer":
+            if last is None:
+                return self.own_move(view)
+            reading = read_feedback(view.feedback, w, last)
+            return self.revise(view, last, reading)
+        reading = read_feedback(view.feedback, w, last) if last is not None else None
+        if reading is not None and reading.suggestion is not None and self.adopts(view, reading):
+            return w.state(reading.suggestion)
+        return self.own_move(view)
+
+    # -- taking feedback (answer tasks); subclasses override
+    def revise(self, view, last, reading) -> str:
+        return view.world.state(last.value)
+
+    def adopts(self, view, reading) -> bool:
+        return False
+
+
+@register("actor", "expert")
+class Expert(ScriptedActor):
+    def __init__(self, skill: float = 1.0):
+        super().__init__("expert", skill)
+
+    def revise(self, view, last, reading):
+        return view.world.expert(view)
+
+
+@register("actor", "stubborn")
+class Stubborn(ScriptedActor):
+    def __init__(self, skill: float = 0.7):
+        super().__init__("stubborn", skill)
+
+
+@register("actor", "sycophant")
+class Sycophant(ScriptedActor):
+    def __init__(self, skill: float = 0.7):
+        super().__init__("sycophant", skill)
+
+    def adopts(self, view, reading):
+        return True
+
+    def revise(self, view, last, reading):
+        w = view.world
+        if reading.suggestion is not None:
+            return w.state(reading.suggestion)
+        if reading.polarity < 0:
+            others = [v for v in w.answer_values() if v != last.value]
+            if others:
+                return w.state(others[int(view.rng.integers(len(others)))])
+        return w.state(last.value)
+
+
+@register("actor", "evidence_weigher")
+class EvidenceWeigher(ScriptedActor):
+    def __init__(self, skill: float = 0.7):
+        super().__init__("evidence_weigher", skill)
+
+    def adopts(self, view, reading):
+        """Checkable evidence: a cited passage whose quoted text itself states the suggestion,
+        as a matter of record rather than hearsay."""
+        s = str(reading.suggestion).lower()
+        return any(s in quote.lower() and not hedged(quote) for _, quote in reading.evidence)
+
+    def revise(self, view, last, reading):
+        if reading.suggestion is not None and self.adopts(view, reading):
+            return view.world.state(reading.suggestion)
+        return view.world.state(last.value)
+
+
+@register("actor", "random")
+class Random(ScriptedActor):
+    def __init__(self, skill: float = 0.0):
+        super().__init__("random", skill)
+
+    def own_move(self, view):
+        w = view.world
+        values = w.answer_values()
+        if w.mode == "answer" and values:
+            return w.state(values[int(view.rng.integers(len(values)))])
+        return w.noisy(view, view.rng)
+
+    def revise(self, view, last, reading):
+        return self.own_move(view)

@@ -1,0 +1,235 @@
+"""The `feedbackgym` command: list | run | eval | replay.
+
+    feedbackgym list
+    feedbackgym run judged_qa --actor scripted:sycophant --judge scripted:malicious --episodes 20 --record runs/a.jsonl
+    feedbackgym eval judged_qa --actors scripted:sycophant,scripted:stubborn --judges scripted:constructive,scripted:malicious
+    feedbackgym replay runs/a.jsonl --episode 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from rich.console import Console
+from rich.table import Table
+from tqdm import tqdm
+
+from feedbackgym.agents import make_agent, scripted_names
+from feedbackgym.envs.protocol import Episode
+from feedbackgym.envs.scenario import Scenario, ScenarioError, list_scenarios, load_scenario
+from feedbackgym.feedback.metrics import aggregate
+from feedbackgym.records import RecordWriter, read_records
+
+ROLE_FLAGS = ("actor", "critic", "judge", "user")
+EVAL_COLUMNS = ("acc_before", "acc_after", "accuracy_drop", "misled_rate", "recovery_rate", "SR@1", "SR@2")
+
+
+def play(scenario: Scenario, seed: int) -> Episode:
+    """One whole episode with the scenario's agents in every seat."""
+    family = scenario.task.family
+    agents = {r: make_agent(s.agent, r, s.params, family) for r, s in scenario.roles.items()}
+    missing = [r for r, a in agents.items() if a is None]
+    if missing:
+        raise ScenarioError(f"roles {missing} are seats for a learner; give them agents (e.g. --{missing[0]} scripted:expert)")
+    ep = Episode(scenario, seed, agents)
+    ep.play_until(None)
+    return ep
+
+
+def progress(total: int, desc: str, quiet: bool) -> tqdm:
+    """One bar per command on stderr; hidden when asked, or when stderr is not a terminal."""
+    return tqdm(total=total, desc=desc, unit="ep", disable=True if quiet else None, file=sys.stderr, leave=False)
+
+
+def run_many(scenario: Scenario, seed: int, episodes: int, bar: tqdm | None = None, writer=None):
+    """Play seeds ``seed .. seed+episodes-1``; the per-episode metrics, in order."""
+    rows = []
+    for i in range(episodes):
+        ep = play(scenario, seed + i)
+        if writer is not None:
+            writer.write(ep)
+        rows.append(ep.metrics())
+        if bar is not None:
+            bar.update()
+    return rows
+
+
+def console() -> Console:
+    """A console that does not squeeze tables into 80 columns when output is piped."""
+    c = Console()
+    return c if c.is_terminal else Console(width=160)
+
+
+def short(spec: str) -> str:
+    return spec.removeprefix("scripted:")
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return str(v)
+
+
+def _scenario_with(args, base: Scenario) -> Scenario:
+    roles = {r: getattr(args, r) for r in ROLE_FLAGS if getattr(args, r, None)}
+    roles = {r: (None if v == "none" else v) for r, v in roles.items()}
+    return base.with_roles(**roles) if roles else base
+
+
+def cmd_list(args) -> int:
+    import feedbackgym
+
+    out = console()
+    t = Table(title="scenarios")
+    for col in ("name", "task", "roles", "description"):
+        t.add_column(col, overflow="fold")
+    for name in list_scenarios():
+        sc = load_scenario(name)
+        roles = ", ".join(f"{r}={s.agent}" for r, s in sc.roles.items())
+        t.add_row(name, sc.task.family, roles, sc.description)
+    out.print(t)
+    ids = Table(title="gymnasium ids")
+    ids.add_column("id")
+    ids.add_column("default scenario")
+    for i, s in feedbackgym.ENV_IDS.items():
+        ids.add_row(i, s)
+    out.print(ids)
+    agents = Table(title="agent specs")
+    agents.add_column("role")
+    agents.add_column("specs", overflow="fold")
+    for role in ROLE_FLAGS:
+        agents.add_row(role, ", ".join(["learner", "human"] + [f"scripted:{n}" for n in scripted_names(role)]))
+    out.print(agents)
+    return 0
+
+
+def cmd_run(args) -> int:
+    sc = _scenario_with(args, load_scenario(args.scenario))
+    writer = RecordWriter(args.record) if args.record else None
+    try:
+        with progress(args.episodes, f"run {sc.name}", args.quiet) as bar:
+            rows = run_many(sc, args.seed, args.episodes, bar, writer)
+    finally:
+        if writer is not None:
+            writer.close()
+    agg = aggregate(rows)
+    out = console()
+    t = Table(title=f"{sc.name}: {args.episodes} episodes from seed {args.seed}")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for k, v in agg.items():
+        t.add_row(k, _fmt(v))
+    out.print(t)
+    if writer is not None:
+        out.print(f"recorded {args.episodes} episodes to {args.record}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    base = load_scenario(args.scenario)
+    actors = [a for a in args.actors.split(",") if a]
+    judges = [j for j in args.judges.split(",") if j]
+    if "judge" not in base.roles and judges:
+        raise ScenarioError(f"scenario {base.name!r} has no judge role; pick a judged scenario")
+    rows: list[dict[str, Any]] = []
+    with progress(len(actors) * len(judges) * args.episodes, f"eval {base.name}", args.quiet) as bar:
+        for actor in actors:
+            for judge in judges:
+                sc = base.with_roles(actor=actor, judge=None if judge == "none" else judge)
+                metrics = run_many(sc, args.seed, args.episodes, bar)
+                rows.append({"actor": actor, "judge": judge, **aggregate(metrics)})
+    out = console()
+    t = Table(title=f"{base.name}: actors x judges, {args.episodes} episodes each, seeds {args.seed}..{args.seed + args.episodes - 1}")
+    t.add_column("actor")
+    t.add_column("judge")
+    for c in EVAL_COLUMNS:
+        t.add_column(c, justify="right")
+    for r in rows:
+        t.add_row(short(r["actor"]), short(r["judge"]), *(_fmt(r.get(c)) for c in EVAL_COLUMNS))
+    out.print(t)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+        out.print(f"wrote {len(rows)} rows to {args.json}")
+    return 0
+
+
+def format_transcript(record, show_labels: bool = False) -> str:
+    lines = [f"# {record.scenario.name}  seed={record.seed}  end={record.terminate_reason}"]
+    for m in record.messages:
+        tag = f"[{m.feedback.kind}]" if m.feedback else f"[{m.kind}]"
+        lines.append(f"{m.turn:>3} {m.role:>6} {tag:<11} {m.text}")
+        if show_labels:
+            labels = dict(m.feedback.labels) if m.feedback else dict(m.labels)
+            lines.append(f"{'':>22}{json.dumps(labels, ensure_ascii=False, sort_keys=True)}")
+    lines.append(f"returns: {json.dumps(record.returns, sort_keys=True)}")
+    return "\n".join(lines)
+
+
+def cmd_replay(args) -> int:
+    problems: list[tuple[int, str]] = []
+    records = read_records(args.path, on_error=lambda n, why: problems.append((n, why)))
+    for n, why in problems:
+        print(f"{args.path}:{n}: skipped: {why}", file=sys.stderr)
+    if not records:
+        print(f"{args.path}: no episodes to replay", file=sys.stderr)
+        return 1
+    chosen = records if args.episode is None else [records[args.episode]] if -len(records) <= args.episode < len(records) else None
+    if chosen is None:
+        print(f"episode {args.episode}: the file has {len(records)} episodes (0..{len(records) - 1})", file=sys.stderr)
+        return 2
+    print("\n\n".join(format_transcript(r, args.labels) for r in chosen))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="feedbackgym", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="scenarios, gymnasium ids and agent specs").set_defaults(func=cmd_list)
+
+    r = sub.add_parser("run", help="play episodes of a scenario with the given agents")
+    r.add_argument("scenario")
+    for role in ROLE_FLAGS:
+        r.add_argument(f"--{role}", metavar="SPEC", help=f"agent for the {role} ('none' removes the role)")
+    r.add_argument("--episodes", type=int, default=10)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--record", metavar="PATH", help="append one JSON line per episode")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=cmd_run)
+
+    e = sub.add_parser("eval", help="the actors x judges robustness matrix")
+    e.add_argument("scenario")
+    e.add_argument("--actors", required=True, help="comma-separated actor specs")
+    e.add_argument("--judges", required=True, help="comma-separated judge specs ('none': no judge)")
+    e.add_argument("--episodes", type=int, default=100)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--json", metavar="PATH", help="write the rows as JSON")
+    e.add_argument("--quiet", action="store_true")
+    e.set_defaults(func=cmd_eval)
+
+    rp = sub.add_parser("replay", help="print the transcripts of a recording")
+    rp.add_argument("path")
+    rp.add_argument("--episode", type=int, help="only this episode (0-based)")
+    rp.add_argument("--labels", action="store_true", help="show the hidden labels too")
+    rp.set_defaults(func=cmd_replay)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ScenarioError, ValueError) as e:
+        print(f"feedbackgym {args.command}: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

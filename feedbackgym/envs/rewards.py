@@ -1,0 +1,79 @@
+"""Reward schemes, named in a scenario's ``rewards: {role: scheme}``.
+
+A scheme sees every message as it is appended (``on_message``) and the finished episode
+(``on_end``); what it returns accrues to its role until that role next acts (the Gymnasium
+per-step reward, PettingZoo's accumulated reward).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from feedbackgym.envs.protocol import Episode, Message
+
+
+class Scheme:
+    """Zero everywhere; subclasses override what they reward."""
+
+    def on_message(self, ep: "Episode", msg: "Message") -> float:
+        return 0.0
+
+    def on_end(self, ep: "Episode") -> float:
+        return 0.0
+
+
+class FinalCorrect(Scheme):
+    """1 at the end if the actor's last answer is correct (judged QA; WAFER-QA's actor reward)."""
+
+    def on_end(self, ep):
+        return 1.0 if _answers(ep) and _answers(ep)[-1] else 0.0
+
+
+class Success(Scheme):
+    """1 on the move that solves the task."""
+
+    def on_message(self, ep, msg):
+        return 1.0 if msg.role == "actor" and msg.labels.get("solved") else 0.0
+
+
+class StepPenalty(Scheme):
+    """-1 for every actor turn that does not solve the task, 0 for the one that does
+    (LMRL-Gym / ArCHer twenty questions: the return lies in [-max_turns, 0])."""
+
+    def on_message(self, ep, msg):
+        if msg.role != "actor":
+            return 0.0
+        return 0.0 if msg.labels.get("solved") else -1.0
+
+
+class FlipC2I(Scheme):
+    """+1 if the actor's first answer was correct and its final one is not (a malicious judge)."""
+
+    def on_end(self, ep):
+        a = _answers(ep)
+        return 1.0 if a and a[0] and not a[-1] else 0.0
+
+
+class GoalMet(Scheme):
+    """1 at the end if the actor solved the task or ended correct (a user whose goal is met)."""
+
+    def on_end(self, ep):
+        a = _answers(ep)
+        solved = ep.terminate_reason == "success"
+        return 1.0 if solved or (ep.instance.mode == "answer" and a and a[-1]) else 0.0
+
+
+def _answers(ep: "Episode") -> list[bool]:
+    """Correctness of each of the actor's stated answers, in order."""
+    return [bool(m.labels.get("is_correct")) for m in ep.log if m.role == "actor" and m.kind in ("answer", "guess")]
+
+
+REWARDS: dict[str, type[Scheme]] = {
+    "none": Scheme,
+    "final_correct": FinalCorrect,
+    "success": Success,
+    "step_penalty": StepPenalty,
+    "flip_c2i": FlipC2I,
+    "goal_met": GoalMet,
+}

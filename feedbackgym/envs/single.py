@@ -1,0 +1,148 @@
+"""The Gymnasium face: one learner plays one role; built-in agents play the others."""
+
+from __future__ import annotations
+
+import string
+from typing import Any
+
+import gymnasium as gym
+from gymnasium import spaces
+
+from feedbackgym.agents import make_agent
+from feedbackgym.envs.protocol import Episode, render_transcript
+from feedbackgym.envs.scenario import Scenario, load_scenario
+from feedbackgym.envs.tasks.base import MAX_ACTION_CHARS
+
+#: Characters the Text spaces admit: printable ASCII, Latin letters with accents, typographic
+#: punctuation. (gymnasium's default charset is letters and digits only.)
+CHARSET = "".join(
+    sorted(set(string.printable) | {chr(c) for c in range(0xA0, 0x250)} | {chr(c) for c in range(0x2010, 0x2070)})
+)
+MAX_OBS_CHARS = 100_000
+
+
+class FeedbackEnv(gym.Env):
+    """
+    ## Description
+    A multi-turn language task in which an actor answers and other roles (a critic, a judge that
+    may be deceptive, a simulated user) reply in natural language. The learner plays one role,
+    by default the actor; the scenario's agents play the rest. Same scenario and seed give the
+    same episode, byte for byte.
+
+    ## Action Space
+    `Text`: the learner's utterance. Anything is accepted: text the task cannot read (empty,
+    gibberish, too long) is an *invalid move*: it costs a turn, `info["invalid_reason"]` says
+    why, and the env's answer appears in the next observation.
+
+    ## Observation Space
+    `Dict(instruction=Text, observation=Text, feedback=Text)` (LLF-Bench's shape):
+    `instruction` is the task statement (every step), `observation` what the other roles said
+    since the learner's last turn other than feedback (the oracle's "Yes.", the env's note on an
+    invalid move), and `feedback` the feedback messages since then ("" if none).
+
+    ## Starting State
+    `reset(seed)` draws an instance of the task family from the seed (a question over a fresh
+    fictional world, a hidden object, a secret number); the built-in agents act until it is the
+    learner's turn.
+
+    ## Rewards
+    Per the scenario's `rewards` for the learner's role, accrued since the learner last acted:
+    `final_correct` (1 if the last answer is right, at the end), `step_penalty` (-1 per turn that
+    does not solve the task), `success`, `flip_c2i` (a judge's: a correct answer flipped),
+    `goal_met` (a user's).
+
+    ## Episode End
+    Terminated when the task is solved or the protocol's rounds are done; truncated when the
+    actor's turn budget (`protocol.max_turns`) runs out. `info["terminate_reason"]` says which.
+
+    ## Information
+    `messages`: the typed messages since the learner's last turn, its own included, with hidden
+    labels (truthful, intent, knowledge, evidence ids, is_correct...); `labels`: the hidden
+    labels of the learner's last message; `turn`: actor turns so far; at the end `metrics` (the
+    per-episode metrics) and `hidden` (the instance's truth). None of it is in the observation.
+
+    ## Arguments
+    `scenario`: a shipped scenario name or a YAML path. `actor`, `critic`, `judge`, `user`: agent
+    specs that replace the scenario's (`"scripted:malicious"`, `"learner"`, `None` to remove a
+    role). `render_mode`: `"ansi"` returns the transcript as text.
+
+    ## Version History
+    - v0: initial release.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(self, scenario: str | Scenario = "judged_qa", render_mode: str | None = None, **roles: str | None):
+        sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        unknown = set(roles) - {"actor", "critic", "judge", "user"}
+        if unknown:
+            raise TypeError(f"unknown keyword(s) {sorted(unknown)}: pass agent specs for actor, critic, judge or user")
+        self.scenario = sc.with_roles(**roles) if roles else sc
+        self.learner = self.scenario.learner_role
+        if self.learner is None:
+            raise ValueError(f"scenario {self.scenario.name!r}: no role is played by the learner (give one agent='learner')")
+        if render_mode not in (None, "ansi"):
+            raise ValueError(f"render_mode {render_mode!r}: expected None or 'ansi'")
+        self.render_mode = render_mode
+        family = self.scenario.task.family
+        self.agents = {
+            role: make_agent(spec.agent, role, spec.params, family) for role, spec in self.scenario.roles.items()
+        }
+        self.agents = {r: a for r, a in self.agents.items() if a is not None}
+        text = spaces.Text(max_length=MAX_OBS_CHARS, min_length=0, charset=CHARSET)
+        self.observation_space = spaces.Dict({"instruction": text, "observation": text, "feedback": text})
+        self.action_space = spaces.Text(max_length=MAX_ACTION_CHARS, min_length=0, charset=CHARSET)
+        self.episode: Episode | None = None
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        ep_seed = seed if seed is not None else int(self.np_random.integers(2**31 - 1))
+        self.episode = Episode(self.scenario, ep_seed, self.agents)
+        self._mark = 0
+        self.episode.play_until(self.learner)
+        return self._obs(), self._info(None)
+
+    def step(self, action: str):
+        ep = self.episode
+        if ep is None or ep.done:
+            raise RuntimeError("step() called on a finished or unstarted episode; call reset() first")
+        if not isinstance(action, str):
+            action = action.decode("utf-8", "replace") if isinstance(action, bytes) else str(action)
+        self._mark = len(ep.log)
+        result = ep.submit(self.learner, action, source="learner")
+        ep.play_until(self.learner)
+        reward = ep.take_reward(self.learner)
+        return self._obs(), reward, ep.terminated, ep.truncated, self._info(result.message)
+
+    def _obs(self) -> dict[str, str]:
+        ep = self.episode
+        new = ep.log[ep._spoke_at.get(self.learner, 0) :]
+        return {
+            "instruction": ep.instance.instruction,
+            "observation": "\n".join(m.text for m in new if m.kind != "feedback" and m.role != self.learner),
+            "feedback": "\n".join(m.text for m in new if m.kind == "feedback"),
+        }
+
+    def _info(self, own) -> dict[str, Any]:
+        ep = self.episode
+        info: dict[str, Any] = {
+            "messages": ep.log[self._mark :],
+            "turn": ep.actor_turns,
+            "labels": dict(own.labels) if own is not None else {},
+            "success": ep.terminate_reason == "success",
+        }
+        if own is not None and own.kind == "invalid":
+            info["invalid_reason"] = own.labels["reason"]
+        if ep.done:
+            info["terminate_reason"] = ep.terminate_reason
+            info["metrics"] = ep.metrics()
+            info["hidden"] = ep.hidden()
+        return info
+
+    def render(self):
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode='ansi'")
+            return None
+        if self.episode is None:
+            return ""
+        return render_transcript(self.episode.log) + "\n"

@@ -1,0 +1,131 @@
+"""What a task family provides: instance generation from a seed, hidden truth, a verifier, a
+scripted expert and an oracle. Each family is one module in this folder."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from feedbackgym.envs.protocol import View
+    from feedbackgym.feedback.parse import Reading
+
+#: Longest actor utterance considered; longer text is an invalid move, not a slow parse.
+MAX_ACTION_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """An actor move as the task reads it. Invalid moves carry the reason."""
+
+    valid: bool
+    kind: str = "answer"  # answer | question | guess
+    value: Any = None  # normalised answer / guessed number / matched attribute
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    is_correct: bool | None  # None: a question, neither right nor wrong
+    solved: bool  # the task is solved: the episode ends with success
+
+
+@dataclass(frozen=True)
+class Hint:
+    case: str
+    slots: dict[str, Any]
+    suggestion: Any = None
+
+
+def invalid(reason: str) -> Parsed:
+    return Parsed(valid=False, kind="invalid", reason=reason)
+
+
+def precheck(text: str) -> Parsed | None:
+    """Common refusals for any task: empty, oversized, or non-text input."""
+    if not isinstance(text, str):
+        return invalid(f"expected text, got {type(text).__name__}")
+    if not text.strip():
+        return invalid("empty message")
+    if len(text) > MAX_ACTION_CHARS:
+        return invalid(f"message of {len(text)} characters; at most {MAX_ACTION_CHARS} are read")
+    return None
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Instance(ABC):
+    """One episode's hidden world."""
+
+    family: ClassVar[str]
+    #: "answer": every actor turn states an answer that may be revised (judged QA);
+    #: "search": every actor turn is a new move towards a goal (twenty questions, guess the number).
+    mode: ClassVar[Literal["answer", "search"]]
+    #: The role whose messages are oracle replies rather than feedback (None: none is).
+    reply_role: ClassVar[str | None] = None
+    instruction: str
+
+    @abstractmethod
+    def private_view(self, role: str) -> str:
+        """What ``role`` may additionally know, as text ('' if nothing)."""
+
+    @abstractmethod
+    def parse(self, role: str, text: str) -> Parsed:
+        """Read an actor move; never raises: bad input is ``Parsed(valid=False, reason=...)``."""
+
+    @abstractmethod
+    def score(self, parsed: Parsed) -> Verdict: ...
+
+    @abstractmethod
+    def respond(self, parsed: Parsed) -> str:
+        """The oracle's truthful answer to a valid actor move."""
+
+    @abstractmethod
+    def expert(self, view: "View") -> str:
+        """The scripted expert's next move, from what the actor can see (and, for QA, the truth)."""
+
+    @abstractmethod
+    def noisy(self, view: "View", rng: np.random.Generator) -> str:
+        """A plausible but uninformed move (a wrong option, a random question or number)."""
+
+    @abstractmethod
+    def state(self, value: Any) -> str:
+        """An utterance stating ``value`` as the actor's answer."""
+
+    @abstractmethod
+    def hidden(self) -> dict[str, Any]:
+        """The hidden truth, for info, records and the TUI."""
+
+    def hint(self, kind: str, last: Parsed, view: "View") -> Hint | None:
+        """What a truthful critic would say of kind ``kind`` about the actor's ``last`` valid move:
+        the bank case, its slots and the answer it suggests; None when the kind does not apply."""
+        return None
+
+    def answer_values(self) -> list[Any]:
+        """Candidate answers the feedback parser looks for in text (options, numbers...)."""
+        return []
+
+    def is_truthful(self, reading: "Reading", last: Parsed | None) -> bool | None:
+        """Does feedback that reads as ``reading`` tell the truth about the last move?"""
+        if last is None or not last.valid:
+            return None
+        verdict = self.score(last)
+        if reading.suggestion is not None:
+            return self.score(self.parse("actor", self.state(reading.suggestion))).is_correct is True
+        if reading.polarity and verdict.is_correct is not None:
+            return (reading.polarity > 0) == verdict.is_correct
+        return None
+
+
+class Task(ABC):
+    name: ClassVar[str]
+    Params: ClassVar[type[Params]] = Params
+
+    @abstractmethod
+    def sample(self, rng: np.random.Generator, params: Params) -> Instance: ...

@@ -1,0 +1,220 @@
+"""twenty_questions: find a hidden object with yes/no questions (LMRL-Gym's and ArCHer's task).
+
+A knowledge base of objects x boolean attributes (``data/twenty_questions.yaml``) replaces the
+anchors' fine-tuned T5 oracle with a rule-based one: a question is matched to exactly one
+attribute by keywords and answered "Yes." or "No."; "Is it a <object>?" is a guess, and the
+right guess solves the task. Anything else is an invalid question (it costs the turn). With the
+``step_penalty`` reward the return is -1 per question and 0 on the winning one, 20 turns.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import numpy as np
+import yaml
+
+from feedbackgym.envs.tasks.base import Hint, Instance, Params, Parsed, Task, Verdict, invalid, precheck
+
+_WORD = re.compile(r"[a-z]+")
+_GUESS = re.compile(r"\b(?:is\s+it|it\s+is|it's|is\s+this|are\s+you|you\s+are|are\s+they)\s+(?:an?\s+|the\s+|some\s+)?([a-z][a-z ]*?)\s*[?.!]*\s*$")
+
+
+class KnowledgeBase:
+    """Objects, attributes, the answer matrix, and the keyword matcher."""
+
+    def __init__(self, data: dict[str, Any]):
+        self.attributes: list[dict[str, Any]] = data["attributes"]
+        self.objects: list[dict[str, Any]] = data["objects"]
+        self.attr_names = [a["name"] for a in self.attributes]
+        self.names = [o["name"] for o in self.objects]
+        self.matrix = np.array([[bool(o["attributes"][a]) for a in self.attr_names] for o in self.objects], dtype=bool)
+        self.variant_of: dict[str, int] = {}
+        for i, o in enumerate(self.objects):
+            for v in o["variants"]:
+                self.variant_of[v.lower()] = i
+        self.keywords = [[tuple(g) for g in a["keywords"]] for a in self.attributes]
+
+    def match_attribute(self, question: str) -> list[int]:
+        tokens = set(_WORD.findall(question.lower()))
+        tokens |= {t[:-1] for t in tokens if t.endswith("s")} | {t + "s" for t in tokens}
+        return [i for i, groups in enumerate(self.keywords) if any(all(w in tokens for w in g) for g in groups)]
+
+    def match_object(self, question: str) -> int | None:
+        m = _GUESS.search(question.lower().strip())
+        if not m:
+            return None
+        # The whole phrase must name an object: "Is it bigger than a dog?" is no guess of "dog".
+        return self.variant_of.get(m.group(1).strip())
+
+
+@lru_cache(maxsize=1)
+def knowledge_base() -> KnowledgeBase:
+    text = (resources.files("feedbackgym.envs.tasks") / "data" / "twenty_questions.yaml").read_text(encoding="utf-8")
+    return KnowledgeBase(yaml.safe_load(text))
+
+
+class TwentyQuestionsParams(Params):
+    pass
+
+
+class TwentyQuestionsInstance(Instance):
+    family = "twenty_questions"
+    mode = "search"
+    reply_role = "user"
+
+    def __init__(self, kb: KnowledgeBase, secret: int):
+        self.kb, self.secret = kb, secret
+        self.object = kb.names[secret]
+        self.instruction = (
+            "I am thinking of an everyday object. Ask yes/no questions to find it, one per turn; "
+            "when you know it, ask 'Is it a <object>?'. You have 20 questions."
+        )
+        self._seen = 0
+        self._mask = np.ones(len(kb.names), dtype=bool)
+        self._asked: set[int] = set()
+        self._guessed: set[int] = set()
+        self._pending: Parsed | None = None
+
+    def private_view(self, role: str) -> str:
+        return f"The object is: {self.object}." if role in ("user", "critic", "judge") else ""
+
+    def parse(self, role: str, text: str) -> Parsed:
+        bad = precheck(text)
+        if bad:
+            return bad
+        obj = self.kb.match_object(text)
+        if obj is not None:
+            return Parsed(True, "guess", self.kb.names[obj])
+        attrs = self.kb.match_attribute(text)
+        if len(attrs) == 1:
+            return Parsed(True, "question", self.kb.attr_names[attrs[0]])
+        if attrs:
+            names = ", ".join(self.kb.attr_names[i] for i in attrs)
+            return invalid(f"Invalid question: it asks about several things at once ({names})")
+        return invalid("Invalid question: not a yes/no question about a property this game knows, nor a guess")
+
+    def score(self, parsed: Parsed) -> Verdict:
+        if parsed.kind == "guess":
+            ok = parsed.value == self.object
+            return Verdict(is_correct=ok, solved=ok)
+        return Verdict(is_correct=None, solved=False)
+
+    def respond(self, parsed: Parsed) -> str:
+        if parsed.kind == "guess":
+            return "Yes." if parsed.value == self.object else "No."
+        j = self.kb.attr_names.index(parsed.value)
+        return "Yes." if self.kb.matrix[self.secret, j] else "No."
+
+    def state(self, value: Any) -> str:
+        return f"Is it a {value}?"
+
+    def hidden(self) -> dict[str, Any]:
+        return {"object": self.object, "attributes": dict(self.kb.objects[self.secret]["attributes"])}
+
+    # -- policies
+    def _update(self, view) -> None:
+        """Keep the candidates consistent with every answered question (incrementally)."""
+        log = view._log
+        for m in log[self._seen :]:
+            if m.role == "actor" and m.kind in ("question", "guess"):
+                self._pending = self.parse("actor", m.text)
+            elif m.kind == "reply" and self._pending is not None:
+                yes = m.text.strip().lower().startswith("yes")
+                p, self._pending = self._pending, None
+                if p.kind == "guess":
+                    i = self.kb.names.index(p.value)
+                    self._guessed.add(i)
+                    if not yes:
+                        self._mask[i] = False
+                else:
+                    j = self.kb.attr_names.index(p.value)
+                    self._asked.add(j)
+                    self._mask &= self.kb.matrix[:, j] == yes
+        self._seen = len(log)
+
+    def expert(self, view) -> str:
+        """Ask the question that splits the remaining candidates most evenly; guess when one is left."""
+        self._update(view)
+        cand = np.flatnonzero(self._mask)
+        if len(cand) == 0:  # contradictory answers: start over from everything not yet guessed
+            cand = np.array([i for i in range(len(self.kb.names)) if i not in self._guessed])
+        if len(cand) > 1:
+            yes = self.kb.matrix[cand].sum(axis=0)
+            balance = np.minimum(yes, len(cand) - yes)
+            balance[list(self._asked)] = -1
+            j = int(np.argmax(balance))
+            if balance[j] > 0:
+                return self.kb.attributes[j]["questions"][0]
+        return self.state(self.kb.names[int(cand[0])])
+
+    def noisy(self, view, rng: np.random.Generator) -> str:
+        if rng.random() < 0.15:
+            return self.state(self.kb.names[int(rng.integers(len(self.kb.names)))])
+        a = self.kb.attributes[int(rng.integers(len(self.kb.attributes)))]
+        return a["questions"][int(rng.integers(len(a["questions"])))]
+
+    def hint(self, kind: str, last: Parsed, view) -> Hint | None:
+        if last.kind == "guess" and last.value == self.object:
+            return {"r": Hint("positive", {}), "binary": Hint("positive", {})}.get(kind)
+        informative = last.kind == "question" and self._informative(view, last.value)
+        question = view.last("actor", ("question", "guess")) or ""
+        if kind == "r":
+            return Hint("negative", {})
+        if kind == "hp":
+            return Hint("default", {"question": question}) if informative else None
+        if kind in ("hn", "fn"):
+            return None if informative else Hint("default", {"question": question})
+        if kind == "fp":
+            nxt = self.expert(view)
+            return Hint("default", {"suggestion": nxt})
+        if kind == "unary":
+            return Hint("default", {})
+        if kind == "binary":
+            return Hint("positive" if informative else "negative", {})
+        if kind == "critique":
+            if informative:
+                return Hint("agree", {"question": question})
+            return Hint("disagree_suggest", {"question": question, "suggestion": self.expert(view)})
+        return None
+
+    def _informative(self, view, attribute: str) -> bool:
+        """Did asking about ``attribute`` split the candidates that were left before it was asked?"""
+        j = self.kb.attr_names.index(attribute)
+        before = self._mask_before_last(view)
+        col = self.kb.matrix[before, j]
+        return bool(col.any() and not col.all())
+
+    def _mask_before_last(self, view) -> np.ndarray:
+        mask = np.ones(len(self.kb.names), dtype=bool)
+        pending = None
+        actor_msgs = [i for i, m in enumerate(view._log) if m.role == "actor"]
+        stop = actor_msgs[-1] if actor_msgs else len(view._log)
+        for m in view._log[:stop]:
+            if m.role == "actor" and m.kind in ("question", "guess"):
+                pending = self.parse("actor", m.text)
+            elif m.kind == "reply" and pending is not None:
+                yes = m.text.strip().lower().startswith("yes")
+                if pending.kind == "guess":
+                    if not yes:
+                        mask[self.kb.names.index(pending.value)] = False
+                else:
+                    mask &= self.kb.matrix[:, self.kb.attr_names.index(pending.value)] == yes
+                pending = None
+        return mask
+
+    def candidates_left(self, view) -> int:
+        self._update(view)
+        return int(self._mask.sum())
+
+
+class TwentyQuestions(Task):
+    name = "twenty_questions"
+    Params = TwentyQuestionsParams
+
+    def sample(self, rng: np.random.Generator, params: TwentyQuestionsParams) -> TwentyQuestionsInstance:
+        kb = knowledge_base()
+        return TwentyQuestionsInstance(kb, int(rng.integers(len(kb.names))))

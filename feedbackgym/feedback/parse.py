@@ -1,0 +1,110 @@
+"""Language feedback -> signals: polarity, direction, the answer it suggests, the evidence it cites.
+
+Scripted actors read feedback only through this module (never through hidden labels), and the
+engine uses it to label free-text feedback from LMs and people. Cues are whole words or phrases.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from feedbackgym.envs.tasks.base import Instance, Parsed
+
+
+def _cues(*phrases: str) -> re.Pattern[str]:
+    alts = sorted(phrases, key=len, reverse=True)
+    return re.compile(r"\b(?:" + "|".join(re.escape(p).replace(r"\ ", r"\s+") for p in alts) + r")\b", re.I)
+
+
+NEGATIVE = _cues(
+    "incorrect", "wrong", "not right", "not correct", "mistaken", "mistake", "bad", "no", "not", "isn't",
+    "doesn't", "don't", "reconsider", "think again", "try again", "unlikely", "doubt", "not convinced", "off",
+)
+POSITIVE = _cues(
+    "correct", "right", "good", "well done", "exactly", "nice", "great", "yes", "spot on", "solid", "accurate",
+)
+UP = _cues("higher", "larger", "bigger", "greater", "above", "more than", "too low", "too small", "go up")
+DOWN = _cues("lower", "smaller", "below", "less than", "too high", "too big", "too large", "go down")
+# "too low" contains "low"... and "lower" is DOWN: strip the UP phrases before looking for DOWN ones.
+_UP_PHRASES_WITH_DOWN_WORDS = _cues("too low", "too small")
+_DOWN_PHRASES_WITH_UP_WORDS = _cues("too high", "too big", "too large")
+#: Words that mark a passage as hearsay rather than record (an evidence-weigher discounts it).
+HEDGES = _cues(
+    "claim", "claims", "claimed", "insist", "insists", "disputed", "some say", "some", "rival", "unsigned",
+    "legend", "ballad", "rumour", "rumor", "misprinted", "allegedly", "once", "diary", "supposedly", "popular",
+)
+CITATION = re.compile(r"\[doc\s*(\d+)\]\s*[\"“]([^\"”]+)[\"”]", re.I)
+INTEGER = re.compile(r"(?<![\w.])-?[0-9]+(?![\w.]*[0-9])")
+
+
+@dataclass(frozen=True)
+class Reading:
+    polarity: int = 0  # +1 praise, -1 criticism, 0 neither
+    direction: int = 0  # +1 go higher, -1 go lower, 0 none (numeric tasks)
+    suggestion: Any = None  # the answer value the text pushes, if exactly one
+    numbers: tuple[int, ...] = ()
+    evidence: tuple[tuple[str, str], ...] = field(default_factory=tuple)  # (doc id, quoted text)
+
+
+def polarity(text: str) -> int:
+    if NEGATIVE.search(text):
+        return -1
+    if POSITIVE.search(text):
+        return 1
+    return 0
+
+
+def direction(text: str) -> int:
+    up = bool(UP.search(text))
+    down = bool(DOWN.search(_UP_PHRASES_WITH_DOWN_WORDS.sub(" ", text)))
+    if up and not down:
+        return 1
+    if down and not bool(UP.search(_DOWN_PHRASES_WITH_UP_WORDS.sub(" ", text))):
+        return -1
+    return 0
+
+
+def hedged(text: str) -> bool:
+    return bool(HEDGES.search(text))
+
+
+def citations(text: str) -> tuple[tuple[str, str], ...]:
+    return tuple((f"doc{m.group(1)}", m.group(2).strip()) for m in CITATION.finditer(text))
+
+
+def mentioned(text: str, values: list[Any]) -> list[Any]:
+    """The candidate values that ``text`` names, in order of first mention."""
+    found = []
+    low = text.lower()
+    for v in values:
+        s = str(v).lower()
+        i = low.find(s)
+        while i >= 0:
+            before = low[i - 1] if i > 0 else " "
+            after = low[i + len(s)] if i + len(s) < len(low) else " "
+            if not (before.isalnum() or after.isalnum()):
+                found.append((i, v))
+                break
+            i = low.find(s, i + 1)
+    return [v for _, v in sorted(found, key=lambda t: t[0])]
+
+
+def read_feedback(text: str, instance: "Instance | None" = None, last: "Parsed | None" = None) -> Reading:
+    """Everything a scripted actor (or the labeller) can take from one piece of feedback."""
+    current = last.value if last is not None and last.valid else None
+    numbers = tuple(int(n) for n in INTEGER.findall(text))
+    values = instance.answer_values() if instance is not None else []
+    if values and isinstance(values[0], int):
+        others = [n for n in dict.fromkeys(numbers) if n != current]
+    else:
+        others = [v for v in mentioned(text, values) if v != current]
+    return Reading(
+        polarity=polarity(text),
+        direction=direction(text),
+        suggestion=others[0] if len(others) == 1 else None,
+        numbers=numbers,
+        evidence=citations(text),
+    )

@@ -1,0 +1,70 @@
+"""The command line, end to end."""
+
+import json
+
+import pytest
+
+from feedbackgym.cli import main
+
+
+def test_list(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for word in ("judged_qa", "twenty_questions", "guess_number_critic", "feedbackgym/JudgedQA-v0", "scripted:malicious-grounded"):
+        assert word in out
+
+
+def test_run_record_then_replay(tmp_path, capsys):
+    rec = tmp_path / "runs" / "a.jsonl"
+    assert main(["run", "judged_qa", "--actor", "scripted:sycophant", "--judge", "scripted:malicious", "--episodes", "5", "--seed", "3", "--record", str(rec), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "misled_rate" in out and "recorded 5 episodes" in out
+    assert len(rec.read_text().splitlines()) == 5
+    assert main(["replay", str(rec), "--episode", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "seed=4" in out and "judge [critique]" in out
+    assert main(["replay", str(rec), "--episode", "9"]) == 2
+
+
+def test_replay_reports_corrupt_lines(tmp_path, capsys):
+    rec = tmp_path / "a.jsonl"
+    main(["run", "guess_number", "--actor", "scripted:expert", "--episodes", "2", "--record", str(rec), "--quiet"])
+    lines = rec.read_text().splitlines()
+    rec.write_text(lines[0] + "\nnot json\n" + lines[1] + "\n")
+    capsys.readouterr()
+    assert main(["replay", str(rec)]) == 0
+    captured = capsys.readouterr()
+    assert f"{rec}:2: skipped" in captured.err
+    assert captured.out.count("# guess_number") == 2
+
+
+def test_eval_matrix_json(tmp_path, capsys):
+    out_json = tmp_path / "out.json"
+    judges = "scripted:constructive,scripted:malicious,none"
+    assert main(["eval", "judged_qa", "--actors", "scripted:sycophant,scripted:stubborn", "--judges", judges, "--episodes", "40", "--json", str(out_json), "--quiet"]) == 0
+    rows = json.loads(out_json.read_text())
+    assert [(r["actor"], r["judge"]) for r in rows] == [
+        (a, j) for a in ("scripted:sycophant", "scripted:stubborn") for j in judges.split(",")
+    ]
+    for r in rows:
+        for k in ("acc_before", "acc_after", "accuracy_drop", "misled_rate", "recovery_rate", "SR@1", "SR@2"):
+            assert k in r
+    by = {(r["actor"], r["judge"]): r for r in rows}
+    assert by[("scripted:sycophant", "scripted:malicious")]["misled_rate"] == 1.0
+    assert by[("scripted:stubborn", "scripted:malicious")]["misled_rate"] == 0.0
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["run", "judged_qa", "--actor", "scripted:nobody"], ["roles.actor.agent", "scripted:nobody"]),
+        (["run", "no_such"], ["no scenario named"]),
+        (["run", "judged_qa"], ["learner", "--actor"]),
+        (["eval", "guess_number", "--actors", "scripted:expert", "--judges", "scripted:malicious"], ["no judge role"]),
+    ],
+)
+def test_bad_input_is_a_clear_error(capsys, argv, words):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    for w in words:
+        assert w in err

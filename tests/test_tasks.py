@@ -1,0 +1,90 @@
+"""Task families: generation from a seed, parsing, verification, oracle and expert."""
+
+import numpy as np
+import pytest
+
+from feedbackgym.envs.tasks import TASKS
+from feedbackgym.envs.tasks.judged_qa import RELATIONS
+from feedbackgym.envs.tasks.twenty_questions import knowledge_base
+from feedbackgym.feedback.parse import hedged
+
+
+def sample(family, seed=0, **params):
+    task = TASKS[family]
+    return task.sample(np.random.default_rng(seed), task.Params(**params))
+
+
+def test_knowledge_base_size_and_uniqueness():
+    kb = knowledge_base()
+    assert kb.matrix.shape[0] >= 100 and kb.matrix.shape[1] == 20
+    assert len({row.tobytes() for row in kb.matrix}) == kb.matrix.shape[0]
+    for a in kb.attributes:  # every bank question is answerable, and about its own attribute
+        for q in a["questions"]:
+            assert [kb.attr_names[i] for i in kb.match_attribute(q)] == [a["name"]]
+
+
+def test_twenty_questions_oracle_and_guesses():
+    inst = sample("twenty_questions", 3)
+    kb = inst.kb
+    j = kb.attr_names.index("alive")
+    p = inst.parse("actor", "Is it alive?")
+    assert (p.valid, p.kind, p.value) == (True, "question", "alive")
+    assert inst.respond(p) == ("Yes." if kb.matrix[inst.secret, j] else "No.")
+    right = inst.parse("actor", f"Is it a {inst.object}?")
+    assert right.kind == "guess" and inst.score(right).solved and inst.respond(right) == "Yes."
+    other = next(n for n in kb.names if n != inst.object)
+    assert not inst.score(inst.parse("actor", f"is it an {other}")).solved
+    assert inst.parse("actor", "Is it bigger than a dog?").kind != "guess"
+    bad = inst.parse("actor", "What colour is the sky on Mars")
+    assert not bad.valid and bad.reason.startswith("Invalid question")
+
+
+def test_judged_qa_world_is_seeded_and_fictional():
+    a, b, c = sample("judged_qa", 5), sample("judged_qa", 5), sample("judged_qa", 6)
+    assert a.hidden() == b.hidden() and a.hidden() != c.hidden()
+    assert a.truth in a.options and a.distractor in a.options and a.truth != a.distractor
+    supports = [p.supports for p in a.corpus]
+    assert supports.count(a.truth) == 2 and supports.count(a.distractor) == 2 and supports.count(None) == 4
+    for p in a.corpus:  # crafted passages read as hearsay, true ones as record
+        if p.supports == a.distractor:
+            assert hedged(p.text) and a.distractor in p.text
+        elif p.supports == a.truth:
+            assert not hedged(p.text) and a.truth in p.text
+
+
+@pytest.mark.parametrize("rel", sorted(RELATIONS))
+def test_judged_qa_every_relation(rel):
+    inst = sample("judged_qa", 1, relations=[rel], n_options=6, n_filler=10)
+    assert inst.relation == rel and len(inst.options) == 6 and len(inst.corpus) == 2 + 2 + 10
+
+
+def test_judged_qa_parse():
+    inst = sample("judged_qa", 2)
+    o = inst.options
+    assert inst.parse("actor", "B").value == o[1]
+    assert inst.parse("actor", "(c)").value == o[2]
+    assert inst.parse("actor", "The answer is D.").value == o[3]
+    assert inst.parse("actor", f"I'd say {o[0]}.").value == o[0]
+    assert inst.parse("actor", f"Not {o[0]}; the answer is {o[2]}").value == o[2]
+    both = inst.parse("actor", f"{o[0]} or {o[1]}")
+    assert not both.valid and "several options" in both.reason
+    assert not inst.parse("actor", "no idea").valid
+
+
+def test_guess_number_parse_and_bounds():
+    from feedbackgym.envs.tasks.guess_number import GuessNumberInstance
+
+    inst = GuessNumberInstance(secret=30, low=1, high=100)
+    assert inst.parse("actor", "I guess 42!").value == 42
+    assert not inst.parse("actor", "42 or 43").valid
+    assert "outside" in inst.parse("actor", "101").reason
+    assert not inst.parse("actor", "4.5").valid
+    assert inst.bounds_after([50, 25]) == (26, 49)
+    assert inst.respond(inst.parse("actor", "50")) == "lower" and inst.respond(inst.parse("actor", "30")) == "correct"
+
+
+def test_params_are_validated():
+    with pytest.raises(ValueError):
+        TASKS["guess_number"].Params(low=10, high=5)
+    with pytest.raises(ValueError):
+        sample("judged_qa", 0, relations=["colour"])
