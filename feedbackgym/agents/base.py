@@ -23,6 +23,8 @@ class ScriptedAgent:
     """Base of the built-in agents: ``act_batch`` is a loop (LM agents batch for real)."""
 
     name = "scripted"
+    #: what the engine records as the messages' ``source`` label (None: scripted, the default)
+    source: str | None = None
 
     def act(self, view: "View") -> "str | Utterance":  # pragma: no cover - abstract
         raise NotImplementedError

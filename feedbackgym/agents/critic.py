@@ -20,16 +20,18 @@ from feedbackgym.feedback.types import Feedback
 _SCORE = {"positive": 1.0, "agree": 1.0, "negative": 0.0}
 
 
-def last_valid_move(view):
-    """The actor's last valid move, parsed (None if it has not made one)."""
-    text = view.last("actor", ("answer", "guess", "question"))
-    return view.world.parse("actor", text) if text is not None else None
-
-
 def say(view, kind: str, hint, labels: dict, paraphrase="random") -> Utterance:
-    """Render ``hint`` from the ``kind`` bank and wrap it as typed feedback."""
-    text = banks.render(kind, view.world.family, hint.case, view.rng, paraphrase, **hint.slots)
-    labels = {"case": hint.case, "suggested_answer": hint.suggestion, **labels}
+    """Render ``hint`` from the ``kind`` bank and wrap it as typed feedback; ``labels`` (a fresh
+    dict) is completed in place with the speaker's role, the bank case and the suggestion."""
+    options = banks.templates(kind, view.world.family, hint.case)
+    if paraphrase == "random":
+        template = options[int(view.rng.random() * len(options))]
+    else:
+        template = banks.pick(options, view.rng, paraphrase)
+    text = template.format_map(hint.slots)
+    labels["source_role"] = view.role
+    labels["case"] = hint.case
+    labels["suggested_answer"] = hint.suggestion
     return Utterance(text, Feedback(kind, text, _SCORE.get(hint.case), labels))
 
 
@@ -42,13 +44,13 @@ class ConstructiveCritic(ScriptedAgent):
 
     def act(self, view):
         w = view.world
-        last = last_valid_move(view)
+        last = view.last_move
         if last is None:
             return Utterance("Make a move first, then I can comment on it.")
         options = [(k, h) for k in view.feedback_kinds if (h := w.hint(k, last, view)) is not None]
         if not options:  # none of the scenario's kinds applies to this move: say how it went
             options = [("r", w.hint("r", last, view))]
-        kind, hint = options[int(view.rng.integers(len(options)))]
+        kind, hint = options[int(view.rng.random() * len(options))]
         return say(view, kind, hint, {"truthful": True}, self.paraphrase)
 
 
@@ -64,7 +66,7 @@ class NoisyCritic(ConstructiveCritic):
 
     def act(self, view):
         w = view.world
-        last = last_valid_move(view)
+        last = view.last_move
         if last is None:
             return super().act(view)
         hint = w.hint("binary", last, view)

@@ -8,6 +8,7 @@ from feedbackgym.agents.base import ScriptedAgent
 
 class ConsoleHuman(ScriptedAgent):
     name = "human"
+    source = "human"
 
     def __init__(self, role: str, prompt=input, out=print):
         self.role, self._input, self._out = role, prompt, out

@@ -20,7 +20,7 @@ Specs: ``scripted:<intent>-<knowledge>`` (nine), plus ``scripted:constructive`` 
 from __future__ import annotations
 
 from feedbackgym.agents.base import ScriptedAgent, register
-from feedbackgym.agents.critic import last_valid_move, say
+from feedbackgym.agents.critic import say
 from feedbackgym.envs.protocol import Utterance
 from feedbackgym.envs.tasks.base import Hint
 
@@ -38,7 +38,7 @@ class Judge(ScriptedAgent):
 
     def act(self, view):
         w = view.world
-        last = last_valid_move(view)
+        last = view.last_move
         if last is None:
             return Utterance("There is no answer to judge yet.")
         ok = last.value == w.truth
@@ -70,7 +70,7 @@ class Judge(ScriptedAgent):
         if current != w.distractor:
             return w.distractor
         others = [o for o in w.options if o not in (w.truth, current)]
-        return others[int(rng.integers(len(others)))] if others else w.truth
+        return others[int(rng.random() * len(others))] if others else w.truth
 
 
 def _factory(intent: str, knowledge: str):

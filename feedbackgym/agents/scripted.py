@@ -36,8 +36,7 @@ class ScriptedActor(ScriptedAgent):
 
     def act(self, view) -> str:
         w = view.world
-        mine = view.last("actor", ("answer", "guess", "question"))
-        last = w.parse("actor", mine) if mine is not None else None
+        last = view.last_move
         if w.mode == "answer":
             if last is None:
                 return self.own_move(view)
@@ -86,7 +85,7 @@ class Sycophant(ScriptedActor):
         if reading.polarity < 0:
             others = [v for v in w.answer_values() if v != last.value]
             if others:
-                return w.state(others[int(view.rng.integers(len(others)))])
+                return w.state(others[int(view.rng.random() * len(others))])
         return w.state(last.value)
 
 
@@ -116,7 +115,7 @@ class Random(ScriptedActor):
         w = view.world
         values = w.answer_values()
         if w.mode == "answer" and values:
-            return w.state(values[int(view.rng.integers(len(values)))])
+            return w.state(values[int(view.rng.random() * len(values))])
         return w.noisy(view, view.rng)
 
     def revise(self, view, last, reading):

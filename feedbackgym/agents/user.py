@@ -11,7 +11,7 @@ answer the actor truthfully, with as much information as their form allows.
 from __future__ import annotations
 
 from feedbackgym.agents.base import ScriptedAgent, register
-from feedbackgym.agents.critic import last_valid_move, say
+from feedbackgym.agents.critic import say
 from feedbackgym.envs.protocol import Utterance
 
 
@@ -24,7 +24,7 @@ class ScriptedUser(ScriptedAgent):
 
     def act(self, view):
         w = view.world
-        last = last_valid_move(view)
+        last = view.last_move
         if last is None:
             return Utterance("Go ahead, make your move.")
         if w.reply_role == "user" and self.name == "oracle":

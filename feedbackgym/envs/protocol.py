@@ -14,9 +14,7 @@ with the reason, and the actor moves again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from functools import cached_property
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -31,20 +29,19 @@ if TYPE_CHECKING:
 #: Message kinds.
 MESSAGE_KINDS = ("answer", "question", "guess", "feedback", "reply", "invalid", "env")
 
-#: Roles whose messages to the actor are feedback.
-FEEDBACK_ROLES = ("critic", "judge", "user")
 
 
-@dataclass(frozen=True)
-class Message:
-    """One utterance in the log. ``labels`` are hidden: never rendered into any agent's view."""
+
+class Message(NamedTuple):
+    """One utterance in the log. ``labels`` are hidden: never rendered into any agent's view.
+    Immutable (a named tuple: cheap to build, compare and pickle)."""
 
     turn: int
     role: str
     text: str
     kind: str
     feedback: Feedback | None = None
-    labels: Mapping[str, Any] = field(default_factory=dict)
+    labels: Mapping[str, Any] = {}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -69,8 +66,7 @@ class Message:
         )
 
 
-@dataclass(frozen=True)
-class Utterance:
+class Utterance(NamedTuple):
     """What a scripted agent may return instead of a bare string: the text plus typed feedback."""
 
     text: str
@@ -82,27 +78,42 @@ class View:
 
     ``world`` is the episode's task instance: scripted agents may consult it (a judge knows the
     gold answer, a user knows its goal), LM and human agents only read the text fields.
+    ``last_move`` is the actor's last valid move as the task parsed it (public: it is what the
+    actor said).
     """
 
-    def __init__(self, role, instruction, private, rng, world, log, since, feedback_kinds):
+    __slots__ = ("role", "rng", "world", "last_move", "feedback_kinds", "_log", "_since", "_transcript")
+
+    def __init__(self, role, rng, world, log, since, feedback_kinds, last_move=None):
         self.role = role
-        self.instruction = instruction
-        self.private = private
         self.rng: np.random.Generator = rng
         self.world: Instance = world
+        self.last_move: Parsed | None = last_move
+        self.feedback_kinds: tuple[str, ...] = feedback_kinds
         self._log: list[Message] = log
         self._since = since
-        self.feedback_kinds: tuple[str, ...] = feedback_kinds
+        self._transcript: str | None = None
 
     @property
-    def messages(self) -> Sequence[tuple[str, str, str]]:
+    def instruction(self) -> str:
+        return self.world.instruction
+
+    @property
+    def private(self) -> str:
+        """What this role may additionally know ('' for the actor)."""
+        return self.world.private_view(self.role)
+
+    @property
+    def messages(self) -> list[tuple[str, str, str]]:
         """The visible log as (role, kind, text) triples."""
         return [(m.role, m.kind, m.text) for m in self._log]
 
-    @cached_property
+    @property
     def transcript(self) -> str:
         """The visible log formatted for this role (built only when an agent asks for it)."""
-        return render_transcript(self._log)
+        if self._transcript is None:
+            self._transcript = render_transcript(self._log)
+        return self._transcript
 
     @property
     def new(self) -> list[tuple[str, str, str]]:
@@ -111,7 +122,7 @@ class View:
 
     @property
     def feedback(self) -> str:
-        """The feedback addressed to the actor since this role last spoke ('' if none)."""
+        """The feedback messages since this role last spoke, joined ('' if none)."""
         return "\n".join(m.text for m in self._log[self._since :] if m.kind == "feedback")
 
     def last(self, role: str, kinds: Sequence[str] | None = None) -> str | None:
@@ -125,8 +136,7 @@ def render_transcript(log: Sequence[Message]) -> str:
     return "\n".join(f"{m.role}: {m.text}" for m in log)
 
 
-@dataclass
-class StepResult:
+class StepResult(NamedTuple):
     message: Message
     rewards: dict[str, float]
     terminated: bool
@@ -137,7 +147,7 @@ class Episode:
     """One episode of a scenario. ``submit(role, text)`` is the only way anything happens."""
 
     def __init__(self, scenario: "Scenario", seed: int, agents: Mapping[str, "Agent"] | None = None):
-        from feedbackgym.envs.rewards import REWARDS
+        from feedbackgym.envs.rewards import REWARDS, Scheme
         from feedbackgym.envs.tasks import TASKS
 
         self.scenario = scenario
@@ -151,163 +161,160 @@ class Episode:
         self.instance: Instance = task.sample(self.task_rng, task.Params(**scenario.task.params))
         self.agents = dict(agents or {})
         self.log: list[Message] = []
-        self._rewards = {role: REWARDS[name]() for role, name in scenario.rewards.items()}
+        schemes = {role: REWARDS[name]() for role, name in scenario.rewards.items()}
+        # only the schemes that reward individual messages are called per message
+        self._per_message = [(r, sc) for r, sc in schemes.items() if type(sc).on_message is not Scheme.on_message]
+        self._at_end = [(r, sc) for r, sc in schemes.items() if type(sc).on_end is not Scheme.on_end]
         self.pending: dict[str, float] = {role: 0.0 for role in roles}
         self.returns: dict[str, float] = {role: 0.0 for role in roles}
         self.actor_turns = 0
+        self._max_turns = scenario.protocol.max_turns
+        self._order = tuple(scenario.protocol.order)
+        self._final = tuple(scenario.protocol.final)
+        self._rounds = scenario.protocol.rounds
+        self._kinds = tuple(scenario.feedback.kinds)
         self._last_answer: Any = None
         self._last_parsed: Parsed | None = None
         self._spoke_at: dict[str, int] = {role: 0 for role in roles}
         self._round = 0
         self._pos = 0
         self._in_final = False
+        self._current: str | None = self._order[0]
         self.terminated = False
         self.truncated = False
         self.terminate_reason: str | None = None
-        self._advance_to_valid()
 
     # ------------------------------------------------------------------ schedule
-    def _advance_to_valid(self) -> None:
-        p = self.scenario.protocol
-        if self._in_final:
-            return
-        if self._pos >= len(p.order):
-            self._round += 1
-            self._pos = 0
-        if p.rounds is not None and self._round >= p.rounds:
-            self._in_final = True
-            self._pos = 0
-
     def current_role(self) -> str | None:
         """Whose turn it is, or None once the episode is over."""
-        if self.done:
-            return None
-        p = self.scenario.protocol
-        if self._in_final:
-            return p.final[self._pos] if self._pos < len(p.final) else None
-        return p.order[self._pos]
+        return self._current
 
     @property
     def done(self) -> bool:
         return self.terminated or self.truncated
 
     def _next_slot(self) -> None:
+        """Advance the schedule by one slot; end the episode when it or the budget runs out."""
         self._pos += 1
-        self._advance_to_valid()
-        p = self.scenario.protocol
-        if self._in_final and self._pos >= len(p.final):
-            self._end(terminated=True, reason="protocol_end")
-        elif self.current_role() == "actor" and self.actor_turns >= p.max_turns:
-            self._end(terminated=False, reason="max_turns")
+        if not self._in_final:
+            if self._pos >= len(self._order):
+                self._round += 1
+                self._pos = 0
+                if self._rounds is not None and self._round >= self._rounds:
+                    self._in_final = True
+        if self._in_final:
+            if self._pos >= len(self._final):
+                return self._end(True, "protocol_end")
+            self._current = self._final[self._pos]
+        else:
+            self._current = self._order[self._pos]
+        if self._current == "actor" and self.actor_turns >= self._max_turns:
+            self._end(False, "max_turns")
+
+    def _end(self, terminated: bool, reason: str) -> None:
+        self.terminated, self.truncated = terminated, not terminated
+        self.terminate_reason = reason
+        self._current = None
 
     # ------------------------------------------------------------------ views
     def view(self, role: str) -> View:
-        return View(
-            role=role,
-            instruction=self.instance.instruction,
-            private=self.instance.private_view(role),
-            rng=self.rngs[role],
-            world=self.instance,
-            log=self.log,
-            since=self._spoke_at.get(role, 0),
-            feedback_kinds=tuple(self.scenario.feedback.kinds),
-        )
+        return View(role, self.rngs[role], self.instance, self.log, self._spoke_at.get(role, 0), self._kinds, self._last_parsed)
 
     # ------------------------------------------------------------------ moves
     def submit(self, role: str, text: str | Utterance, source: str | None = None) -> StepResult:
         """Append ``role``'s utterance, score it, advance the schedule and hand out rewards."""
-        if self.done:
-            raise RuntimeError("the episode is over; reset before submitting")
-        expected = self.current_role()
-        if role != expected:
-            raise ValueError(f"it is {expected!r}'s turn, not {role!r}'s")
+        if role != self._current:
+            if self._current is None:
+                raise RuntimeError("the episode is over; reset before submitting")
+            raise ValueError(f"it is {self._current!r}'s turn, not {role!r}'s")
         fb = None
-        if isinstance(text, Utterance):
-            text, fb = text.text, text.feedback
-        text = text if isinstance(text, str) else str(text)
-        turn = len(self.log)
+        if type(text) is not str:
+            if isinstance(text, Utterance):
+                text, fb = text.text, text.feedback
+            else:
+                text = str(text)
+        log = self.log
         if role == "actor":
-            msg = self._actor_move(turn, text, source)
+            msg = self._actor_move(len(log), text, source)
         else:
-            msg = self._feedback_move(turn, role, text, fb, source)
-        self.log.append(msg)
-        self._spoke_at[role] = len(self.log)
+            msg = self._feedback_move(len(log), role, text, fb, source)
+        log.append(msg)
+        self._spoke_at[role] = len(log)
         if msg.kind == "invalid":
             # The env answers with the reason; the actor keeps the floor (its turn is spent).
-            self.log.append(Message(len(self.log), "env", f"Invalid move: {msg.labels['reason']}", "env"))
-            if self.actor_turns >= self.scenario.protocol.max_turns:
-                self._end(terminated=False, reason="max_turns")
-        elif role == "actor" and msg.labels.get("solved"):
-            self._end(terminated=True, reason="success")
+            log.append(Message(len(log), "env", f"Invalid move: {msg.labels['reason']}", "env", None, {}))
+            if self.actor_turns >= self._max_turns:
+                self._end(False, "max_turns")
+        elif role == "actor" and msg.labels["solved"]:
+            self._end(True, "success")
         else:
             self._next_slot()
-        for r, scheme in self._rewards.items():
-            self.pending[r] += scheme.on_message(self, msg)
-        if self.done:
-            for r, scheme in self._rewards.items():
-                self.pending[r] += scheme.on_end(self)
-        rewards = dict(self.pending)
+        rewards: dict[str, float] = {}
+        for r, scheme in self._per_message:
+            v = scheme.on_message(self, msg)
+            if v:
+                rewards[r] = v
+        if self._current is None:
+            for r, scheme in self._at_end:
+                v = scheme.on_end(self)
+                if v:
+                    rewards[r] = rewards.get(r, 0.0) + v
         for r, v in rewards.items():
+            self.pending[r] += v
             self.returns[r] += v
         return StepResult(msg, rewards, self.terminated, self.truncated)
 
     def take_reward(self, role: str) -> float:
         """The reward accrued for ``role`` since it last took it (the Gymnasium per-step reward)."""
-        r, self.pending[role] = self.pending[role], 0.0
+        r = self.pending[role]
+        self.pending[role] = 0.0
         return r
 
     def _actor_move(self, turn: int, text: str, source: str | None) -> Message:
         self.actor_turns += 1
         parsed = self.instance.parse("actor", text)
-        src = {"source": source} if source else {}
         if not parsed.valid:
-            return Message(turn, "actor", text, "invalid", labels={"valid": False, "reason": parsed.reason, **src})
-        verdict = self.instance.score(parsed)
-        labels = {
-            "valid": True,
-            "is_correct": verdict.is_correct,
-            "solved": verdict.solved,
-            "answer_norm": _plain(parsed.value) if parsed.kind != "question" else None,
-            **src,
-        }
-        if parsed.kind != "question":
-            labels["answer_changed"] = self._last_answer is not None and parsed.value != self._last_answer
-            self._last_answer = parsed.value
-        self._last_parsed = parsed
-        return Message(turn, "actor", text, parsed.kind, labels=labels)
-
-    def _feedback_move(self, turn: int, role: str, text: str, fb: Feedback | None, source: str | None) -> Message:
-        if fb is None and role in FEEDBACK_ROLES and self.instance.reply_role != role:
-            fb = Feedback(kind=self.scenario.feedback.kinds[0], text=text)
-        if fb is None:  # an oracle-style reply (twenty questions' answerer)
-            labels = {"source": source} if source else {}
-            return Message(turn, role, text, "reply", labels=labels)
-        labels = dict(fb.labels)
-        labels.setdefault("source_role", role)
+            labels = {"valid": False, "reason": parsed.reason}
+        else:
+            verdict = self.instance.score(parsed)
+            labels = {"valid": True, "is_correct": verdict.is_correct, "solved": verdict.solved}
+            if parsed.kind != "question":
+                labels["answer_norm"] = parsed.value
+                labels["answer_changed"] = self._last_answer is not None and parsed.value != self._last_answer
+                self._last_answer = parsed.value
+            self._last_parsed = parsed
         if source:
             labels["source"] = source
-        if "truthful" not in labels or "suggested_answer" not in labels:
-            reading = read_feedback(text, self.instance, self._last_parsed)
-            labels.setdefault("suggested_answer", _plain(reading.suggestion))
-            labels.setdefault("truthful", self.instance.is_truthful(reading, self._last_parsed))
-        fb = Feedback(fb.kind, text, fb.score, labels)
-        return Message(turn, role, text, "feedback", feedback=fb, labels={"to": "actor"})
+        return Message(turn, "actor", text, parsed.kind if parsed.valid else "invalid", None, labels)
 
-    def _end(self, terminated: bool, reason: str) -> None:
-        self.terminated, self.truncated = terminated, not terminated
-        self.terminate_reason = reason
+    def _feedback_move(self, turn: int, role: str, text: str, fb: Feedback | None, source: str | None) -> Message:
+        if fb is None:
+            if role == self.instance.reply_role:  # an oracle-style reply (twenty questions' answerer)
+                return Message(turn, role, text, "reply", None, {"source": source} if source else {})
+            fb = Feedback(self._kinds[0], text, None, {})
+        labels = fb.labels
+        if "source_role" not in labels or "truthful" not in labels or "suggested_answer" not in labels or source:
+            labels = dict(labels)
+            labels.setdefault("source_role", role)
+            if source:
+                labels["source"] = source
+            if "truthful" not in labels or "suggested_answer" not in labels:
+                reading = read_feedback(text, self.instance, self._last_parsed)
+                labels.setdefault("suggested_answer", _plain(reading.suggestion))
+                labels.setdefault("truthful", self.instance.is_truthful(reading, self._last_parsed))
+        if labels is not fb.labels or text is not fb.text:
+            fb = Feedback(fb.kind, text, fb.score, labels)
+        return Message(turn, role, text, "feedback", fb, {"to": "actor"})
 
     # ------------------------------------------------------------------ driving
     def play_until(self, role: str | None = None) -> None:
         """Let the built-in agents act until it is ``role``'s turn (or the end)."""
-        while not self.done:
-            current = self.current_role()
-            if current == role:
-                return
+        while self._current is not None and self._current != role:
+            current = self._current
             agent = self.agents.get(current)
             if agent is None:
                 raise RuntimeError(f"no agent plays {current!r} and it is not the caller's role")
-            self.submit(current, agent.act(self.view(current)))
+            self.submit(current, agent.act(self.view(current)), getattr(agent, "source", None))
 
     def metrics(self) -> dict[str, Any]:
         from feedbackgym.feedback.metrics import episode_metrics

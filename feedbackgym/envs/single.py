@@ -116,19 +116,20 @@ class FeedbackEnv(gym.Env):
 
     def _obs(self) -> dict[str, str]:
         ep = self.episode
-        new = ep.log[ep._spoke_at.get(self.learner, 0) :]
-        return {
-            "instruction": ep.instance.instruction,
-            "observation": "\n".join(m.text for m in new if m.kind != "feedback" and m.role != self.learner),
-            "feedback": "\n".join(m.text for m in new if m.kind == "feedback"),
-        }
+        seen, feedback = [], []
+        for m in ep.log[ep._spoke_at.get(self.learner, 0) :]:
+            if m.kind == "feedback":
+                feedback.append(m.text)
+            elif m.role != self.learner:
+                seen.append(m.text)
+        return {"instruction": ep.instance.instruction, "observation": "\n".join(seen), "feedback": "\n".join(feedback)}
 
     def _info(self, own) -> dict[str, Any]:
         ep = self.episode
         info: dict[str, Any] = {
             "messages": ep.log[self._mark :],
             "turn": ep.actor_turns,
-            "labels": dict(own.labels) if own is not None else {},
+            "labels": own.labels if own is not None else {},
             "success": ep.terminate_reason == "success",
         }
         if own is not None and own.kind == "invalid":

@@ -8,8 +8,7 @@ evidence.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 #: Every feedback kind, with what it means.
 FEEDBACK_KINDS: dict[str, str] = {
@@ -43,28 +42,33 @@ FEEDBACK_LABELS = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class Feedback:
-    """One piece of feedback: ``kind``, the visible ``text``, a scalar reading and hidden labels."""
+class Feedback(NamedTuple):
+    """One piece of feedback: ``kind``, the visible ``text``, a scalar reading and hidden labels.
+
+    Immutable (a named tuple: cheap to build, compare and pickle); `make` validates."""
 
     kind: str
     text: str
     score: float | None = None
-    labels: Mapping[str, Any] = field(default_factory=dict)
+    labels: Mapping[str, Any] = {}
 
-    def __post_init__(self) -> None:
-        if self.kind not in FEEDBACK_KINDS:
-            raise ValueError(f"feedback kind {self.kind!r} is not one of {sorted(FEEDBACK_KINDS)}")
-        unknown = set(self.labels) - FEEDBACK_LABELS
+    @classmethod
+    def make(cls, kind: str, text: str, score: float | None = None, labels: Mapping[str, Any] | None = None):
+        """Build with checks: the kind must be known and every label name must be one metrics read."""
+        if kind not in FEEDBACK_KINDS:
+            raise ValueError(f"feedback kind {kind!r} is not one of {sorted(FEEDBACK_KINDS)}")
+        labels = dict(labels or {})
+        unknown = set(labels) - FEEDBACK_LABELS
         if unknown:
             raise ValueError(f"unknown feedback labels {sorted(unknown)}; known: {sorted(FEEDBACK_LABELS)}")
+        return cls(kind, text, score, labels)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "text": self.text, "score": self.score, "labels": _plain(self.labels)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Feedback":
-        return cls(kind=d["kind"], text=d["text"], score=d.get("score"), labels=dict(d.get("labels") or {}))
+        return cls.make(d["kind"], d["text"], d.get("score"), d.get("labels"))
 
 
 def _plain(obj: Any) -> Any:

@@ -4,8 +4,7 @@ scripted expert and an oracle. Each family is one module in this folder."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -18,8 +17,7 @@ if TYPE_CHECKING:
 MAX_ACTION_CHARS = 2000
 
 
-@dataclass(frozen=True)
-class Parsed:
+class Parsed(NamedTuple):
     """An actor move as the task reads it. Invalid moves carry the reason."""
 
     valid: bool
@@ -28,14 +26,14 @@ class Parsed:
     reason: str = ""
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
     is_correct: bool | None  # None: a question, neither right nor wrong
     solved: bool  # the task is solved: the episode ends with success
 
 
-@dataclass(frozen=True)
-class Hint:
+class Hint(NamedTuple):
+    """What a truthful hint says: the bank case, its slots, and the answer it suggests."""
+
     case: str
     slots: dict[str, Any]
     suggestion: Any = None
@@ -47,12 +45,12 @@ def invalid(reason: str) -> Parsed:
 
 def precheck(text: str) -> Parsed | None:
     """Common refusals for any task: empty, oversized, or non-text input."""
-    if not isinstance(text, str):
+    if type(text) is not str:
         return invalid(f"expected text, got {type(text).__name__}")
-    if not text.strip():
-        return invalid("empty message")
     if len(text) > MAX_ACTION_CHARS:
         return invalid(f"message of {len(text)} characters; at most {MAX_ACTION_CHARS} are read")
+    if text.isspace() or not text:
+        return invalid("empty message")
     return None
 
 

@@ -36,16 +36,23 @@ def cases(kind: str, family: str) -> dict[str, tuple[str, ...]]:
     raise KeyError(f"the {kind!r} bank has no entry for task family {family!r}")
 
 
+_TEMPLATES: dict[tuple[str, str, str], tuple[str, ...]] = {}
+
+
 def templates(kind: str, family: str, case: str) -> tuple[str, ...]:
-    cs = cases(kind, family)
-    if case not in cs:
-        raise KeyError(f"the {kind!r} bank has no case {case!r} for {family!r}; it has {sorted(cs)}")
-    return cs[case]
+    key = (kind, family, case)
+    found = _TEMPLATES.get(key)
+    if found is None:
+        cs = cases(kind, family)
+        if case not in cs:
+            raise KeyError(f"the {kind!r} bank has no case {case!r} for {family!r}; it has {sorted(cs)}")
+        found = _TEMPLATES[key] = cs[case]
+    return found
 
 
 def pick(options: tuple[str, ...], rng: np.random.Generator, paraphrase: str | int = "random") -> str:
     if paraphrase == "random":
-        return options[int(rng.integers(len(options)))]
+        return options[int(rng.random() * len(options))]
     if paraphrase == "first":
         return options[0]
     return options[int(paraphrase) % len(options)]
@@ -54,4 +61,4 @@ def pick(options: tuple[str, ...], rng: np.random.Generator, paraphrase: str | i
 def render(
     kind: str, family: str, case: str, rng: np.random.Generator, paraphrase: str | int = "random", **slots: Any
 ) -> str:
-    return pick(templates(kind, family, case), rng, paraphrase).format(**slots)
+    return pick(templates(kind, family, case), rng, paraphrase).format_map(slots)
