@@ -36,12 +36,20 @@ class KnowledgeBase:
         for i, o in enumerate(self.objects):
             for v in o["variants"]:
                 self.variant_of[v.lower()] = i
-        self.keywords = [[tuple(g) for g in a["keywords"]] for a in self.attributes]
+        # keyword groups, indexed by each group's first word: a question's tokens look up only
+        # the groups they could complete
+        self._groups: dict[str, list[tuple[frozenset[str], int]]] = {}
+        for i, a in enumerate(self.attributes):
+            for g in a["keywords"]:
+                self._groups.setdefault(g[0], []).append((frozenset(g), i))
 
     def match_attribute(self, question: str) -> list[int]:
+        """Attributes with a keyword group whose words all occur in the question (a token also
+        matches its singular or plural form)."""
         tokens = set(_WORD.findall(question.lower()))
         tokens |= {t[:-1] for t in tokens if t.endswith("s")} | {t + "s" for t in tokens}
-        return [i for i, groups in enumerate(self.keywords) if any(all(w in tokens for w in g) for g in groups)]
+        found = {i for t in tokens for group, i in self._groups.get(t, ()) if group <= tokens}
+        return sorted(found)
 
     def match_object(self, question: str) -> int | None:
         m = _GUESS.search(question.lower().strip())
