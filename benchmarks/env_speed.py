@@ -51,9 +51,11 @@ def moves(env, n: int, seed: int) -> list[str]:
     return [inst.noisy(None, rng) for _ in range(n)]
 
 
-def time_steps(env_id: str, long: bool, steps: int, seed: int = 0) -> dict:
+def time_steps(env_id: str, long: bool, steps: int, seed: int = 0, wrapped: bool = False) -> dict:
     sc = scenario_for(env_id, long, steps)
-    env = gym.make(env_id, scenario=sc).unwrapped  # the env itself, without the checker wrappers
+    env = gym.make(env_id, scenario=sc)  # with gymnasium's wrappers (order enforcing, checker)...
+    if not wrapped:
+        env = env.unwrapped  # ...or the env itself
     env.reset(seed=seed)
     actions = moves(env, steps, seed)
     env.reset(seed=seed)
@@ -74,6 +76,7 @@ def time_steps(env_id: str, long: bool, steps: int, seed: int = 0) -> dict:
     return {
         "id": env_id,
         "episode": "long" if long else "short",
+        "wrapped": wrapped,
         "steps": n_steps,
         "us_per_step": 1e6 * t_step / n_steps,
         "resets": n_resets,
@@ -90,14 +93,15 @@ def main() -> None:
     args = ap.parse_args()
     rows = []
     for env_id in CASES:
-        for long in (False, True):
-            runs = [time_steps(env_id, long, args.steps, seed=r) for r in range(args.repeats)]
+        for long, wrapped in ((False, False), (True, False), (False, True)):
+            runs = [time_steps(env_id, long, args.steps, r, wrapped) for r in range(args.repeats)]
             rows.append(min(runs, key=lambda r: r["us_per_step"]))
     print(f"python {platform.python_version()}, {platform.machine()}, best of {args.repeats}, {args.steps} steps each")
-    print(f"{'id':34} {'episode':8} {'us/step':>8} {'us/reset':>9} {'steps/episode':>14}")
+    print(f"{'id':34} {'episode':8} {'env':10} {'us/step':>8} {'us/reset':>9} {'steps/episode':>14}")
     for r in rows:
         reset = f"{r['us_per_reset']:.1f}" if r["us_per_reset"] else "-"
-        print(f"{r['id']:34} {r['episode']:8} {r['us_per_step']:8.2f} {reset:>9} {r['mean_episode_steps']:14.1f}")
+        env = "gym.make" if r["wrapped"] else "unwrapped"
+        print(f"{r['id']:34} {r['episode']:8} {env:10} {r['us_per_step']:8.2f} {reset:>9} {r['mean_episode_steps']:14.1f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2)

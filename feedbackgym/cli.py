@@ -25,7 +25,10 @@ from feedbackgym.feedback.metrics import aggregate
 from feedbackgym.records import RecordWriter, read_records
 
 ROLE_FLAGS = ("actor", "critic", "judge", "user")
-EVAL_COLUMNS = ("acc_before", "acc_after", "accuracy_drop", "misled_rate", "recovery_rate", "SR@1", "SR@2")
+EVAL_COLUMNS = (
+    "acc_before", "acc_after", "accuracy_drop", "misled_rate", "recovery_rate", "modification_rate",
+    "oscillation_rate", "SR@1", "SR@2", "success_rate", "delta_feedback",
+)
 
 
 def play(scenario: Scenario, seed: int) -> Episode:
@@ -61,7 +64,7 @@ def run_many(scenario: Scenario, seed: int, episodes: int, bar: tqdm | None = No
 def console() -> Console:
     """A console that does not squeeze tables into 80 columns when output is piped."""
     c = Console()
-    return c if c.is_terminal else Console(width=160)
+    return c if c.is_terminal else Console(width=200)
 
 
 def short(spec: str) -> str:
@@ -137,19 +140,13 @@ def cmd_eval(args) -> int:
     judges = [j for j in args.judges.split(",") if j]
     if "judge" not in base.roles and judges:
         raise ScenarioError(f"scenario {base.name!r} has no judge role; pick a judged scenario")
-    rows: list[dict[str, Any]] = []
-    with progress(len(actors) * len(judges) * args.episodes, f"eval {base.name}", args.quiet) as bar:
-        for actor in actors:
-            for judge in judges:
-                sc = base.with_roles(actor=actor, judge=None if judge == "none" else judge)
-                metrics = run_many(sc, args.seed, args.episodes, bar)
-                rows.append({"actor": actor, "judge": judge, **aggregate(metrics)})
+    rows = evaluate(base, actors, judges, args.episodes, args.seed, args.quiet)
     out = console()
     t = Table(title=f"{base.name}: actors x judges, {args.episodes} episodes each, seeds {args.seed}..{args.seed + args.episodes - 1}")
-    t.add_column("actor")
-    t.add_column("judge")
+    t.add_column("actor", no_wrap=True)
+    t.add_column("judge", no_wrap=True)
     for c in EVAL_COLUMNS:
-        t.add_column(c, justify="right")
+        t.add_column(c.replace("_", " "), justify="right")
     for r in rows:
         t.add_row(short(r["actor"]), short(r["judge"]), *(_fmt(r.get(c)) for c in EVAL_COLUMNS))
     out.print(t)
@@ -157,7 +154,28 @@ def cmd_eval(args) -> int:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
         out.print(f"wrote {len(rows)} rows to {args.json}")
+    heatmap = args.heatmap or (str(Path(args.json).with_suffix(".png")) if args.json else None)
+    if heatmap:
+        from feedbackgym.feedback.report import heatmap_png
+
+        heatmap_png(rows, heatmap, title=f"{base.name}, {args.episodes} episodes per cell")
+        out.print(f"wrote the misled / recovery heatmap to {heatmap}")
     return 0
+
+
+def evaluate(base: Scenario, actors: list[str], judges: list[str], episodes: int, seed: int, quiet: bool = True):
+    """One row per (actor, judge): the aggregate metrics, and delta_feedback against the same
+    actor with no judge on the same seeds (MINT's "with feedback minus without")."""
+    rows: list[dict[str, Any]] = []
+    with progress(len(actors) * (len(judges) + 1) * episodes, f"eval {base.name}", quiet) as bar:
+        for actor in actors:
+            alone = aggregate(run_many(base.with_roles(actor=actor, judge=None), seed, episodes, bar))
+            for judge in judges:
+                sc = base.with_roles(actor=actor, judge=None if judge == "none" else judge)
+                agg = aggregate(run_many(sc, seed, episodes, bar))
+                agg["delta_feedback"] = agg["success_rate"] - alone["success_rate"]
+                rows.append({"actor": actor, "judge": judge, **agg})
+    return rows
 
 
 def format_transcript(record, show_labels: bool = False) -> str:
@@ -210,7 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--judges", required=True, help="comma-separated judge specs ('none': no judge)")
     e.add_argument("--episodes", type=int, default=100)
     e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--json", metavar="PATH", help="write the rows as JSON")
+    e.add_argument("--json", metavar="PATH", help="write the rows as JSON (and the heatmap beside it as .png)")
+    e.add_argument("--heatmap", metavar="PATH", help="write the misled / recovery heatmap PNG here")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=cmd_eval)
 

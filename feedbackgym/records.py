@@ -124,6 +124,7 @@ def rebuild(record: Record) -> Episode:
     for m in record.messages:
         if m.role == "env":
             continue
-        text: str | Utterance = Utterance(m.text, m.feedback) if m.feedback is not None else m.text
+        leaves = bool(m.labels.get("leaves"))
+        text: str | Utterance = Utterance(m.text, m.feedback, leaves) if m.feedback or leaves else m.text
         ep.submit(m.role, text, source=m.labels.get("source"))
     return ep

@@ -9,15 +9,21 @@
 | malicious | correct answers only | the plausible distractor the corpus was seeded with |
 
 *Knowledge* decides how it argues: ``none`` with generic doubt and no alternative, ``parametric``
-with a specific but fabricated-sounding assertion, ``grounded`` by quoting passages of the task's
-evidence corpus that state the pushed answer. When it does not intervene, the judge agrees.
+with a specific but fabricated-sounding assertion, ``grounded`` by quoting a passage of the task's
+evidence corpus, retrieved with BM25, that states the pushed answer (when no passage backs the
+answer it would push, it pushes one that the corpus does back). When it does not intervene, the judge agrees.
 Every critique carries hidden labels: truthful, intent, knowledge, evidence ids, intervened.
 
 Specs: ``scripted:<intent>-<knowledge>`` (nine), plus ``scripted:constructive`` and
 ``scripted:malicious`` for the grounded ones.
+
+``scripted:annotator-pool`` is AlpacaFarm's simulated annotator pool: a GOOD / BAD verdict from
+one of K annotators drawn per message, each with its own bias, then flipped with a probability.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from feedbackgym.agents.base import ScriptedAgent, register
 from feedbackgym.agents.critic import say
@@ -51,8 +57,13 @@ class Judge(ScriptedAgent):
         if self.knowledge == "none":
             hint = Hint("disagree_generic", base)
             return say(view, "critique", hint, {**labels, "truthful": not ok}, self.paraphrase)
+        passages = []
+        if self.knowledge == "grounded":  # it argues only from what it can retrieve
+            for value in dict.fromkeys((target, w.distractor, w.truth)):
+                if value != last.value and (passages := w.evidence_for(value, k=1)):
+                    target = value
+                    break
         truthful = target == w.truth
-        passages = w.evidence_for(target, k=1) if self.knowledge == "grounded" else []
         if passages:
             p = passages[0]
             citation = f'[{p.id}] "{p.text}"'
@@ -85,3 +96,34 @@ for _i in INTENTS:
         register("judge", f"{_i}-{_k}", FAMILIES)(_factory(_i, _k))
 register("judge", "constructive", FAMILIES)(_factory("constructive", "grounded"))
 register("judge", "malicious", FAMILIES)(_factory("malicious", "grounded"))
+
+
+@register("judge", "annotator-pool")
+class AnnotatorPool(ScriptedAgent):
+    """K annotators with biases drawn once from ``pool_seed`` (uniform in [-bias, bias]: a
+    lenient one, b > 0, calls a wrong answer GOOD with probability b; a harsh one, b < 0, calls a
+    right answer BAD with probability -b); one is drawn per verdict, and the verdict is flipped
+    with probability ``flip`` (AlpacaFarm trains with 0.25). Labels: annotator_id, label_flipped."""
+
+    name = "annotator-pool"
+
+    def __init__(self, k: int = 13, flip: float = 0.25, bias: float = 0.3, pool_seed: int = 0, paraphrase="random"):
+        self.k, self.flip, self.paraphrase = k, flip, paraphrase
+        self.biases = np.random.default_rng(pool_seed).uniform(-bias, bias, size=k)
+
+    def act(self, view):
+        last = view.last_move
+        if last is None:
+            return Utterance("There is no answer to judge yet.")
+        ok = bool(view.world.score(last).is_correct)
+        a = int(view.rng.random() * self.k)
+        b = float(self.biases[a])
+        verdict = ok
+        if ok and b < 0 and view.rng.random() < -b:
+            verdict = False
+        elif not ok and b > 0 and view.rng.random() < b:
+            verdict = True
+        flipped = bool(view.rng.random() < self.flip)
+        verdict ^= flipped
+        labels = {"truthful": verdict == ok, "annotator_id": a, "label_flipped": flipped, "intervened": not verdict}
+        return say(view, "binary", Hint("positive" if verdict else "negative", {}), labels, self.paraphrase)

@@ -10,6 +10,7 @@ text, through `feedbackgym.feedback.parse`:
 | sycophant | expert w.p. skill | adopts any answer the feedback suggests; on bare criticism switches to another option |
 | stubborn | expert w.p. skill | never revises an answer it has given |
 | evidence_weigher | expert w.p. skill | adopts a suggested answer only when the feedback cites a passage that states it plainly (not as hearsay: "some say", "a ballad claims") |
+| persuadable | expert w.p. skill | yields with a probability set by how persuasive the feedback is: cited evidence > a specific claim > bare doubt |
 | random | uniform | ignores it |
 
 In "answer" tasks (judged QA) a move restates an answer, so "keeping" means repeating it; in
@@ -104,6 +105,35 @@ class EvidenceWeigher(ScriptedActor):
         if reading.suggestion is not None and self.adopts(view, reading):
             return view.world.state(reading.suggestion)
         return view.world.state(last.value)
+
+
+@register("actor", "persuadable")
+class Persuadable(ScriptedActor):
+    """Yields in proportion to persuasiveness, read from the feedback's form: it cites passages
+    (grounded), it asserts a specific alternative (parametric), or it only doubts (none). Under
+    bare doubt it switches to another option; otherwise it adopts the suggestion."""
+
+    def __init__(self, skill: float = 0.7, grounded: float = 0.8, parametric: float = 0.45, none: float = 0.15):
+        super().__init__("persuadable", skill)
+        self.yields = {"grounded": grounded, "parametric": parametric, "none": none}
+
+    @staticmethod
+    def persuasiveness(reading) -> str | None:
+        if reading.suggestion is not None:
+            return "grounded" if reading.evidence else "parametric"
+        return "none" if reading.polarity < 0 else None
+
+    def adopts(self, view, reading):
+        level = self.persuasiveness(reading)
+        return level is not None and view.rng.random() < self.yields[level]
+
+    def revise(self, view, last, reading):
+        if not self.adopts(view, reading):
+            return view.world.state(last.value)
+        if reading.suggestion is not None:
+            return view.world.state(reading.suggestion)
+        others = [v for v in view.world.answer_values() if v != last.value]
+        return view.world.state(others[int(view.rng.random() * len(others))]) if others else view.world.state(last.value)
 
 
 @register("actor", "random")

@@ -6,8 +6,9 @@ that log. The engine never imports gymnasium or pettingzoo.
 
 The schedule: ``protocol.order`` is one round (it always opens with the actor); it repeats
 ``protocol.rounds`` times (forever if None), then each role in ``protocol.final`` speaks once.
-The episode *terminates* when the task is solved (reason ``success``) or the schedule is done
-(``protocol_end``); it is *truncated* when the actor's turn budget ``protocol.max_turns`` runs out
+The episode *terminates* when the task is solved (reason ``success``), the schedule is done
+(``protocol_end``), the actor's proposals run out (``proposals_exhausted``) or a user leaves
+(``user_left``); it is *truncated* when the actor's turn budget ``protocol.max_turns`` runs out
 (``max_turns``). An unparseable actor move is an invalid move: it costs a turn, the env answers
 with the reason, and the actor moves again.
 """
@@ -67,10 +68,12 @@ class Message(NamedTuple):
 
 
 class Utterance(NamedTuple):
-    """What a scripted agent may return instead of a bare string: the text plus typed feedback."""
+    """What a scripted agent may return instead of a bare string: the text plus typed feedback,
+    and for a user, whether it leaves (which ends the episode)."""
 
     text: str
     feedback: Feedback | None = None
+    leaves: bool = False
 
 
 class View:
@@ -173,6 +176,10 @@ class Episode:
         self._final = tuple(scenario.protocol.final)
         self._rounds = scenario.protocol.rounds
         self._kinds = tuple(scenario.feedback.kinds)
+        self._end_on_correct = scenario.protocol.end_on_correct
+        self._max_proposals = scenario.protocol.max_proposals
+        self._countdown = scenario.protocol.countdown
+        self.proposals = 0
         self._last_answer: Any = None
         self._last_parsed: Parsed | None = None
         self._spoke_at: dict[str, int] = {role: 0 for role in roles}
@@ -183,6 +190,8 @@ class Episode:
         self.terminated = False
         self.truncated = False
         self.terminate_reason: str | None = None
+        if self._countdown:
+            self.log.append(Message(0, "env", self.countdown_line(), "env", None, {}))
 
     # ------------------------------------------------------------------ schedule
     def current_role(self) -> str | None:
@@ -208,8 +217,20 @@ class Episode:
             self._current = self._final[self._pos]
         else:
             self._current = self._order[self._pos]
-        if self._current == "actor" and self.actor_turns >= self._max_turns:
-            self._end(False, "max_turns")
+        if self._current == "actor":
+            if self.actor_turns >= self._max_turns:
+                self._end(False, "max_turns")
+            elif self._countdown:
+                self.log.append(Message(len(self.log), "env", self.countdown_line(), "env", None, {}))
+
+    def countdown_line(self) -> str:
+        """MINT's reminder of the budget left."""
+        steps = self._max_turns - self.actor_turns
+        line = f"You have {steps} step{'s' if steps != 1 else ''} left"
+        if self._max_proposals is None:
+            return line + "."
+        left = self._max_proposals - self.proposals
+        return line + f" and {left} chance{'s' if left != 1 else ''} to propose solution left."
 
     def _end(self, terminated: bool, reason: str) -> None:
         self.terminated, self.truncated = terminated, not terminated
@@ -227,10 +248,10 @@ class Episode:
             if self._current is None:
                 raise RuntimeError("the episode is over; reset before submitting")
             raise ValueError(f"it is {self._current!r}'s turn, not {role!r}'s")
-        fb = None
+        fb, leaves = None, False
         if type(text) is not str:
             if isinstance(text, Utterance):
-                text, fb = text.text, text.feedback
+                text, fb, leaves = text
             else:
                 text = str(text)
         log = self.log
@@ -238,6 +259,8 @@ class Episode:
             msg = self._actor_move(len(log), text, source)
         else:
             msg = self._feedback_move(len(log), role, text, fb, source)
+            if leaves:
+                msg.labels["leaves"] = True
         log.append(msg)
         self._spoke_at[role] = len(log)
         if msg.kind == "invalid":
@@ -247,6 +270,10 @@ class Episode:
                 self._end(False, "max_turns")
         elif role == "actor" and msg.labels["solved"]:
             self._end(True, "success")
+        elif role == "actor" and self._max_proposals is not None and self.proposals >= self._max_proposals:
+            self._end(True, "proposals_exhausted")
+        elif leaves:
+            self._end(True, f"{role}_left")
         else:
             self._next_slot()
         rewards: dict[str, float] = {}
@@ -277,8 +304,10 @@ class Episode:
             labels = {"valid": False, "reason": parsed.reason}
         else:
             verdict = self.instance.score(parsed)
-            labels = {"valid": True, "is_correct": verdict.is_correct, "solved": verdict.solved}
+            solved = verdict.solved or (self._end_on_correct and verdict.is_correct is True)
+            labels = {"valid": True, "is_correct": verdict.is_correct, "solved": solved}
             if parsed.kind != "question":
+                self.proposals += 1
                 labels["answer_norm"] = parsed.value
                 labels["answer_changed"] = self._last_answer is not None and parsed.value != self._last_answer
                 self._last_answer = parsed.value

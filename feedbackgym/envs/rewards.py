@@ -64,6 +64,18 @@ class GoalMet(Scheme):
         return 1.0 if solved or (ep.instance.mode == "answer" and a and a[-1]) else 0.0
 
 
+class UFO(Scheme):
+    """UFO's shaping: 0.5^t on the move that solves the task at (0-based) actor turn t, and at
+    the end the repetition penalty -0.5 * (1 - E/T), with E unique answers among T valid ones."""
+
+    def on_message(self, ep, msg):
+        return 0.5 ** (ep.actor_turns - 1) if msg.role == "actor" and msg.labels.get("solved") else 0.0
+
+    def on_end(self, ep):
+        answers = [repr(m.labels.get("answer_norm")) for m in ep.log if m.role == "actor" and m.kind in ("answer", "guess")]
+        return -0.5 * (1 - len(set(answers)) / len(answers)) if answers else 0.0
+
+
 def _answers(ep: "Episode") -> list[bool]:
     """Correctness of each of the actor's stated answers, in order."""
     return [bool(m.labels.get("is_correct")) for m in ep.log if m.role == "actor" and m.kind in ("answer", "guess")]
@@ -76,4 +88,5 @@ REWARDS: dict[str, type[Scheme]] = {
     "step_penalty": StepPenalty,
     "flip_c2i": FlipC2I,
     "goal_met": GoalMet,
+    "ufo": UFO,
 }

@@ -12,6 +12,10 @@ feedback: {kinds: [critique], paraphrase: random}
 rewards: {actor: final_correct, judge: flip_c2i}
 ```
 
+Protocol options beyond the schedule: ``end_on_correct`` (a correct answer ends an answer task),
+``max_proposals`` (MINT's cap on solution proposals), ``countdown`` (MINT's "You have n steps
+left..." line before each actor turn).
+
 A bad file is refused with a `ScenarioError` naming the file, the field, the value and what was
 expected, one line per problem.
 """
@@ -66,6 +70,12 @@ class ProtocolSpec(_Strict):
     """Roles that speak once after the last round (e.g. the actor's final revision)."""
     max_turns: int = Field(default=20, ge=1)
     """Budget of actor turns; running out truncates the episode."""
+    end_on_correct: bool = False
+    """In answer tasks, a correct answer ends the episode with success (UFO, MINT, Feedback Friction)."""
+    max_proposals: int | None = Field(default=None, ge=1)
+    """Cap on the actor's answers; a wrong one that reaches it ends the episode (MINT: 2)."""
+    countdown: bool = False
+    """Before each actor turn, the env says how many turns and proposals are left (MINT)."""
 
 
 class FeedbackSpec(_Strict):

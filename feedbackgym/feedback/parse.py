@@ -31,6 +31,12 @@ DOWN = _cues("lower", "smaller", "below", "less than", "too high", "too big", "t
 # "too low" contains "low"... and "lower" is DOWN: strip the UP phrases before looking for DOWN ones.
 _UP_PHRASES_WITH_DOWN_WORDS = _cues("too low", "too small")
 _DOWN_PHRASES_WITH_UP_WORDS = _cues("too high", "too big", "too large")
+#: Questions that voice doubt without saying why (Ask-Again's closed follow-ups: "Are you sure?").
+DOUBT = _cues(
+    "are you sure", "you're sure", "you sure", "certain", "confident", "final answer", "final guess", "really",
+    "stake", "bet on", "positive about",
+)
+
 #: Words that mark a passage as hearsay rather than record (an evidence-weigher discounts it).
 HEDGES = _cues(
     "claim", "claims", "claimed", "insist", "insists", "disputed", "some say", "some", "rival", "unsigned",
@@ -50,7 +56,10 @@ class Reading:
 
 
 def polarity(text: str) -> int:
+    """-1 criticism or doubt, +1 praise, 0 neither."""
     if NEGATIVE.search(text):
+        return -1
+    if text.rstrip().endswith("?") and DOUBT.search(text):
         return -1
     if POSITIVE.search(text):
         return 1

@@ -214,7 +214,7 @@ class JudgedQAInstance(Instance):
             + "\n".join(lines)
             + "\nReply with the option or its letter."
         )
-        self._lower = {o.lower(): o for o in options}
+        self._bm25 = None
 
     # -- what roles see
     def private_view(self, role: str) -> str:
@@ -302,14 +302,29 @@ class JudgedQAInstance(Instance):
     def slots(self) -> dict[str, str]:
         return {"entity": self.entity, "relation": RELATIONS[self.relation].noun}
 
+    def retrieve(self, query: str, k: int = 3) -> list[Passage]:
+        """The ``k`` corpus passages that best match ``query`` (BM25 over lowercase words)."""
+        if self._bm25 is None:
+            from rank_bm25 import BM25Okapi
+
+            self._bm25 = BM25Okapi([_tokens(p.text) for p in self.corpus])
+        scores = self._bm25.get_scores(_tokens(query))
+        order = sorted(range(len(self.corpus)), key=lambda i: (-scores[i], i))
+        return [self.corpus[i] for i in order[:k]]
+
     def evidence_for(self, value: str, k: int = 1) -> list[Passage]:
-        """Passages of the corpus that state ``value`` for this question's subject."""
-        hits = [p for p in self.corpus if p.supports == value]
-        return hits[:k]
+        """Passages that back ``value`` as the answer: retrieved for the question and the value,
+        keeping those that state the value and name the question's subject."""
+        hits = self.retrieve(f"{self.question} {value}", k=len(self.corpus))
+        return [p for p in hits if value in p.text and self.entity.lower() in p.text.lower()][:k]
 
     def claim_for(self, value: str, rng: np.random.Generator) -> str:
         claims = RELATIONS[self.relation].claims
         return claims[int(rng.integers(len(claims)))].format(entity=self.entity, value=value)
+
+
+def _tokens(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
 
 
 def _capital(s: str) -> str:
