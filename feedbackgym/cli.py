@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -18,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from tqdm import tqdm
 
-from feedbackgym.agents import make_agent, scripted_names
+from feedbackgym.agents import agents_for, scripted_names
 from feedbackgym.envs.protocol import Episode
 from feedbackgym.envs.scenario import Scenario, ScenarioError, list_scenarios, load_scenario
 from feedbackgym.feedback.metrics import aggregate
@@ -33,8 +34,7 @@ EVAL_COLUMNS = (
 
 def play(scenario: Scenario, seed: int) -> Episode:
     """One whole episode with the scenario's agents in every seat."""
-    family = scenario.task.family
-    agents = {r: make_agent(s.agent, r, s.params, family) for r, s in scenario.roles.items()}
+    agents = agents_for(scenario)
     missing = [r for r, a in agents.items() if a is None]
     if missing:
         raise ScenarioError(f"roles {missing} are seats for a learner; give them agents (e.g. --{missing[0]} scripted:expert)")
@@ -248,6 +248,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ScenarioError, ValueError) as e:
         print(f"feedbackgym {args.command}: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (| head): not an error; keep Python from complaining at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -72,7 +72,11 @@ def check_spec(spec: str, role: str, family: str | None = None) -> str | None:
             return f"scripted:{name} plays only in {', '.join(fams)}"
         return None
     if kind == "lm":
-        return "an available agent kind: lm:PATH agents are not part of this release yet"
+        try:
+            from feedbackgym.agents.lm import missing_model
+        except ImportError as e:
+            return f"the lm extra for lm:PATH agents (pip install 'feedbackgym[lm]'; {e})"
+        return missing_model(name)
     known = ", ".join(f"scripted:{n}" for n in scripted_names(role))
     return f"a spec KIND:NAME (learner, human, or one of {known})"
 
@@ -88,8 +92,18 @@ def make_agent(spec: str, role: str, params: dict[str, Any] | None = None, famil
         from feedbackgym.agents.human import ConsoleHuman
 
         return ConsoleHuman(role)
+    if spec.startswith("lm:"):
+        from feedbackgym.agents.lm import LMAgent
+
+        return LMAgent.from_pretrained(spec.removeprefix("lm:"), **(params or {}))
     _, _, name = spec.partition(":")
     return SCRIPTED[(role, name)](**(params or {}))
+
+
+def agents_for(scenario) -> dict[str, Any]:
+    """The agent of every seat of ``scenario`` (None for the learner's seat)."""
+    family = scenario.task.family
+    return {role: make_agent(s.agent, role, s.params, family) for role, s in scenario.roles.items()}
 
 
 def _load() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import gymnasium as gym
 from gymnasium import spaces
 
-from feedbackgym.agents import make_agent
+from feedbackgym.agents import agents_for
 from feedbackgym.envs.protocol import Episode, render_transcript
 from feedbackgym.envs.scenario import Scenario, load_scenario
 from feedbackgym.envs.tasks.base import MAX_ACTION_CHARS
@@ -84,11 +84,7 @@ class FeedbackEnv(gym.Env):
         if render_mode not in (None, "ansi"):
             raise ValueError(f"render_mode {render_mode!r}: expected None or 'ansi'")
         self.render_mode = render_mode
-        family = self.scenario.task.family
-        self.agents = {
-            role: make_agent(spec.agent, role, spec.params, family) for role, spec in self.scenario.roles.items()
-        }
-        self.agents = {r: a for r, a in self.agents.items() if a is not None}
+        self.agents = {r: a for r, a in agents_for(self.scenario).items() if a is not None}
         text = spaces.Text(max_length=MAX_OBS_CHARS, min_length=0, charset=CHARSET)
         self.observation_space = spaces.Dict({"instruction": text, "observation": text, "feedback": text})
         self.action_space = spaces.Text(max_length=MAX_ACTION_CHARS, min_length=0, charset=CHARSET)

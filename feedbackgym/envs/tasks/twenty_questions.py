@@ -83,6 +83,7 @@ class TwentyQuestionsInstance(Instance):
         )
         self._seen = 0
         self._mask = np.ones(len(kb.names), dtype=bool)
+        self._answers: list[tuple[Parsed, bool]] = []
         self._asked: set[int] = set()
         self._guessed: set[int] = set()
         self._pending: Parsed | None = None
@@ -125,24 +126,28 @@ class TwentyQuestionsInstance(Instance):
 
     # -- policies
     def _update(self, view) -> None:
-        """Keep the candidates consistent with every answered question (incrementally)."""
-        log = view._log
-        for m in log[self._seen :]:
+        """Record every answered question or guess since the last call and narrow the candidates."""
+        for m in view._log[self._seen :]:
             if m.role == "actor" and m.kind in ("question", "guess"):
                 self._pending = self.parse("actor", m.text)
             elif m.kind == "reply" and self._pending is not None:
+                move, self._pending = self._pending, None
                 yes = m.text.strip().lower().startswith("yes")
-                p, self._pending = self._pending, None
-                if p.kind == "guess":
-                    i = self.kb.names.index(p.value)
-                    self._guessed.add(i)
-                    if not yes:
-                        self._mask[i] = False
+                self._answers.append((move, yes))
+                self._narrow(self._mask, move, yes)
+                if move.kind == "guess":
+                    self._guessed.add(self.kb.names.index(move.value))
                 else:
-                    j = self.kb.attr_names.index(p.value)
-                    self._asked.add(j)
-                    self._mask &= self.kb.matrix[:, j] == yes
-        self._seen = len(log)
+                    self._asked.add(self.kb.attr_names.index(move.value))
+        self._seen = len(view._log)
+
+    def _narrow(self, mask: np.ndarray, move: Parsed, yes: bool) -> None:
+        """Drop from ``mask`` the objects that contradict the answer ``yes`` to ``move``."""
+        if move.kind == "guess":
+            if not yes:
+                mask[self.kb.names.index(move.value)] = False
+        else:
+            mask &= self.kb.matrix[:, self.kb.attr_names.index(move.value)] == yes
 
     def expert(self, view) -> str:
         """Ask the question that splits the remaining candidates most evenly; guess when one is left."""
@@ -191,28 +196,15 @@ class TwentyQuestionsInstance(Instance):
 
     def _informative(self, view, attribute: str) -> bool:
         """Did asking about ``attribute`` split the candidates that were left before it was asked?"""
-        j = self.kb.attr_names.index(attribute)
-        before = self._mask_before_last(view)
-        col = self.kb.matrix[before, j]
-        return bool(col.any() and not col.all())
-
-    def _mask_before_last(self, view) -> np.ndarray:
+        self._update(view)
+        before = self._answers
+        if before and before[-1][0] == view.last_move:  # the question itself has been answered already
+            before = before[:-1]
         mask = np.ones(len(self.kb.names), dtype=bool)
-        pending = None
-        actor_msgs = [i for i, m in enumerate(view._log) if m.role == "actor"]
-        stop = actor_msgs[-1] if actor_msgs else len(view._log)
-        for m in view._log[:stop]:
-            if m.role == "actor" and m.kind in ("question", "guess"):
-                pending = self.parse("actor", m.text)
-            elif m.kind == "reply" and pending is not None:
-                yes = m.text.strip().lower().startswith("yes")
-                if pending.kind == "guess":
-                    if not yes:
-                        mask[self.kb.names.index(pending.value)] = False
-                else:
-                    mask &= self.kb.matrix[:, self.kb.attr_names.index(pending.value)] == yes
-                pending = None
-        return mask
+        for move, yes in before:
+            self._narrow(mask, move, yes)
+        col = self.kb.matrix[mask, self.kb.attr_names.index(attribute)]
+        return bool(col.any() and not col.all())
 
     def candidates_left(self, view) -> int:
         self._update(view)
