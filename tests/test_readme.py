@@ -1,0 +1,24 @@
+"""The README's tour runs as written."""
+
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_python_tour_runs(capsys):
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    assert blocks, "the README has a Python tour"
+    for code in blocks:
+        exec(compile(code, str(README), "exec"), {})
+    out = capsys.readouterr().out
+    assert "Reply with the option or its letter." in out and "intent" in out
+
+
+def test_readme_opens_with_the_two_commands():
+    text = README.read_text()
+    first_block = text.split("```")[1]
+    assert first_block.strip().splitlines()[:2] == [
+        "make demo    # set-up on first use, then the actors x judges robustness matrix on judged_qa (seconds)",
+        "make test    # set-up on first use, then the whole default suite",
+    ]
