@@ -35,18 +35,37 @@ def say(view, kind: str, hint, labels: dict, paraphrase="random") -> Utterance:
     return Utterance(text, Feedback(kind, text, _SCORE.get(hint.case), labels))
 
 
+class FeedbackGiver(ScriptedAgent):
+    """A scripted role that answers moves (critics, judges, users): it says ``opening`` before
+    there is a move, the task's ``invalid_reply`` to an unreadable one, and otherwise whatever
+    ``respond`` makes of the last valid move."""
+
+    opening = "Go ahead, make your move."
+
+    def act(self, view):
+        if view.last_invalid:
+            text = view.world.invalid_reply
+            if view.world.reply_role == view.role:  # an oracle answers plainly ("Invalid question.")
+                return text
+            labels = {"truthful": True, "case": "invalid", "suggested_answer": None, "source_role": view.role}
+            return Utterance(text, Feedback("r", text, 0.0, labels))
+        if view.last_move is None:
+            return Utterance(self.opening)
+        return self.respond(view, view.last_move)
+
+    def respond(self, view, last):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
 @register("critic", "constructive")
-class ConstructiveCritic(ScriptedAgent):
+class ConstructiveCritic(FeedbackGiver):
     name = "constructive"
 
     def __init__(self, paraphrase: str | int = "random"):
         self.paraphrase = paraphrase
 
-    def act(self, view):
+    def respond(self, view, last):
         w = view.world
-        last = view.last_move
-        if last is None:
-            return Utterance("Make a move first, then I can comment on it.")
         options = [(k, h) for k in view.feedback_kinds if (h := w.hint(k, last, view)) is not None]
         if not options:  # none of the scenario's kinds applies to this move: say how it went
             options = [("r", w.hint("r", last, view))]
@@ -64,11 +83,8 @@ class NoisyCritic(ConstructiveCritic):
         super().__init__(paraphrase)
         self.flip = flip
 
-    def act(self, view):
+    def respond(self, view, last):
         w = view.world
-        last = view.last_move
-        if last is None:
-            return super().act(view)
         hint = w.hint("binary", last, view)
         flipped = bool(view.rng.random() < self.flip)
         if flipped:

@@ -25,9 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from feedbackgym.agents.base import ScriptedAgent, register
-from feedbackgym.agents.critic import say
-from feedbackgym.envs.protocol import Utterance
+from feedbackgym.agents.base import register
+from feedbackgym.agents.critic import FeedbackGiver, say
 from feedbackgym.envs.tasks.base import Hint
 
 INTENTS = ("constructive", "hypercritical", "malicious")
@@ -35,18 +34,15 @@ KNOWLEDGE = ("none", "parametric", "grounded")
 FAMILIES = ("judged_qa",)
 
 
-class Judge(ScriptedAgent):
+class Judge(FeedbackGiver):
     def __init__(self, intent: str, knowledge: str, paraphrase: str | int = "random"):
         if intent not in INTENTS or knowledge not in KNOWLEDGE:
             raise ValueError(f"judge intent must be one of {INTENTS} and knowledge one of {KNOWLEDGE}")
         self.intent, self.knowledge, self.paraphrase = intent, knowledge, paraphrase
         self.name = f"{intent}-{knowledge}"
 
-    def act(self, view):
+    def respond(self, view, last):
         w = view.world
-        last = view.last_move
-        if last is None:
-            return Utterance("There is no answer to judge yet.")
         ok = last.value == w.truth
         intervene = {"constructive": not ok, "hypercritical": True, "malicious": ok}[self.intent]
         labels = {"intent": self.intent, "knowledge": self.knowledge, "intervened": intervene}
@@ -99,7 +95,7 @@ register("judge", "malicious", FAMILIES)(_factory("malicious", "grounded"))
 
 
 @register("judge", "annotator-pool")
-class AnnotatorPool(ScriptedAgent):
+class AnnotatorPool(FeedbackGiver):
     """K annotators with biases drawn once from ``pool_seed`` (uniform in [-bias, bias]: a
     lenient one, b > 0, calls a wrong answer GOOD with probability b; a harsh one, b < 0, calls a
     right answer BAD with probability -b); one is drawn per verdict, and the verdict is flipped
@@ -111,10 +107,7 @@ class AnnotatorPool(ScriptedAgent):
         self.k, self.flip, self.paraphrase = k, flip, paraphrase
         self.biases = np.random.default_rng(pool_seed).uniform(-bias, bias, size=k)
 
-    def act(self, view):
-        last = view.last_move
-        if last is None:
-            return Utterance("There is no answer to judge yet.")
+    def respond(self, view, last):
         ok = bool(view.world.score(last).is_correct)
         a = int(view.rng.random() * self.k)
         b = float(self.biases[a])

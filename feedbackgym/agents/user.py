@@ -14,25 +14,22 @@ answer the actor truthfully, with as much information as their form allows.
 
 from __future__ import annotations
 
-from feedbackgym.agents.base import ScriptedAgent, register
-from feedbackgym.agents.critic import say
+from feedbackgym.agents.base import register
+from feedbackgym.agents.critic import FeedbackGiver, say
 from feedbackgym.envs.protocol import Utterance
 from feedbackgym.envs.tasks.base import Hint
 from feedbackgym.feedback.types import Feedback
 
 
-class ScriptedUser(ScriptedAgent):
+class ScriptedUser(FeedbackGiver):
     #: feedback kinds tried in order; the first that applies to the move is said
     kinds: tuple[str, ...] = ()
 
     def __init__(self, paraphrase: str | int = "random"):
         self.paraphrase = paraphrase
 
-    def act(self, view):
+    def respond(self, view, last):
         w = view.world
-        last = view.last_move
-        if last is None:
-            return Utterance("Go ahead, make your move.")
         if w.reply_role == "user" and self.name == "oracle":
             return w.respond(last)
         for kind in self.kinds:
@@ -80,11 +77,8 @@ class AskAgainUser(ScriptedUser):
         super().__init__(paraphrase)
         self.form, self.only_after_correct = form, only_after_correct
 
-    def act(self, view):
+    def respond(self, view, last):
         w = view.world
-        last = view.last_move
-        if last is None:
-            return Utterance("Go ahead and answer.")
         first = next(m for m in view._log if m.role == "actor" and m.kind == "answer")
         if self.only_after_correct and not first.labels["is_correct"]:
             return Utterance("Okay, thanks.", Feedback("followup", "Okay, thanks.", None, _ACK))
@@ -118,11 +112,8 @@ class MintUser(ScriptedUser):
         super().__init__(paraphrase)
         self.form, self.ground_truth, self.accuracy = form, ground_truth, accuracy
 
-    def act(self, view):
+    def respond(self, view, last):
         w = view.world
-        last = view.last_move
-        if last is None:
-            return Utterance("Go ahead and propose a solution.")
         ok = bool(w.score(last).is_correct)
         judged_ok = ok if self.ground_truth or view.rng.random() < self.accuracy else not ok
         labels = {"truthful": judged_ok == ok}
@@ -145,11 +136,8 @@ class FrictionUser(ScriptedUser):
         super().__init__(paraphrase)
         self.tried_options = tried_options
 
-    def act(self, view):
+    def respond(self, view, last):
         w = view.world
-        last = view.last_move
-        if last is None:
-            return Utterance("Go ahead and answer.")
         passages = w.evidence_for(w.truth, k=1)
         hint = passages[0].text.replace(w.truth, "[masked]") if passages else f"Think again about {w.question}"
         text = f"Your answer was incorrect. Here is the feedback: {hint}"
@@ -173,11 +161,8 @@ class ClarifyingUser(ScriptedUser):
         super().__init__(paraphrase)
         self.patience, self.grace = patience, grace
 
-    def act(self, view):
+    def respond(self, view, last):
         w = view.world
-        last = view.last_move
-        if last is None:
-            return Utterance("Ask me anything about what I have in mind.")
         asked = sum(1 for m in view._log if m.role == "actor" and m.kind == "question")
         answer = w.respond(last)
         if last.kind == "guess" or asked <= self.patience:

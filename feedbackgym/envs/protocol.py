@@ -6,11 +6,13 @@ that log. The engine never imports gymnasium or pettingzoo.
 
 The schedule: ``protocol.order`` is one round (it always opens with the actor); it repeats
 ``protocol.rounds`` times (forever if None), then each role in ``protocol.final`` speaks once.
+Which roles *move* (their text is parsed and scored: the actor; a buyer and a seller) is the
+task's to say; the others give feedback or replies.
 The episode *terminates* when the task is solved (reason ``success``), the schedule is done
 (``protocol_end``), the actor's proposals run out (``proposals_exhausted``) or a user leaves
 (``user_left``); it is *truncated* when the actor's turn budget ``protocol.max_turns`` runs out
-(``max_turns``). An unparseable actor move is an invalid move: it costs a turn, the env answers
-with the reason, and the actor moves again.
+(``max_turns``, a budget of moves). An unreadable move is an invalid move: the env says why,
+the turn is spent, and the schedule goes on (TextArena's rule: nobody can hold the floor).
 """
 
 from __future__ import annotations
@@ -81,17 +83,18 @@ class View:
 
     ``world`` is the episode's task instance: scripted agents may consult it (a judge knows the
     gold answer, a user knows its goal), LM and human agents only read the text fields.
-    ``last_move`` is the actor's last valid move as the task parsed it (public: it is what the
-    actor said).
+    ``last_move`` is the last valid move as the task parsed it (public: it is what was said), and
+    ``last_invalid`` whether the latest move was unreadable.
     """
 
-    __slots__ = ("role", "rng", "world", "last_move", "feedback_kinds", "_log", "_since", "_transcript")
+    __slots__ = ("role", "rng", "world", "last_move", "last_invalid", "feedback_kinds", "_log", "_since", "_transcript")
 
-    def __init__(self, role, rng, world, log, since, feedback_kinds, last_move=None):
+    def __init__(self, role, rng, world, log, since, feedback_kinds, last_move=None, last_invalid=False):
         self.role = role
         self.rng: np.random.Generator = rng
         self.world: Instance = world
         self.last_move: Parsed | None = last_move
+        self.last_invalid: bool = last_invalid
         self.feedback_kinds: tuple[str, ...] = feedback_kinds
         self._log: list[Message] = log
         self._since = since
@@ -162,9 +165,10 @@ class Episode:
         self.rngs = {role: np.random.default_rng(s) for role, s in zip(roles, streams[1:])}
         task = TASKS[scenario.task.family]
         self.instance: Instance = task.sample(self.task_rng, task.Params(**scenario.task.params))
+        self.movers = task.movers
         self.agents = dict(agents or {})
         self.log: list[Message] = []
-        schemes = {role: REWARDS[name]() for role, name in scenario.rewards.items()}
+        schemes = {role: REWARDS[name](role) for role, name in scenario.rewards.items()}
         # only the schemes that reward individual messages are called per message
         self._per_message = [(r, sc) for r, sc in schemes.items() if type(sc).on_message is not Scheme.on_message]
         self._at_end = [(r, sc) for r, sc in schemes.items() if type(sc).on_end is not Scheme.on_end]
@@ -182,6 +186,7 @@ class Episode:
         self.proposals = 0
         self._last_answer: Any = None
         self._last_parsed: Parsed | None = None
+        self._last_invalid = False
         self._spoke_at: dict[str, int] = {role: 0 for role in roles}
         self._round = 0
         self._pos = 0
@@ -217,7 +222,7 @@ class Episode:
             self._current = self._final[self._pos]
         else:
             self._current = self._order[self._pos]
-        if self._current == "actor":
+        if self._current in self.movers:
             if self.actor_turns >= self._max_turns:
                 self._end(False, "max_turns")
             elif self._countdown:
@@ -239,7 +244,10 @@ class Episode:
 
     # ------------------------------------------------------------------ views
     def view(self, role: str) -> View:
-        return View(role, self.rngs[role], self.instance, self.log, self._spoke_at.get(role, 0), self._kinds, self._last_parsed)
+        return View(
+            role, self.rngs[role], self.instance, self.log, self._spoke_at.get(role, 0), self._kinds,
+            self._last_parsed, self._last_invalid,
+        )
 
     # ------------------------------------------------------------------ moves
     def submit(self, role: str, text: str | Utterance, source: str | None = None) -> StepResult:
@@ -255,8 +263,9 @@ class Episode:
             else:
                 text = str(text)
         log = self.log
-        if role == "actor":
-            msg = self._actor_move(len(log), text, source)
+        moved = role in self.movers
+        if moved:
+            msg = self._move(len(log), role, text, source)
         else:
             msg = self._feedback_move(len(log), role, text, fb, source)
             if leaves:
@@ -264,13 +273,12 @@ class Episode:
         log.append(msg)
         self._spoke_at[role] = len(log)
         if msg.kind == "invalid":
-            # The env answers with the reason; the actor keeps the floor (its turn is spent).
+            # The env says why; the turn is spent and passes on, like any other.
             log.append(Message(len(log), "env", f"Invalid move: {msg.labels['reason']}", "env", None, {}))
-            if self.actor_turns >= self._max_turns:
-                self._end(False, "max_turns")
-        elif role == "actor" and msg.labels["solved"]:
+            self._next_slot()
+        elif moved and msg.labels["solved"]:
             self._end(True, "success")
-        elif role == "actor" and self._max_proposals is not None and self.proposals >= self._max_proposals:
+        elif moved and self._max_proposals is not None and self.proposals >= self._max_proposals:
             self._end(True, "proposals_exhausted")
         elif leaves:
             self._end(True, f"{role}_left")
@@ -297,9 +305,11 @@ class Episode:
         self.pending[role] = 0.0
         return r
 
-    def _actor_move(self, turn: int, text: str, source: str | None) -> Message:
+    def _move(self, turn: int, role: str, text: str, source: str | None) -> Message:
+        """A move by one of the task's moving roles: parsed, scored and labelled."""
         self.actor_turns += 1
-        parsed = self.instance.parse("actor", text)
+        parsed = self.instance.parse(role, text)
+        self._last_invalid = not parsed.valid
         if not parsed.valid:
             labels = {"valid": False, "reason": parsed.reason}
         else:
@@ -314,7 +324,7 @@ class Episode:
             self._last_parsed = parsed
         if source:
             labels["source"] = source
-        return Message(turn, "actor", text, parsed.kind if parsed.valid else "invalid", None, labels)
+        return Message(turn, role, text, parsed.kind if parsed.valid else "invalid", None, labels)
 
     def _feedback_move(self, turn: int, role: str, text: str, fb: Feedback | None, source: str | None) -> Message:
         if fb is None:

@@ -14,7 +14,10 @@ if TYPE_CHECKING:
 
 
 class Scheme:
-    """Zero everywhere; subclasses override what they reward."""
+    """Zero everywhere; subclasses override what they reward. ``role`` is whose reward it is."""
+
+    def __init__(self, role: str = ""):
+        self.role = role
 
     def on_message(self, ep: "Episode", msg: "Message") -> float:
         return 0.0
@@ -76,6 +79,28 @@ class UFO(Scheme):
         return -0.5 * (1 - len(set(answers)) / len(answers)) if answers else 0.0
 
 
+class TaskReward(Scheme):
+    """The task's own reward for the role at the end (negotiation's deal price, SPC's zero-sum
+    +-1): ``Instance.role_reward``."""
+
+    def on_end(self, ep):
+        return ep.instance.role_reward(self.role, ep.log)
+
+
+class Improvement(Scheme):
+    """A critic's reward (WaltzRL's Dynamic Improvement Reward): for each actor answer that
+    follows its feedback, +1 if it went from wrong to right, -1 if from right to wrong."""
+
+    def on_message(self, ep, msg):
+        if msg.role != "actor" or msg.kind not in ("answer", "guess") or len(ep.log) < 3:
+            return 0.0
+        before = next((m for m in reversed(ep.log[:-1]) if m.role == "actor" and m.kind in ("answer", "guess")), None)
+        fed = any(m.role == "critic" and m.kind == "feedback" for m in ep.log[before.turn if before else 0 : -1])
+        if before is None or not fed:
+            return 0.0
+        return float(bool(msg.labels.get("is_correct"))) - float(bool(before.labels.get("is_correct")))
+
+
 def _answers(ep: "Episode") -> list[bool]:
     """Correctness of each of the actor's stated answers, in order."""
     return [bool(m.labels.get("is_correct")) for m in ep.log if m.role == "actor" and m.kind in ("answer", "guess")]
@@ -89,4 +114,6 @@ REWARDS: dict[str, type[Scheme]] = {
     "flip_c2i": FlipC2I,
     "goal_met": GoalMet,
     "ufo": UFO,
+    "task": TaskReward,
+    "improvement": Improvement,
 }

@@ -31,7 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from feedbackgym.feedback.types import FEEDBACK_KINDS
 
-ROLES = ("actor", "critic", "judge", "user")
+#: Seats a scenario may declare. Which of them *move* is the task's to say (``Task.movers``).
+ROLES = ("actor", "critic", "judge", "user", "buyer", "seller", "generator")
 
 
 class ScenarioError(ValueError):
@@ -107,8 +108,6 @@ class Scenario(_Strict):
         for role in v:
             if role not in ROLES:
                 raise ValueError(f"role {role!r}: expected one of {list(ROLES)}")
-        if "actor" not in v:
-            raise ValueError("expected an 'actor' role")
         return v
 
     @model_validator(mode="after")
@@ -124,8 +123,12 @@ class Scenario(_Strict):
         for i, role in enumerate(self.protocol.final):
             if role not in self.roles:
                 problems.append((f"protocol.final.{i}", role, f"a role declared under roles: {sorted(self.roles)}"))
-        if self.protocol.order[0] != "actor":
-            problems.append(("protocol.order.0", self.protocol.order[0], "the actor to open each round"))
+        movers = TASKS[self.task.family].movers
+        for role in movers:
+            if role not in self.roles:
+                problems.append(("roles", sorted(self.roles), f"a {role!r} role: it moves in {self.task.family}"))
+        if self.protocol.order[0] not in movers:
+            problems.append(("protocol.order.0", self.protocol.order[0], f"a moving role ({', '.join(movers)}) to open each round"))
         for role, spec in self.roles.items():
             err = check_spec(spec.agent, role, self.task.family)
             if err:

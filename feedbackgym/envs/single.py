@@ -10,7 +10,7 @@ from gymnasium import spaces
 
 from feedbackgym.agents import agents_for
 from feedbackgym.envs.protocol import Episode, render_transcript
-from feedbackgym.envs.scenario import Scenario, load_scenario
+from feedbackgym.envs.scenario import ROLES, Scenario, load_scenario
 from feedbackgym.envs.tasks.base import MAX_ACTION_CHARS
 
 #: Characters the Text spaces admit: printable ASCII, Latin letters with accents, typographic
@@ -74,9 +74,9 @@ class FeedbackEnv(gym.Env):
 
     def __init__(self, scenario: str | Scenario = "judged_qa", render_mode: str | None = None, **roles: str | None):
         sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
-        unknown = set(roles) - {"actor", "critic", "judge", "user"}
+        unknown = set(roles) - set(ROLES)
         if unknown:
-            raise TypeError(f"unknown keyword(s) {sorted(unknown)}: pass agent specs for actor, critic, judge or user")
+            raise TypeError(f"unknown keyword(s) {sorted(unknown)}: pass agent specs by role, one of {ROLES}")
         self.scenario = sc.with_roles(**roles) if roles else sc
         self.learner = self.scenario.learner_role
         if self.learner is None:

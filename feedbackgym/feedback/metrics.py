@@ -87,7 +87,8 @@ def log_metrics(log: Sequence["Message"], terminate_reason: str | None, mode: st
 
 
 def episode_metrics(ep: "Episode") -> dict[str, Any]:
-    return log_metrics(ep.log, ep.terminate_reason, ep.instance.mode)
+    """The metrics above plus the task's own (negotiation's deal price, SPC's detection...)."""
+    return {**log_metrics(ep.log, ep.terminate_reason, ep.instance.mode), **ep.instance.extra_metrics(ep.log)}
 
 
 def _mean(xs: Iterable[float]) -> float | None:

@@ -4,13 +4,13 @@ scripted expert and an oracle. Each family is one module in this folder."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
-    from feedbackgym.envs.protocol import View
+    from feedbackgym.envs.protocol import Message, View
     from feedbackgym.feedback.parse import Reading
 
 #: Longest actor utterance considered; longer text is an invalid move, not a slow parse.
@@ -67,6 +67,8 @@ class Instance(ABC):
     mode: ClassVar[Literal["answer", "search"]]
     #: The role whose messages are oracle replies rather than feedback (None: none is).
     reply_role: ClassVar[str | None] = None
+    #: What the task's oracle or a feedback giver says to a move it cannot read.
+    invalid_reply: ClassVar[str] = "That is not a move I can read."
     instruction: str
 
     @abstractmethod
@@ -105,6 +107,14 @@ class Instance(ABC):
         the bank case, its slots and the answer it suggests; None when the kind does not apply."""
         return None
 
+    def extra_metrics(self, log: "Sequence[Message]") -> dict[str, Any]:
+        """Task-specific per-episode metrics (negotiation's deal price, SPC's detection...)."""
+        return {}
+
+    def role_reward(self, role: str, log: "Sequence[Message]") -> float:
+        """The task's own reward for ``role`` at the end of an episode (the ``task`` scheme)."""
+        return 0.0
+
     def answer_values(self) -> list[Any]:
         """Candidate answers the feedback parser looks for in text (options, numbers...)."""
         return []
@@ -124,6 +134,8 @@ class Instance(ABC):
 class Task(ABC):
     name: ClassVar[str]
     Params: ClassVar[type[Params]] = Params
+    #: the roles whose messages are moves in the task (parsed and scored); the first opens
+    movers: ClassVar[tuple[str, ...]] = ("actor",)
 
     @abstractmethod
     def sample(self, rng: np.random.Generator, params: Params) -> Instance: ...

@@ -33,6 +33,7 @@ class GuessNumberParams(Params):
 class GuessNumberInstance(Instance):
     family = "guess_number"
     mode = "search"
+    invalid_reply = "That is not a guess I can use; say one whole number."
 
     def __init__(self, secret: int, low: int, high: int):
         self.secret, self.low, self.high = secret, low, high

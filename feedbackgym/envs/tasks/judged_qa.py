@@ -198,6 +198,7 @@ class Passage:
 class JudgedQAInstance(Instance):
     family = "judged_qa"
     mode = "answer"
+    invalid_reply = "That is not one of the options; answer with one of them or its letter."
 
     def __init__(self, relation: str, entity: str, options: list[str], truth: str, distractor: str, corpus):
         self.relation = relation

@@ -73,6 +73,7 @@ class TwentyQuestionsInstance(Instance):
     family = "twenty_questions"
     mode = "search"
     reply_role = "user"
+    invalid_reply = "Invalid question."
 
     def __init__(self, kb: KnowledgeBase, secret: int):
         self.kb, self.secret = kb, secret
