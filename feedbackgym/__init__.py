@@ -3,13 +3,15 @@ a simulated user exchange natural-language feedback.
 
     import gymnasium as gym, feedbackgym
     env = gym.make("feedbackgym/JudgedQA-v0", judge="scripted:malicious")
+    aec = feedbackgym.make_multiagent("feedbackgym/JudgedQA-v0")   # every role an agent
 
-Importing the package registers every env id with Gymnasium.
+Importing the package registers every env id with Gymnasium and PettingZoo.
 """
 
 from __future__ import annotations
 
 from gymnasium.envs.registration import register as _register
+from pettingzoo import register as _pz_register
 
 from feedbackgym.envs.scenario import Scenario, ScenarioError, list_scenarios, load_scenario
 
@@ -22,8 +24,29 @@ ENV_IDS: dict[str, str] = {
     "feedbackgym/GuessNumber-v0": "guess_number",
 }
 
+#: PettingZoo id -> the scenario it opens by default: every role an agent.
+MULTIAGENT_IDS: dict[str, str] = {
+    **ENV_IDS,
+}
+
 for _id, _scenario in ENV_IDS.items():
     _register(id=_id, entry_point="feedbackgym.envs.single:FeedbackEnv", kwargs={"scenario": _scenario})
+for _id, _scenario in MULTIAGENT_IDS.items():
+    _pz_register("aec", _id, entry_point="feedbackgym.envs.multi:env", kwargs={"scenario": _scenario})
+    _pz_register("parallel", _id, entry_point="feedbackgym.envs.multi:parallel_env", kwargs={"scenario": _scenario})
+
+
+def multiagent_ids() -> list[str]:
+    """The ids of the PettingZoo face."""
+    return sorted(MULTIAGENT_IDS)
+
+
+def make_multiagent(env_id_or_scenario: str, parallel: bool = False, **kwargs):
+    """The PettingZoo env (AEC, or the turn-based parallel view) for an id or any scenario."""
+    from feedbackgym.envs import multi
+
+    scenario = MULTIAGENT_IDS.get(env_id_or_scenario, env_id_or_scenario)
+    return (multi.parallel_env if parallel else multi.env)(scenario=scenario, **kwargs)
 
 
 def make(env_id_or_scenario: str, **kwargs):
@@ -38,4 +61,7 @@ def make(env_id_or_scenario: str, **kwargs):
     return gym.make(env_id, scenario=sc, **kwargs)
 
 
-__all__ = ["ENV_IDS", "Scenario", "ScenarioError", "list_scenarios", "load_scenario", "make"]
+__all__ = [
+    "ENV_IDS", "MULTIAGENT_IDS", "Scenario", "ScenarioError", "list_scenarios", "load_scenario", "make",
+    "make_multiagent", "multiagent_ids",
+]

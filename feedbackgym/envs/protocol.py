@@ -17,7 +17,7 @@ the turn is spent, and the schedule goes on (TextArena's rule: nobody can hold t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Collection, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -138,6 +138,16 @@ class View:
         return None
 
 
+def as_text(action: Any) -> "str | Utterance":
+    """An action from outside as the engine takes it: text or an Utterance as is, bytes decoded,
+    None as empty text, anything else by ``str``."""
+    if isinstance(action, (str, Utterance)):
+        return action
+    if action is None:
+        return ""
+    return action.decode("utf-8", "replace") if isinstance(action, bytes) else str(action)
+
+
 def render_transcript(log: Sequence[Message]) -> str:
     return "\n".join(f"{m.role}: {m.text}" for m in log)
 
@@ -236,6 +246,11 @@ class Episode:
             return line + "."
         left = self._max_proposals - self.proposals
         return line + f" and {left} chance{'s' if left != 1 else ''} to propose solution left."
+
+    def truncate(self, reason: str) -> None:
+        """End the episode from outside (a face's own step cap)."""
+        if self._current is not None:
+            self._end(False, reason)
 
     def _end(self, terminated: bool, reason: str) -> None:
         self.terminated, self.truncated = terminated, not terminated
@@ -346,9 +361,10 @@ class Episode:
         return Message(turn, role, text, "feedback", fb, {"to": "actor"})
 
     # ------------------------------------------------------------------ driving
-    def play_until(self, role: str | None = None) -> None:
-        """Let the built-in agents act until it is ``role``'s turn (or the end)."""
-        while self._current is not None and self._current != role:
+    def play_until(self, stop: str | Collection[str] | None = None) -> None:
+        """Let the built-in agents act until it is the turn of ``stop`` (a role or several), or the end."""
+        stop = {stop} if isinstance(stop, str) else set(stop or ())
+        while self._current is not None and self._current not in stop:
             current = self._current
             agent = self.agents.get(current)
             if agent is None:

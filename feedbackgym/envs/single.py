@@ -9,7 +9,7 @@ import gymnasium as gym
 from gymnasium import spaces
 
 from feedbackgym.agents import agents_for
-from feedbackgym.envs.protocol import Episode, render_transcript
+from feedbackgym.envs.protocol import Episode, as_text, render_transcript
 from feedbackgym.envs.scenario import ROLES, Scenario, load_scenario
 from feedbackgym.envs.tasks.base import MAX_ACTION_CHARS
 
@@ -102,10 +102,8 @@ class FeedbackEnv(gym.Env):
         ep = self.episode
         if ep is None or ep.done:
             raise RuntimeError("step() called on a finished or unstarted episode; call reset() first")
-        if not isinstance(action, str):
-            action = action.decode("utf-8", "replace") if isinstance(action, bytes) else str(action)
         self._mark = len(ep.log)
-        result = ep.submit(self.learner, action, source="learner")
+        result = ep.submit(self.learner, as_text(action), source="learner")
         ep.play_until(self.learner)
         reward = ep.take_reward(self.learner)
         return self._obs(), reward, ep.terminated, ep.truncated, self._info(result.message)

@@ -1,0 +1,190 @@
+"""The PettingZoo face: every role an agent, over the same engine as the Gymnasium face.
+
+| | |
+|---|---|
+| Agents | one per scenario role: `actor_0`, `critic_0`, `judge_0`, `user_0`, `buyer_0`, `seller_0`, `generator_0` |
+| Parallel API | yes, turn based: one agent acts per parallel step (`turn_based_aec_to_parallel`) |
+| Observation | `Dict(instruction, new, feedback, private)` of `Text` |
+| Action | `Text` |
+
+## Observation
+`instruction` is the task statement; `new` the messages since this agent last spoke, one per
+line as `role: text`; `feedback` the feedback messages among them ("" if none); `private` what
+only this role may know (the judge's evidence and the gold answer, the user's goal; "" for the
+actor). Hidden labels are never in an observation; `infos` carry the agent's own last labels.
+
+## Rewards
+Per role, from the scenario's `rewards` (`final_correct`, `step_penalty`, `flip_c2i` for a
+malicious judge, `improvement` for a critic, `goal_met` for a user, `task` for the games' own:
+a deal price, SPC's zero-sum +-1), accumulated until the agent next acts.
+
+## Action
+Text; anything is accepted (an unreadable move is an invalid move with a reason). An outside
+driver may also pass an `Utterance` (text plus typed feedback with its kind and labels).
+
+## Arguments
+`scenario` (name, path or `Scenario`); `external`: the roles driven from outside (default: all;
+the others are played by the agents the scenario names); role keywords (`judge="learner"`) replace
+the scenario's agent specs; `render_mode` `"ansi"` or `"human"`; `max_cycles`: run the scenario's
+round exactly this many times (each role acts once per cycle), replacing its rounds and budget.
+In the parallel view one agent acts per step, so there `max_cycles` caps the steps.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import numpy as np
+from gymnasium import spaces
+from pettingzoo import AECEnv
+from pettingzoo.utils import turn_based_aec_to_parallel, wrappers
+
+from feedbackgym.agents import agents_for
+from feedbackgym.envs.protocol import Episode, as_text, render_transcript
+from feedbackgym.envs.scenario import Scenario, load_scenario, validate
+from feedbackgym.envs.single import CHARSET, MAX_OBS_CHARS
+from feedbackgym.envs.tasks.base import MAX_ACTION_CHARS
+
+
+def agent_name(role: str) -> str:
+    return f"{role}_0"
+
+
+def role_of(agent: str) -> str:
+    return agent.rsplit("_", 1)[0]
+
+
+class raw_env(AECEnv):
+    metadata = {"render_modes": ["human", "ansi"], "name": "feedbackgym_v0", "is_parallelizable": True, "render_fps": 4}
+
+    def __init__(
+        self,
+        scenario: str | Scenario = "judged_qa",
+        render_mode: str | None = None,
+        max_cycles: int | None = None,
+        max_steps: int | None = None,
+        external: Iterable[str] | None = None,
+        **roles: str | None,
+    ):
+        super().__init__()
+        sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        if roles:
+            sc = sc.with_roles(**roles)
+        if max_cycles is not None:
+            data = sc.model_dump()
+            data["protocol"].update(rounds=max_cycles, final=[], max_turns=max_cycles * len(sc.protocol.order))
+            sc = validate(data, source=f"{sc.name} (max_cycles={max_cycles})")
+        self.scenario = sc
+        self.external = set(sc.roles if external is None else external)
+        unknown = self.external - set(sc.roles)
+        if unknown:
+            raise ValueError(f"external roles {sorted(unknown)} are not in scenario {sc.name!r}: {sorted(sc.roles)}")
+        self.possible_agents = [agent_name(r) for r in sc.roles]
+        builtin = {r: a for r, a in agents_for(sc).items() if r not in self.external}
+        missing = [r for r, a in builtin.items() if a is None]
+        if missing:
+            raise ValueError(f"roles {missing} are learner seats: list them in external= or give them agents")
+        self._builtin = builtin
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise ValueError(f"render_mode {render_mode!r}: expected None or one of {self.metadata['render_modes']}")
+        self.render_mode = render_mode
+        self.max_steps = max_steps
+        text = spaces.Text(max_length=MAX_OBS_CHARS, min_length=0, charset=CHARSET)
+        obs_space = spaces.Dict({"instruction": text, "new": text, "feedback": text, "private": text})
+        self.observation_spaces = {a: obs_space for a in self.possible_agents}
+        self.action_spaces = {
+            a: spaces.Text(max_length=MAX_ACTION_CHARS, min_length=0, charset=CHARSET) for a in self.possible_agents
+        }
+        self._rng = np.random.default_rng()
+        self.episode: Episode | None = None
+
+    def observation_space(self, agent: str) -> spaces.Space:
+        return self.observation_spaces[agent]
+
+    def action_space(self, agent: str) -> spaces.Space:
+        return self.action_spaces[agent]
+
+    # ------------------------------------------------------------------ the loop
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> None:
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        ep_seed = seed if seed is not None else int(self._rng.integers(2**31 - 1))
+        self.episode = Episode(self.scenario, ep_seed, self._builtin)
+        self.agents = self.possible_agents[:]
+        self.rewards = {a: 0.0 for a in self.agents}
+        self._cumulative_rewards = {a: 0.0 for a in self.agents}
+        self.terminations = {a: False for a in self.agents}
+        self.truncations = {a: False for a in self.agents}
+        self.infos = {a: {} for a in self.agents}
+        self._steps = 0
+        self._advance()
+
+    def step(self, action: str | None) -> None:
+        agent = self.agent_selection
+        if self.terminations[agent] or self.truncations[agent]:
+            self._was_dead_step(action)
+            return
+        ep = self.episode
+        before = dict(ep.returns)
+        self._cumulative_rewards[agent] = 0.0
+        result = ep.submit(role_of(agent), as_text(action), source="learner")
+        self._steps += 1
+        self.infos[agent] = {"labels": dict(result.message.labels), "kind": result.message.kind}
+        self._advance()
+        self.rewards = {a: ep.returns[role_of(a)] - before[role_of(a)] for a in self.agents}
+        self._accumulate_rewards()
+        if self.render_mode == "human":
+            self.render()
+
+    def _advance(self) -> None:
+        """Let the built-in agents act, then hand the turn to the next external agent (or end)."""
+        ep = self.episode
+        ep.play_until(self.external)
+        if self.max_steps is not None and self._steps >= self.max_steps:
+            ep.truncate("max_steps")
+        if ep.done:
+            for a in self.agents:
+                self.terminations[a], self.truncations[a] = ep.terminated, ep.truncated
+                self.infos[a] = {**self.infos[a], "terminate_reason": ep.terminate_reason}
+            self.agent_selection = self.agents[0]
+            self._deads_step_first()
+        else:
+            self.agent_selection = agent_name(ep.current_role())
+
+    # ------------------------------------------------------------------ what an agent sees
+    def observe(self, agent: str) -> dict[str, str]:
+        ep, role = self.episode, role_of(agent)
+        new = ep.log[ep._spoke_at.get(role, 0) :]
+        return {
+            "instruction": ep.instance.instruction,
+            "new": render_transcript(new),
+            "feedback": "\n".join(m.text for m in new if m.kind == "feedback") if role in ep.movers else "",
+            "private": ep.instance.private_view(role),
+        }
+
+    def view(self, agent: str):
+        """The engine's view for ``agent``: what a scripted policy needs to act from outside."""
+        return self.episode.view(role_of(agent))
+
+    def render(self) -> str | None:
+        if self.render_mode is None:
+            return None
+        text = render_transcript(self.episode.log) if self.episode else ""
+        if self.render_mode == "human":
+            print(text)
+            return None
+        return text
+
+    def close(self) -> None:
+        pass
+
+
+def env(**kwargs) -> AECEnv:
+    """The AEC env with PettingZoo's standard wrappers (order enforcing)."""
+    return wrappers.OrderEnforcingWrapper(raw_env(**kwargs))
+
+
+def parallel_env(max_cycles: int | None = None, **kwargs):
+    """The turn-based parallel view: one agent acts per step, so ``max_cycles`` is a number of
+    steps (the round is repeated long enough, then the steps are capped)."""
+    return turn_based_aec_to_parallel(raw_env(max_cycles=max_cycles, max_steps=max_cycles, **kwargs))
