@@ -1,0 +1,31 @@
+"""The application: the home screen at the bottom of the stack, and optionally a live episode or
+a recording opened on top of it."""
+
+from __future__ import annotations
+
+from textual.app import App
+from textual.binding import Binding
+from textual.screen import Screen
+
+from feedbackgym.tui.home import HomeScreen
+from feedbackgym.tui.session import Recorder
+
+
+class FeedbackGymApp(App):
+    """``recorder``: where played episodes are appended (none: nothing is kept); ``scenario``: the
+    one the home screen highlights; ``first``: a screen to open over the home screen at start;
+    ``scenarios``: the ones the home screen offers (all shipped ones by default)."""
+
+    TITLE = "feedbackgym"
+    BINDINGS = [Binding("q", "quit", "quit")]
+
+    def __init__(self, recorder: Recorder | None = None, scenario: str | None = None, first: Screen | None = None, scenarios: list[str] | None = None):
+        super().__init__()
+        self.recorder = recorder or Recorder(None)
+        self._home = HomeScreen(scenario, scenarios)
+        self._first = first
+
+    def on_mount(self) -> None:
+        self.push_screen(self._home)
+        if self._first is not None:
+            self.push_screen(self._first)

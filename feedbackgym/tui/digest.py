@@ -1,0 +1,97 @@
+"""What the screens show, computed from a message log or a record: who spoke, the per-turn table,
+the C->I flips, one row per recorded episode and the replay filters. No widgets, no engine."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Mapping, Sequence
+
+from feedbackgym.envs.protocol import Message
+from feedbackgym.feedback.metrics import ANSWER_KINDS, turn_metrics
+from feedbackgym.records import Record
+
+
+def source_of(m: Message) -> str | None:
+    """Who produced the message: "human", "lm", or None for the scripted default."""
+    return (m.feedback.labels if m.feedback else m.labels).get("source")
+
+
+def person_spoke(messages: Sequence[Message], since: int = 0) -> bool:
+    """Did a person say any of the messages from turn ``since`` on?"""
+    return any(source_of(m) == "human" for m in messages if m.turn >= since)
+
+
+def flip_points(messages: Sequence[Message]) -> list[int]:
+    """Indexes of the actor answers that are wrong right after a right one (each C->I flip)."""
+    points, last = [], None
+    for i, m in enumerate(messages):
+        if m.role == "actor" and m.kind in ANSWER_KINDS:
+            correct = m.labels.get("is_correct")
+            if last is True and correct is False:
+                points.append(i)
+            last = correct
+    return points
+
+
+def turn_rows(messages: Sequence[Message], rewards: Mapping[int, Mapping[str, float]]) -> list[dict[str, Any]]:
+    """`turn_metrics` rows (one per actor move), each with ``reward``: per role, everything handed
+    out from that move up to the next one (so the rows add up to the returns)."""
+    rows = turn_metrics(messages)
+    starts = [r["turn"] for r in rows]
+    for row, start, end in zip(rows, starts, starts[1:] + [float("inf")]):
+        total: dict[str, float] = {}
+        for turn, given in rewards.items():
+            if start <= turn < end:
+                for role, v in given.items():
+                    total[role] = total.get(role, 0.0) + v
+        row["reward"] = total
+    return rows
+
+
+def mark(v: Any) -> str:
+    """A truth value as one glyph: yes, no, or not applicable."""
+    return "·" if v is None else "✓" if v else "✗"
+
+
+def signed(values: Mapping[str, float]) -> str:
+    return " ".join(f"{role} {v:+g}" for role, v in values.items()) or "-"
+
+
+EPISODE_COLUMNS = ("#", "scenario", "seed", "turns", "end", "first", "last", "C→I", "I→C", "returns", "person")
+
+
+def episode_row(index: int, record: Record) -> tuple[str, ...]:
+    """One line of the replay browser's episode table."""
+    m = record.metrics
+    return (
+        str(index),
+        record.scenario.name,
+        str(record.seed),
+        str(m.get("n_turns", "-")),
+        record.terminate_reason or "-",
+        mark(m.get("initial_correct")),
+        mark(m.get("final_correct")),
+        mark(m.get("flip_c2i")),
+        mark(m.get("flip_i2c")),
+        signed(record.returns),
+        mark(person_spoke(record.messages)),
+    )
+
+
+#: The replay browser's filters, in the order the filter key cycles through them: name -> (label, keep?).
+FILTERS: dict[str, tuple[str, Callable[[Record], bool]]] = {
+    "all": ("all episodes", lambda r: True),
+    "flip_c2i": ("C→I flips", lambda r: bool(r.metrics.get("flip_c2i"))),
+    "flip_i2c": ("I→C flips", lambda r: bool(r.metrics.get("flip_i2c"))),
+    "oscillated": ("oscillating", lambda r: bool(r.metrics.get("oscillated"))),
+    "person": ("a person spoke", lambda r: person_spoke(r.messages)),
+}
+
+
+def labels_of(m: Message) -> dict[str, Any]:
+    """The hidden labels a message carries (its feedback's, for feedback)."""
+    return dict(m.feedback.labels) if m.feedback else dict(m.labels)
+
+
+def as_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)

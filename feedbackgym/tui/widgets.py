@@ -1,0 +1,277 @@
+"""What the live and replay screens share: the transcript, the truth panel, the per-turn table
+with its plot, the feedback bar a person types into, and the screen they all sit on. Model text
+is never parsed as markup: it goes to widgets as `rich.text.Text` or with markup disabled."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import yaml
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.control import strip_control_codes
+from rich.measure import Measurement
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message as UIMessage
+from textual.screen import Screen
+from textual.widgets import DataTable, Input, OptionList, Select, Static
+from textual_plotext import PlotextPlot
+
+from feedbackgym.envs.protocol import Message, Utterance
+from feedbackgym.tui.digest import labels_of, mark, signed
+from feedbackgym.tui.seat import TurnRequest
+
+ROLE_STYLES = {"actor": "bold cyan", "critic": "bold green", "judge": "bold magenta", "user": "bold yellow", "env": "dim"}
+KIND_STYLES = {
+    "answer": "cyan", "question": "cyan", "guess": "cyan", "reply": "yellow", "invalid": "bold red", "env": "dim",
+    "r": "blue", "binary": "blue", "hp": "green", "fp": "green", "hn": "dark_orange", "fn": "dark_orange",
+    "unary": "grey62", "critique": "magenta", "followup": "yellow",
+}  # fmt: skip
+#: Labels the truth panel lists first, in this order.
+KEY_LABELS = ("truthful", "intent", "knowledge", "evidence_ids", "source", "is_correct", "answer_changed")
+
+
+def tag_of(m: Message) -> str:
+    """The bracketed kind: the feedback kind for feedback, else the message kind."""
+    return f"[{m.feedback.kind}]" if m.feedback else f"[{m.kind}]"
+
+
+class Entry:
+    """A transcript entry: a head, then the text wrapped in its own column (a hanging indent)."""
+
+    def __init__(self, head: Text, body: Text):
+        self.head, self.body = head, body
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        indent = self.head.cell_len
+        lines = self.body.wrap(console, max(options.max_width - indent, 8), overflow="fold")
+        for i, line in enumerate(lines):
+            yield Text.assemble(self.head if i == 0 else " " * indent, line)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        indent = self.head.cell_len
+        return Measurement(indent + 8, indent + self.body.cell_len)
+
+
+def message_prompt(m: Message) -> Entry:
+    """One transcript entry: the columns of ``feedbackgym replay``'s text (turn, role, tag) coloured
+    by role and by kind, then the text (control codes removed)."""
+    tag = tag_of(m)
+    kind = m.feedback.kind if m.feedback else m.kind
+    head = Text.assemble(
+        (f"{m.turn:>3} ", "dim"),
+        (f"{m.role:>6}", ROLE_STYLES.get(m.role, "")),
+        " ",
+        (tag, KIND_STYLES.get(kind, "")),
+        " " * (max(11 - len(tag), 0) + 1),
+    )
+    return Entry(head, Text(strip_control_codes(m.text)))
+
+
+class Transcript(OptionList):
+    """The messages of one episode, one entry each; the highlight picks the message the truth
+    panel describes (and the turn to go back to)."""
+
+    def __init__(self, **kw: Any):
+        super().__init__(markup=False, **kw)
+        self.messages: list[Message] = []
+
+    def show(self, messages: Sequence[Message]) -> None:
+        """Show ``messages`` (adding or dropping entries at the end when they extend or shorten
+        what is shown) and highlight the last."""
+        n = len(self.messages)
+        if len(messages) >= n and all(a is b for a, b in zip(self.messages, messages)):
+            self.add_options([message_prompt(m) for m in messages[n:]])
+        elif len(messages) < n and all(a is b for a, b in zip(messages, self.messages)):
+            for i in range(n - 1, len(messages) - 1, -1):
+                self.remove_option_at_index(i)
+        else:
+            self.set_options([message_prompt(m) for m in messages])
+        self.messages = list(messages)
+        self.highlighted = len(messages) - 1 if messages else None
+
+    @property
+    def current(self) -> Message | None:
+        """The highlighted message."""
+        i = self.highlighted
+        return self.messages[i] if i is not None and i < len(self.messages) else None
+
+
+def _yaml(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=1000).rstrip()
+
+
+class TruthPanel(VerticalScroll):
+    """What no agent sees: the highlighted message's labels and the instance's hidden truth."""
+
+    DEFAULT_CSS = """
+    TruthPanel .title { text-style: bold; }
+    TruthPanel #hidden-title { margin-top: 1; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Static("labels", classes="title", id="labels-title", markup=False)
+        yield Static(id="labels", markup=False)
+        yield Static("hidden truth", classes="title", id="hidden-title")
+        yield Static(id="hidden", markup=False)
+
+    def show(self, hidden: Mapping[str, Any], message: Message | None) -> None:
+        self.query_one("#hidden", Static).update(Text(_yaml(dict(hidden))))
+        title, body = "labels", ""
+        if message is not None:
+            labels = labels_of(message)
+            ordered = {k: labels.pop(k) for k in KEY_LABELS if k in labels} | dict(sorted(labels.items()))
+            title = f"labels of turn {message.turn} ({message.role} {tag_of(message)})"
+            body = _yaml(ordered) if ordered else "(none)"
+        self.query_one("#labels-title", Static).update(Text(title))
+        self.query_one("#labels", Static).update(Text(body))
+
+
+#: The per-turn table's columns and their widths.
+TURN_COLUMNS = {"turn": 4, "move": 8, "correct": 7, "changed": 7, "feedback": 8, "truthful": 8, "reward": 16}
+
+
+class TurnPanel(Horizontal):
+    """Per actor move: its metrics and the reward it earned, with a plot of correctness."""
+
+    DEFAULT_CSS = """
+    TurnPanel { height: 10; }
+    TurnPanel #turns { width: 3fr; height: 1fr; }
+    TurnPanel #plot { width: 2fr; height: 1fr; }
+    """
+
+    def compose(self) -> ComposeResult:
+        table: DataTable = DataTable(id="turns", cursor_type="none", zebra_stripes=True)
+        for label, width in TURN_COLUMNS.items():
+            table.add_column(label, width=width)
+        yield table
+        yield PlotextPlot(id="plot")
+
+    def show(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        table = self.query_one("#turns", DataTable)
+        table.clear()
+        table.add_rows(
+            (
+                str(r["turn"]),
+                r["kind"],
+                mark(r["is_correct"]),
+                mark(r["answer_changed"]),
+                r["feedback_kind"] or "-",
+                mark(r["feedback_truthful"]),
+                signed(r["reward"]),
+            )
+            for r in rows
+        )
+        plot = self.query_one(PlotextPlot)
+        plt = plot.plt
+        plt.clear_data()
+        plt.clear_figure()
+        xs = list(range(1, len(rows) + 1))
+        plt.title("correct per actor move")
+        if xs:
+            plt.plot(xs, [1 if r["is_correct"] else 0 for r in rows], marker="dot")
+            plt.xticks(xs)
+        plt.ylim(-0.2, 1.2)
+        plt.yticks([0, 1], ["wrong", "right"])
+        plot.refresh()
+
+
+class FeedbackBar(Vertical):
+    """Where a person takes their turn: who they are and what only they know, a picker for the
+    kind of feedback, and a box for the text (Enter says it)."""
+
+    DEFAULT_CSS = """
+    FeedbackBar { height: auto; padding: 0 1; border-top: tall $accent; }
+    FeedbackBar #ask { height: auto; max-height: 4; }
+    FeedbackBar Horizontal { height: auto; }
+    FeedbackBar #kind { width: 18; margin-right: 1; }
+    FeedbackBar #say { width: 1fr; }
+    """
+
+    class Said(UIMessage):
+        """The person's move for ``request``."""
+
+        def __init__(self, request: TurnRequest, said: str | Utterance):
+            super().__init__()
+            self.request, self.said = request, said
+
+    def __init__(self, **kw: Any):
+        super().__init__(**kw)
+        self.request: TurnRequest | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="ask", markup=False)
+        with Horizontal():
+            yield Select([], id="kind", allow_blank=True, compact=True)
+            yield Input(id="say", placeholder="type your move, Enter to say it", compact=True)
+
+    def ask(self, request: TurnRequest) -> None:
+        """Show the bar for ``request`` and put the cursor in the text box."""
+        self.request = request
+        line = f"Your turn, {request.role} (turn {request.turn})."
+        if request.private:
+            line += f" Only you see this: {request.private}"
+        self.query_one("#ask", Static).update(Text(line))
+        kind = self.query_one("#kind", Select)
+        kind.set_options([(c, c) for c in request.choices])
+        kind.display = bool(request.choices)
+        if request.choices:
+            kind.value = request.choices[0]
+        box = self.query_one("#say", Input)
+        box.clear()
+        self.display = True
+        box.focus()
+
+    def done(self) -> None:
+        self.request = None
+        self.display = False
+
+    @on(Input.Submitted, "#say")
+    def _say(self, event: Input.Submitted) -> None:
+        event.stop()
+        if self.request is None:
+            return
+        choice = self.query_one("#kind", Select).value
+        try:
+            said = self.request.utterance(choice if isinstance(choice, str) else None, event.value)
+        except ValueError as e:
+            self.notify(str(e), severity="warning")
+            return
+        self.post_message(self.Said(self.request, said))
+
+
+class EpisodeScreen(Screen):
+    """A screen that shows one episode: a status line, the transcript beside the truth panel (``t``
+    hides or shows it; it follows the transcript's highlight), the per-turn panel, and ``escape``
+    back home. Subclasses say where the hidden truth comes from."""
+
+    BINDINGS = [Binding("t", "truth", "truth"), Binding("escape", "leave", "home")]
+    DEFAULT_CSS = """
+    EpisodeScreen #status { height: 1; padding: 0 1; background: $boost; }
+    EpisodeScreen #main { height: 1fr; }
+    EpisodeScreen #transcript { width: 3fr; height: 1fr; }
+    EpisodeScreen TruthPanel { width: 2fr; height: 1fr; border: tall $border-blurred; padding: 0 1; }
+    EpisodeScreen.-no-truth TruthPanel { display: none; }
+    """
+
+    def hidden(self) -> Mapping[str, Any] | None:
+        """The hidden truth of the episode shown (None: no episode)."""
+        raise NotImplementedError
+
+    def _show_truth(self) -> None:
+        hidden = self.hidden()
+        if hidden is not None:
+            self.query_one(TruthPanel).show(hidden, self.query_one(Transcript).current)
+
+    @on(OptionList.OptionHighlighted, "#transcript")
+    def _highlighted(self) -> None:
+        self._show_truth()
+
+    def action_truth(self) -> None:
+        self.toggle_class("-no-truth")
+
+    def action_leave(self) -> None:
+        self.app.pop_screen()

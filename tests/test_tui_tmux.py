@@ -1,0 +1,97 @@
+"""The terminal UI in a real terminal: tmux runs it at 120x40, keys are sent, the pane's text is
+read back. Skipped where tmux is not installed."""
+
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from feedbackgym.cli import format_transcript, main
+from feedbackgym.records import read_records
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+
+class Pane:
+    """One detached tmux session running a command."""
+
+    def __init__(self, command: list[str], cwd):
+        self.name = f"fbg-{uuid.uuid4().hex[:8]}"
+        shell = f"cd {shlex.quote(str(cwd))} && {shlex.join(command)}; sleep 5"
+        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", "120", "-y", "40", shell], check=True)
+
+    def text(self) -> str:
+        return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True, text=True).stdout
+
+    def wait_for(self, *needles: str, timeout: float = 15.0, read=lambda text: text) -> str:
+        """The pane's text once it shows every needle (as ``read`` renders it)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = read(self.text())
+            if all(n in text for n in needles):
+                return text
+            if time.monotonic() > deadline:
+                raise AssertionError(f"never saw {needles} in the pane:\n{text}")
+            time.sleep(0.1)
+
+    def keys(self, *keys: str) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+
+
+def flat(text: str) -> str:
+    """Text with the borders dropped and every run of white space made one space, so that a
+    wrapped line reads as it was written."""
+    return " ".join(text.translate(str.maketrans("▊▎▔▁", "    ")).split())
+
+
+@pytest.fixture
+def pane(tmp_path):
+    panes = []
+
+    def start(*args):
+        p = Pane([sys.executable, "-m", "feedbackgym.tui", *args], tmp_path)
+        panes.append(p)
+        return p
+
+    yield start
+    for p in panes:
+        p.close()
+
+
+def test_replay_shows_the_recorded_transcript(tmp_path, pane, capsys):
+    rec = tmp_path / "run.jsonl"
+    main(["run", "judged_qa", "--actor", "scripted:sycophant", "--episodes", "3", "--record", str(rec), "--quiet"])
+    capsys.readouterr()
+    records = read_records(rec)
+    p = pane("tui", "--replay", str(rec), "--record", "none")
+    p.wait_for("3 of 3 episodes")
+    p.keys("t")  # the transcript alone, so that its wrapped lines read on
+    for i, record in enumerate(records):
+        lines = [flat(line) for line in format_transcript(record).splitlines()[1:-1]]
+        p.wait_for(f"episode {i}:", *lines, read=flat)
+        p.keys("Down")
+
+
+def test_play_the_critic_in_a_terminal(tmp_path, pane):
+    out = tmp_path / "people.jsonl"
+    p = pane("play", "judged_qa_critic", "--as", "critic", "--record", str(out))
+    p.wait_for("Your turn, critic", "The answer is Hestoth.")
+    p.keys("-l", "The answer is Voudom, see doc1.")
+    p.keys("Enter")
+    text = p.wait_for("critic [fp]", "The answer is Voudom.")
+    assert "The answer is Voudom, see doc1." in text
+    p.keys("C-q")
+    deadline = time.monotonic() + 10
+    while not (out.exists() and out.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    (rec,) = read_records(out)
+    assert rec.terminate_reason == "aborted"
+    assert rec.messages[1].feedback.labels["source"] == "human"
+
