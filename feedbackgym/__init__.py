@@ -22,6 +22,7 @@ ENV_IDS: dict[str, str] = {
     "feedbackgym/JudgedQA-v0": "judged_qa",
     "feedbackgym/TwentyQuestions-v0": "twenty_questions",
     "feedbackgym/GuessNumber-v0": "guess_number",
+    "feedbackgym/SelfPlayCritic-v0": "spc",
 }
 
 #: PettingZoo id -> the scenario it opens by default: every role an agent.

@@ -11,13 +11,28 @@ settings.register_profile("dev", max_examples=60, deadline=None)
 settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
 
 
+def scripted(scenario):
+    """``scenario`` with every learner seat given the first scripted behaviour that can play it."""
+    from feedbackgym.agents import check_spec, scripted_names
+
+    family = scenario.task.family
+    fill = {
+        role: next(f"scripted:{n}" for n in scripted_names(role) if check_spec(f"scripted:{n}", role, family) is None)
+        for role, spec in scenario.roles.items()
+        if spec.agent == "learner"
+    }
+    return scenario.with_roles(**fill) if fill else scenario
+
+
 @pytest.fixture
 def play():
-    """Play a whole scripted episode of a scenario with role overrides."""
+    """Play a whole scripted episode of a scenario with role overrides (learner seats filled)."""
     from feedbackgym.cli import play as _play
     from feedbackgym.envs.scenario import load_scenario
 
     def run(name, seed=0, **roles):
-        return _play(load_scenario(name).with_roles(**roles), seed)
+        sc = load_scenario(name)
+        roles = {r: a for r, a in roles.items() if r in sc.roles}  # a role the game lacks is not added
+        return _play(scripted(sc.with_roles(**roles) if roles else sc), seed)
 
     return run

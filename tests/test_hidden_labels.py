@@ -15,8 +15,12 @@ LEAK_MARKERS = ("truthful", "intervened", "malicious", "hypercritical", "paramet
 @pytest.mark.parametrize("scenario", list_scenarios())
 def test_no_label_in_observations(scenario):
     for actor in ("scripted:sycophant", "scripted:random"):
-        sc = feedbackgym.load_scenario(scenario).with_roles(actor=actor)
+        from conftest import scripted
+
         from feedbackgym.cli import play
+
+        base = feedbackgym.load_scenario(scenario)
+        sc = scripted(base.with_roles(actor=actor) if "actor" in base.roles else base)
 
         for seed in range(15):
             ep = play(sc, seed)
@@ -48,5 +52,7 @@ def test_gym_observations_carry_no_labels(env_id):
                 assert marker not in text
             if env_id.endswith("TwentyQuestions-v0") or env_id.endswith("GuessNumber-v0"):
                 assert secret.lower() not in text.split()  # the goal is never shown to the actor
-            obs, _, term, trunc, info = env.step(env.unwrapped.episode.instance.noisy(None, env.unwrapped.episode.rngs["actor"]))
+            ep = env.unwrapped.episode
+            learner = env.unwrapped.learner
+            obs, _, term, trunc, info = env.step(ep.instance.noisy(ep.view(learner), ep.rngs[learner]))
             done = term or trunc

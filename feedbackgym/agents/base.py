@@ -108,4 +108,4 @@ def agents_for(scenario) -> dict[str, Any]:
 
 def _load() -> None:
     """Import the role modules so that their behaviours register themselves."""
-    from feedbackgym.agents import critic, judge, scripted, user  # noqa: F401
+    from feedbackgym.agents import critic, games, judge, scripted, user  # noqa: F401

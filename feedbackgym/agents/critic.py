@@ -57,7 +57,11 @@ class FeedbackGiver(ScriptedAgent):
         raise NotImplementedError
 
 
-@register("critic", "constructive")
+#: Critics that give feedback play only where the critic does not move itself (as in SPC).
+FEEDBACK_FAMILIES = ("judged_qa", "twenty_questions", "guess_number")
+
+
+@register("critic", "constructive", FEEDBACK_FAMILIES)
 class ConstructiveCritic(FeedbackGiver):
     name = "constructive"
 
@@ -73,7 +77,7 @@ class ConstructiveCritic(FeedbackGiver):
         return say(view, kind, hint, {"truthful": True}, self.paraphrase)
 
 
-@register("critic", "noisy")
+@register("critic", "noisy", FEEDBACK_FAMILIES)
 class NoisyCritic(ConstructiveCritic):
     """A binary / reward critic whose verdict is flipped with probability ``flip``."""
 

@@ -194,7 +194,7 @@ class Episode:
         self._max_proposals = scenario.protocol.max_proposals
         self._countdown = scenario.protocol.countdown
         self.proposals = 0
-        self._last_answer: Any = None
+        self._last_answer: dict[str, Any] = {}
         self._last_parsed: Parsed | None = None
         self._last_invalid = False
         self._spoke_at: dict[str, int] = {role: 0 for role in roles}
@@ -334,8 +334,9 @@ class Episode:
             if parsed.kind != "question":
                 self.proposals += 1
                 labels["answer_norm"] = parsed.value
-                labels["answer_changed"] = self._last_answer is not None and parsed.value != self._last_answer
-                self._last_answer = parsed.value
+                before = self._last_answer.get(role)
+                labels["answer_changed"] = before is not None and parsed.value != before
+                self._last_answer[role] = parsed.value
             self._last_parsed = parsed
         if source:
             labels["source"] = source

@@ -103,6 +103,11 @@ def sr_at(rows: Sequence[Mapping[str, Any]], k: int) -> float | None:
     return sum(1 for r in rows if r["first_success_turn"] is not None and r["first_success_turn"] < k) / len(rows)
 
 
+_EPISODE_KEYS = frozenset(
+    log_metrics([], None, "answer")  # the standard per-episode fields, aggregated above
+)
+
+
 def aggregate(rows: Sequence[Mapping[str, Any]], ks: Sequence[int] = (1, 2, 3, 5)) -> dict[str, Any]:
     """Aggregate metrics over episode rows (the output of ``episode_metrics``)."""
     if not rows:
@@ -128,6 +133,11 @@ def aggregate(rows: Sequence[Mapping[str, Any]], ks: Sequence[int] = (1, 2, 3, 5
     }
     for k in ks:
         out[f"SR@{k}"] = sr_at(rows, k)
+    extra = {k: v for r in rows for k, v in r.items() if k not in _EPISODE_KEYS and v is not None}
+    for key, value in extra.items():  # the task's own metrics (SPC's critic_win, a deal price...)
+        if isinstance(value, (bool, int, float)):
+            name = f"{key}_rate" if isinstance(value, bool) else f"mean_{key}"
+            out[name] = _mean(float(r[key]) for r in rows if r.get(key) is not None)
     return out
 
 

@@ -3,8 +3,9 @@
 from feedbackgym.envs.tasks.base import Instance, Parsed, Task, Verdict
 from feedbackgym.envs.tasks.guess_number import GuessNumber
 from feedbackgym.envs.tasks.judged_qa import JudgedQA
+from feedbackgym.envs.tasks.spc import SPC
 from feedbackgym.envs.tasks.twenty_questions import TwentyQuestions
 
-TASKS: dict[str, Task] = {t.name: t for t in (JudgedQA(), TwentyQuestions(), GuessNumber())}
+TASKS: dict[str, Task] = {t.name: t for t in (JudgedQA(), TwentyQuestions(), GuessNumber(), SPC())}
 
 __all__ = ["TASKS", "Instance", "Parsed", "Task", "Verdict"]
