@@ -21,7 +21,8 @@ class Pane:
 
     def __init__(self, command: list[str], cwd):
         self.name = f"fbg-{uuid.uuid4().hex[:8]}"
-        shell = f"cd {shlex.quote(str(cwd))} && {shlex.join(command)}; sleep 5"
+        # the size is the pane's: a COLUMNS or LINES inherited from the test run would override it
+        shell = f"cd {shlex.quote(str(cwd))} && env -u COLUMNS -u LINES {shlex.join(command)}; sleep 5"
         subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", "120", "-y", "40", shell], check=True)
 
     def text(self) -> str:

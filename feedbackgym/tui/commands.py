@@ -73,7 +73,8 @@ def cmd_play(args) -> int:
 
 def open_replay(path: str | Path, episode: int | None = None, **app_args) -> int:
     """Browse the recording at ``path`` (opening ``episode``); 1 if it holds no episode, 2 if
-    ``episode`` is out of range. ``app_args`` go to `FeedbackGymApp`."""
+    ``episode`` is out of range. ``app_args`` go to `FeedbackGymApp` (episodes played from its
+    home screen are recorded to the default record unless ``recorder`` says otherwise)."""
     from feedbackgym.tui.app import FeedbackGymApp
     from feedbackgym.tui.replay import ReplayScreen
 
@@ -88,5 +89,6 @@ def open_replay(path: str | Path, episode: int | None = None, **app_args) -> int
     if episode is not None and not -len(records) <= episode < len(records):
         print(f"episode {episode}: the file has {len(records)} episodes (0..{len(records) - 1})", file=sys.stderr)
         return 2
+    app_args.setdefault("recorder", _recorder(DEFAULT_RECORD))
     FeedbackGymApp(first=ReplayScreen(path, records, episode), **app_args).run()
     return 0

@@ -3,7 +3,6 @@ the C->I flips, one row per recorded episode and the replay filters. No widgets,
 
 from __future__ import annotations
 
-import json
 from typing import Any, Callable, Mapping, Sequence
 
 from feedbackgym.envs.protocol import Message
@@ -92,6 +91,3 @@ def labels_of(m: Message) -> dict[str, Any]:
     """The hidden labels a message carries (its feedback's, for feedback)."""
     return dict(m.feedback.labels) if m.feedback else dict(m.labels)
 
-
-def as_json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)

@@ -8,6 +8,8 @@ bar opens under the transcript; what the person says answers the seat's request.
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -91,14 +93,14 @@ class LiveScreen(EpisodeScreen):
             self.action_run()
 
     def _show(self, play: Play) -> None:
-        ep = play.episode
-        transcript = self.query_one(Transcript)
-        transcript.show(list(ep.log))
-        self.query_one(TurnPanel).show(turn_rows(ep.log, play.rewards))
+        # copies: the worker may be appending to both meanwhile
+        log, rewards = list(play.episode.log), dict(play.rewards)
+        self.query_one(Transcript).show(log)
+        self.query_one(TurnPanel).show(turn_rows(log, rewards))
         self._show_truth()
         self._show_status()
 
-    def hidden(self):
+    def hidden(self) -> dict[str, Any]:
         return self.session.play.episode.hidden()
 
     def _show_status(self) -> None:

@@ -8,7 +8,7 @@ message at the cursor, and the per-turn table and plot so far.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -137,7 +137,7 @@ class ReplayScreen(EpisodeScreen):
         self._show_truth()
         self._show_status()
 
-    def hidden(self):
+    def hidden(self) -> dict[str, Any] | None:
         return self.records[self.index].hidden if self.index is not None else None
 
     def _show_status(self) -> None:

@@ -69,10 +69,9 @@ class TurnBroker:
         self._subscribers: list[Callable[[TurnRequest], None]] = []
         self._closed = False
 
-    def subscribe(self, callback: Callable[[TurnRequest], None]) -> Callable[[], None]:
-        """Call ``callback(request)`` (on the asking thread) for each new request; returns an unsubscribe."""
+    def subscribe(self, callback: Callable[[TurnRequest], None]) -> None:
+        """Call ``callback(request)`` (on the asking thread) for each new request."""
         self._subscribers.append(callback)
-        return lambda: self._subscribers.remove(callback)
 
     def new_id(self) -> int:
         return next(self._ids)

@@ -4,6 +4,7 @@ is never parsed as markup: it goes to widgets as `rich.text.Text` or with markup
 
 from __future__ import annotations
 
+import json
 from typing import Any, Mapping, Sequence
 
 import yaml
@@ -101,7 +102,9 @@ class Transcript(OptionList):
 
 
 def _yaml(data: Any) -> str:
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=1000).rstrip()
+    """``data`` as YAML; whatever JSON cannot hold is shown as its ``str``."""
+    plain = json.loads(json.dumps(data, default=str))
+    return yaml.safe_dump(plain, sort_keys=False, allow_unicode=True, width=1000).rstrip()
 
 
 class TruthPanel(VerticalScroll):
@@ -180,12 +183,12 @@ class TurnPanel(Horizontal):
 
 
 class FeedbackBar(Vertical):
-    """Where a person takes their turn: who they are and what only they know, a picker for the
-    kind of feedback, and a box for the text (Enter says it)."""
+    """Where a person takes their turn: who they are, the task, what only they know, a picker for
+    the kind of feedback, and a box for the text (Enter says it)."""
 
     DEFAULT_CSS = """
     FeedbackBar { height: auto; padding: 0 1; border-top: tall $accent; }
-    FeedbackBar #ask { height: auto; max-height: 4; }
+    FeedbackBar #brief { height: auto; max-height: 10; }
     FeedbackBar Horizontal { height: auto; }
     FeedbackBar #kind { width: 18; margin-right: 1; }
     FeedbackBar #say { width: 1fr; }
@@ -203,7 +206,8 @@ class FeedbackBar(Vertical):
         self.request: TurnRequest | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static(id="ask", markup=False)
+        with VerticalScroll(id="brief"):
+            yield Static(id="ask", markup=False)
         with Horizontal():
             yield Select([], id="kind", allow_blank=True, compact=True)
             yield Input(id="say", placeholder="type your move, Enter to say it", compact=True)
@@ -211,10 +215,10 @@ class FeedbackBar(Vertical):
     def ask(self, request: TurnRequest) -> None:
         """Show the bar for ``request`` and put the cursor in the text box."""
         self.request = request
-        line = f"Your turn, {request.role} (turn {request.turn})."
+        brief = f"Your turn, {request.role} (turn {request.turn}). The task: {request.instruction}"
         if request.private:
-            line += f" Only you see this: {request.private}"
-        self.query_one("#ask", Static).update(Text(line))
+            brief += f"\nOnly you see this: {request.private}"
+        self.query_one("#ask", Static).update(Text(brief))
         kind = self.query_one("#kind", Select)
         kind.set_options([(c, c) for c in request.choices])
         kind.display = bool(request.choices)
@@ -262,9 +266,7 @@ class EpisodeScreen(Screen):
         raise NotImplementedError
 
     def _show_truth(self) -> None:
-        hidden = self.hidden()
-        if hidden is not None:
-            self.query_one(TruthPanel).show(hidden, self.query_one(Transcript).current)
+        self.query_one(TruthPanel).show(self.hidden() or {}, self.query_one(Transcript).current)
 
     @on(OptionList.OptionHighlighted, "#transcript")
     def _highlighted(self) -> None:
