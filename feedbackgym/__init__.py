@@ -23,6 +23,7 @@ ENV_IDS: dict[str, str] = {
     "feedbackgym/TwentyQuestions-v0": "twenty_questions",
     "feedbackgym/GuessNumber-v0": "guess_number",
     "feedbackgym/SelfPlayCritic-v0": "spc",
+    "feedbackgym/Negotiation-v0": "negotiation",
 }
 
 #: PettingZoo id -> the scenario it opens by default: every role an agent.

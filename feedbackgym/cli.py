@@ -21,11 +21,11 @@ from tqdm import tqdm
 
 from feedbackgym.agents import agents_for, scripted_names
 from feedbackgym.envs.protocol import Episode
-from feedbackgym.envs.scenario import Scenario, ScenarioError, list_scenarios, load_scenario
+from feedbackgym.envs.scenario import ROLES, Scenario, ScenarioError, list_scenarios, load_scenario
 from feedbackgym.feedback.metrics import aggregate
 from feedbackgym.records import RecordWriter, read_records
 
-ROLE_FLAGS = ("actor", "critic", "judge", "user")
+ROLE_FLAGS = ROLES
 EVAL_COLUMNS = (
     "acc_before", "acc_after", "accuracy_drop", "misled_rate", "recovery_rate", "modification_rate",
     "oscillation_rate", "SR@1", "SR@2", "success_rate", "delta_feedback",
@@ -247,6 +247,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except (ScenarioError, ValueError) as e:
         print(f"feedbackgym {args.command}: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"feedbackgym {args.command}: {e.filename}: {e.strerror}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader went away (| head): not an error; keep Python from complaining at exit
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -42,7 +42,7 @@ def with_change(path, value):
 def test_every_shipped_scenario_loads(name):
     sc = load_scenario(name)
     assert sc.name == name
-    assert sc.learner_role == ("critic" if sc.task.family == "spc" else "actor")
+    assert sc.learner_role == {"spc": "critic", "negotiation": "seller"}.get(sc.task.family, "actor")
 
 
 def test_good_file_loads(tmp_path):

@@ -25,9 +25,9 @@ driver may also pass an `Utterance` (text plus typed feedback with its kind and 
 ## Arguments
 `scenario` (name, path or `Scenario`); `external`: the roles driven from outside (default: all;
 the others are played by the agents the scenario names); role keywords (`judge="learner"`) replace
-the scenario's agent specs; `render_mode` `"ansi"` or `"human"`; `max_cycles`: run the scenario's
-round exactly this many times (each role acts once per cycle), replacing its rounds and budget.
-In the parallel view one agent acts per step, so there `max_cycles` caps the steps.
+the scenario's agent specs; `render_mode` `"ansi"` or `"human"`; `max_cycles`: the schedule runs
+on past its own end and the episode is truncated when the next agent to act has acted this many
+times. In the parallel view one agent acts per step, so there `max_cycles` caps the steps.
 """
 
 from __future__ import annotations
@@ -70,10 +70,10 @@ class raw_env(AECEnv):
         sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
         if roles:
             sc = sc.with_roles(**roles)
-        if max_cycles is not None:
+        if max_cycles is not None or max_steps is not None:  # the caps end it: the schedule runs on
             data = sc.model_dump()
-            data["protocol"].update(rounds=max_cycles, final=[], max_turns=max_cycles * len(sc.protocol.order))
-            sc = validate(data, source=f"{sc.name} (max_cycles={max_cycles})")
+            data["protocol"].update(rounds=None, final=[], max_turns=10**9)
+            sc = validate(data, source=f"{sc.name} (capped by max_cycles / max_steps)")
         self.scenario = sc
         self.external = set(sc.roles if external is None else external)
         unknown = self.external - set(sc.roles)
@@ -88,7 +88,7 @@ class raw_env(AECEnv):
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"render_mode {render_mode!r}: expected None or one of {self.metadata['render_modes']}")
         self.render_mode = render_mode
-        self.max_steps = max_steps
+        self.max_cycles, self.max_steps = max_cycles, max_steps
         text = spaces.Text(max_length=MAX_OBS_CHARS, min_length=0, charset=CHARSET)
         obs_space = spaces.Dict({"instruction": text, "new": text, "feedback": text, "private": text})
         self.observation_spaces = {a: obs_space for a in self.possible_agents}
@@ -117,6 +117,7 @@ class raw_env(AECEnv):
         self.truncations = {a: False for a in self.agents}
         self.infos = {a: {} for a in self.agents}
         self._steps = 0
+        self._acted = {r: 0 for r in self.scenario.roles}
         self._advance()
 
     def step(self, action: str | None) -> None:
@@ -129,6 +130,7 @@ class raw_env(AECEnv):
         self._cumulative_rewards[agent] = 0.0
         result = ep.submit(role_of(agent), as_text(action), source="learner")
         self._steps += 1
+        self._acted[role_of(agent)] += 1
         self.infos[agent] = {"labels": dict(result.message.labels), "kind": result.message.kind}
         self._advance()
         self.rewards = {a: ep.returns[role_of(a)] - before[role_of(a)] for a in self.agents}
@@ -142,6 +144,8 @@ class raw_env(AECEnv):
         ep.play_until(self.external)
         if self.max_steps is not None and self._steps >= self.max_steps:
             ep.truncate("max_steps")
+        elif self.max_cycles is not None and not ep.done and self._acted[ep.current_role()] >= self.max_cycles:
+            ep.truncate("max_cycles")
         if ep.done:
             for a in self.agents:
                 self.terminations[a], self.truncations[a] = ep.terminated, ep.truncated

@@ -218,20 +218,24 @@ class Episode:
         return self.terminated or self.truncated
 
     def _next_slot(self) -> None:
-        """Advance the schedule by one slot; end the episode when it or the budget runs out."""
-        self._pos += 1
-        if not self._in_final:
-            if self._pos >= len(self._order):
-                self._round += 1
-                self._pos = 0
-                if self._rounds is not None and self._round >= self._rounds:
-                    self._in_final = True
-        if self._in_final:
-            if self._pos >= len(self._final):
-                return self._end(True, "protocol_end")
-            self._current = self._final[self._pos]
-        else:
-            self._current = self._order[self._pos]
+        """Advance the schedule to the next slot the task does not skip; end the episode when the
+        schedule or the budget runs out."""
+        while True:
+            self._pos += 1
+            if not self._in_final:
+                if self._pos >= len(self._order):
+                    self._round += 1
+                    self._pos = 0
+                    if self._rounds is not None and self._round >= self._rounds:
+                        self._in_final = True
+            if self._in_final:
+                if self._pos >= len(self._final):
+                    return self._end(True, "protocol_end")
+                self._current = self._final[self._pos]
+            else:
+                self._current = self._order[self._pos]
+            if not self.instance.skips(self._current, self.log):
+                break
         if self._current in self.movers:
             if self.actor_turns >= self._max_turns:
                 self._end(False, "max_turns")

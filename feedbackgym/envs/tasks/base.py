@@ -107,6 +107,10 @@ class Instance(ABC):
         the bank case, its slots and the answer it suggests; None when the kind does not apply."""
         return None
 
+    def skips(self, role: str, log: "Sequence[Message]") -> bool:
+        """Whether ``role``'s next slot in the schedule is skipped (a negotiation closed early)."""
+        return False
+
     def extra_metrics(self, log: "Sequence[Message]") -> dict[str, Any]:
         """Task-specific per-episode metrics (negotiation's deal price, SPC's detection...)."""
         return {}
