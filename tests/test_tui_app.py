@@ -149,6 +149,15 @@ async def test_the_home_screen_refuses_a_spec_that_cannot_sit():
         assert any("scripted:nobody" in n.message for n in app._notifications)
 
 
+async def test_a_scenario_that_does_not_load_is_named_not_fatal():
+    app = FeedbackGymApp(scenarios=["no_such_scenario", "judged_qa"])
+    async with app.run_test(size=SIZE) as pilot:
+        home = app.screen
+        await until(pilot, lambda: "no scenario named" in str(home.query_one("#about").render()))
+        await pilot.press("s")
+        assert app.screen is home and not home.query("#seats Select")
+
+
 @pytest.fixture
 def recording(tmp_path, capsys):
     """Six judged QA episodes recorded by ``feedbackgym run``, some of them with C->I flips."""

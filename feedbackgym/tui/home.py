@@ -14,7 +14,7 @@ from textual.validation import ValidationResult, Validator
 from textual.widgets import Button, Footer, Header, Input, Label, OptionList, Select, Static
 
 from feedbackgym.agents import scripted_names
-from feedbackgym.envs.scenario import Scenario, list_scenarios, load_scenario
+from feedbackgym.envs.scenario import Scenario, ScenarioError, list_scenarios, load_scenario
 from feedbackgym.tui.live import LiveScreen
 from feedbackgym.tui.replay import ReplayScreen
 from feedbackgym.tui.session import Setup, check_seat, default_spec
@@ -88,12 +88,17 @@ class HomeScreen(Screen):
 
     @on(OptionList.OptionHighlighted, "#scenarios")
     async def _pick(self, event: OptionList.OptionHighlighted) -> None:
-        sc = load_scenario(self.names[event.option_index])
+        seats = self.query_one("#seats", Vertical)
+        await seats.remove_children()
+        try:
+            sc = load_scenario(self.names[event.option_index])
+        except ScenarioError as e:
+            self.scenario = None
+            self.query_one("#about", Static).update(str(e))
+            return
         self.scenario = sc
         family = sc.task.family
         self.query_one("#about", Static).update(f"{sc.name} ({family}): {sc.description}")
-        seats = self.query_one("#seats", Vertical)
-        await seats.remove_children()
         rows = []
         for role, spec in sc.roles.items():
             current = default_spec(role, spec.agent)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from feedbackgym.envs.protocol import Utterance, View
+from feedbackgym.envs.tasks import TASKS
 from feedbackgym.feedback.types import Feedback
 
 #: The feedback picker: what a person chooses -> the feedback kind recorded (None: the scenario's first).
@@ -40,8 +41,8 @@ class TurnRequest:
     instruction: str
     private: str
     choices: tuple[str, ...]
-    """The picker's entries: empty for the actor (it says plain text), `REPLY` for a replying role,
-    else the keys of `FEEDBACK_CHOICES`."""
+    """The picker's entries: empty for a role whose text is a move (the actor: plain text), `REPLY`
+    for a replying role, else the keys of `FEEDBACK_CHOICES`."""
     scenario_kinds: tuple[str, ...]
 
     def utterance(self, choice: str | None, text: str) -> str | Utterance:
@@ -130,7 +131,7 @@ class SeatAgent:
         self.role, self.broker = role, broker
 
     def act(self, view: View) -> str | Utterance:
-        if view.role == "actor":
+        if view.role in TASKS[view.world.family].movers:
             choices: tuple[str, ...] = ()
         elif view.role == view.world.reply_role:
             choices = (REPLY,)

@@ -64,7 +64,7 @@ def message_prompt(m: Message) -> Entry:
     kind = m.feedback.kind if m.feedback else m.kind
     head = Text.assemble(
         (f"{m.turn:>3} ", "dim"),
-        (f"{m.role:>6}", ROLE_STYLES.get(m.role, "")),
+        (f"{m.role:>6}", ROLE_STYLES.get(m.role, "bold")),
         " ",
         (tag, KIND_STYLES.get(kind, "")),
         " " * (max(11 - len(tag), 0) + 1),
