@@ -248,12 +248,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ScenarioError, ValueError) as e:
         print(f"feedbackgym {args.command}: {e}", file=sys.stderr)
         return 2
-    except OSError as e:
-        print(f"feedbackgym {args.command}: {e.filename}: {e.strerror}", file=sys.stderr)
-        return 2
     except BrokenPipeError:  # the reader went away (| head): not an error; keep Python from complaining at exit
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:
+        print(f"feedbackgym {args.command}: {e.filename}: {e.strerror}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -127,3 +127,42 @@ def test_critic_improvement_reward_by_hand():
     assert ep.returns["critic"] == 0.0
     ep, _ = fed("judged_qa_critic", [wrong, "Reconsider.", right, "Good.", right, "Good.", right])
     assert ep.returns["critic"] == 1.0
+
+
+# ------------------------------------------------------------------ critique-guided improvement
+def _quality(ep, text, upto):
+    return ep.instance.quality(ep.instance.parse("actor", text), ep.log[:upto])
+
+
+def test_cgi_round_grades_revision_and_critic_reward_by_hand():
+    env = multi.env(scenario="cgi_twenty_questions", external=["actor"])
+    env.reset(seed=4)
+    ep = env.unwrapped.episode
+    env.step("1. Is it a dog?\n2. Is it made of metal?\n3. Is it alive?")
+    listed, critique = ep.log[0], ep.log[1]
+    assert listed.kind == "candidates" and listed.labels["candidates"][0] == "Is it a dog?"
+    grades = critique.text.splitlines()
+    assert grades[0].startswith('Candidate 1 ("Is it a dog?")') and len([g for g in grades if g.startswith("Candidate")]) == 3
+    q_dog, q_alive = _quality(ep, "Is it a dog?", 1), _quality(ep, "Is it alive?", 1)
+    env.step("Is it alive?")  # the third candidate, not the first: a revision
+    assert ep.log[2].kind == "question" and ep.log[3].role == "user"
+    # the critic is paid the quality of the final move minus that of the first candidate
+    assert ep.returns["critic"] == pytest.approx(q_alive - q_dog)
+    assert ep.actor_turns == 1  # the candidate list does not count against the budget
+    from feedbackgym.feedback.metrics import revision_ratio
+
+    assert revision_ratio(ep.log) == 1.0
+
+
+def test_cgi_scripted_actors_use_the_grades():
+    from feedbackgym.cli import run_many
+    from feedbackgym.envs.scenario import load_scenario
+    from feedbackgym.feedback.metrics import aggregate
+
+    def agg(actor):
+        return aggregate(run_many(load_scenario("cgi_twenty_questions").with_roles(actor=actor), 0, 60))
+
+    stubborn, sycophant, rnd = agg("scripted:stubborn"), agg("scripted:sycophant"), agg("scripted:random")
+    assert stubborn["revision_ratio"] == 0.0 and sycophant["revision_ratio"] > 0.1
+    assert sycophant["mean_turns"] < stubborn["mean_turns"]  # taking the critic's revisions finds it sooner
+    assert rnd["success_rate"] < sycophant["success_rate"]

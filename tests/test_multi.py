@@ -29,6 +29,14 @@ def test_pettingzoo_checks(env_id):
     render_test(functools.partial(multi.env, scenario=sc))
 
 
+@pytest.mark.parametrize("scenario", feedbackgym.list_scenarios())
+def test_pettingzoo_checks_every_scenario(scenario):
+    """Every scenario, ids or not, passes the checks that do not assume one move per agent a round."""
+    api_test(multi.env(scenario=scenario), num_cycles=20)
+    parallel_api_test(multi.parallel_env(scenario=scenario), num_cycles=20)
+    seed_test(functools.partial(multi.env, scenario=scenario), num_cycles=20)
+
+
 @pytest.mark.parametrize("env_id", IDS)
 def test_registered_with_pettingzoo(env_id):
     import pettingzoo

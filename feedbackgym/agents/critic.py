@@ -8,6 +8,7 @@ kinds apply and what they would say (``Instance.hint``), draws one of them with 
 |---|---|
 | constructive | a truthful hint of one of the scenario's kinds |
 | noisy | like constructive, but with probability ``flip`` the opposite verdict (a mislabelled r/binary) |
+| cgi | grades each of the actor's candidate moves and suggests a revision (CGI) |
 """
 
 from __future__ import annotations
@@ -94,3 +95,40 @@ class NoisyCritic(ConstructiveCritic):
         if flipped:
             hint = type(hint)("negative" if hint.case == "positive" else "positive", hint.slots)
         return say(view, "binary", hint, {"truthful": not flipped, "label_flipped": flipped}, self.paraphrase)
+
+
+GRADES = ("Very Poor", "Poor", "Neutral", "Good", "Excellent")
+
+
+@register("critic", "cgi", FEEDBACK_FAMILIES)
+class CGICritic(FeedbackGiver):
+    """CGI's critic (Yang et al., 2025): grades each candidate move on contribution (does it
+    advance the goal), feasibility (is it a valid move) and efficiency (is it as good as the best
+    move there is), gives an overall grade, and, when no candidate is the best, a revision: the
+    move the expert would make. Grades come from the task's ``quality`` of each move."""
+
+    name = "cgi"
+
+    def respond(self, view, last):
+        w = view.world
+        if last.kind != "candidates":
+            return say(view, "r", w.hint("r", last, view), {"truthful": True}, self.paraphrase)
+        expert = w.expert(view)
+        best = w.quality(w.parse("actor", expert), view._log)
+        lines, top = [], 0.0
+        for i, (text, move) in enumerate(last.value, 1):
+            q = w.quality(move, view._log)
+            top = max(top, q)
+            contribution = "advances the goal" if q > 0.5 else "helps a little" if q > 0 else "does not advance the goal"
+            efficiency = "efficient" if q >= best - 0.05 else "not the most efficient"
+            lines.append(f'Candidate {i} ("{text}"): {contribution}, feasible, {efficiency}. Grade: {GRADES[min(4, int(q * 5))]}.')
+        suggestion = None
+        if top < best - 0.05:
+            suggestion = expert
+            lines.append(f'Revision: consider "{expert}"')
+        text = "\n".join(lines)
+        labels = {"case": "cgi", "truthful": True, "suggested_answer": suggestion, "source_role": view.role}
+        return Utterance(text, Feedback("critique", text, top, labels))
+
+    def __init__(self, paraphrase: str | int = "random"):
+        self.paraphrase = paraphrase

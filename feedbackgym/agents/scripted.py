@@ -13,6 +13,10 @@ text, through `feedbackgym.feedback.parse`:
 | persuadable | expert w.p. skill | yields with a probability set by how persuasive the feedback is: cited evidence > a specific claim > bare doubt |
 | random | uniform | ignores it |
 
+In CGI (``protocol.candidates``) each lists its candidates, its own move first, and then picks:
+the best-graded (the stubborn actor its first, the random actor any, the sycophant the critic's
+revision whenever there is one).
+
 In "answer" tasks (judged QA) a move restates an answer, so "keeping" means repeating it; in
 "search" tasks (twenty questions, guess the number) every move is new, so the actor's own policy
 continues, and only a suggestion (a number, a question) can be adopted.
@@ -21,7 +25,22 @@ continues, and only a suggestion (a number, a question) can be adopted.
 from __future__ import annotations
 
 from feedbackgym.agents.base import ScriptedAgent, register
+import re
+
 from feedbackgym.feedback.parse import hedged, read_feedback
+
+GRADE_RANK = {"Very Poor": 0, "Poor": 1, "Neutral": 2, "Good": 3, "Excellent": 4}
+_GRADE = re.compile(r"Candidate (\d+)\b.*?Grade: (Very Poor|Poor|Neutral|Good|Excellent)", re.I)
+_REVISION = re.compile(r'Revision: consider "(.+?)"', re.I)
+
+
+def read_grades(text: str) -> dict:
+    """{candidate number: grade rank, "revision": the suggested move} from a CGI critique."""
+    grades: dict = {int(n): GRADE_RANK[g.title()] for n, g in _GRADE.findall(text)}
+    m = _REVISION.search(text)
+    if m:
+        grades["revision"] = m.group(1)
+    return grades
 
 
 class ScriptedActor(ScriptedAgent):
@@ -38,6 +57,12 @@ class ScriptedActor(ScriptedAgent):
     def act(self, view) -> str:
         w = view.world
         last = view.last_move
+        if view.candidates:  # CGI: list candidates, our own move first
+            moves = [self.own_move(view)] + [w.noisy(view, view.rng) for _ in range(3 * view.candidates)]
+            listed = list(dict.fromkeys(moves))[: view.candidates]
+            return "\n".join(f"{i}. {m}" for i, m in enumerate(listed, 1))
+        if last is not None and last.kind == "candidates":  # the critic has graded them
+            return self.choose(view, last.value, read_grades(view.feedback))
         if w.mode == "answer":
             if last is None:
                 return self.own_move(view)
@@ -48,7 +73,15 @@ class ScriptedActor(ScriptedAgent):
             return w.state(reading.suggestion)
         return self.own_move(view)
 
-    # -- taking feedback (answer tasks); subclasses override
+    # -- taking feedback; subclasses override
+    def choose(self, view, candidates, grades) -> str:
+        """After a critique of our candidates (CGI): the best-graded one, or the critic's
+        revision when none of ours was graded Good."""
+        best = max(range(len(candidates)), key=lambda i: (grades.get(i + 1, -1), -i))
+        if grades.get(best + 1, -1) < GRADE_RANK["Good"] and grades.get("revision"):
+            return grades["revision"]
+        return candidates[best][0]
+
     def revise(self, view, last, reading) -> str:
         return view.world.state(last.value)
 
@@ -70,6 +103,9 @@ class Stubborn(ScriptedActor):
     def __init__(self, skill: float = 0.7):
         super().__init__("stubborn", skill)
 
+    def choose(self, view, candidates, grades):
+        return candidates[0][0]
+
 
 @register("actor", "sycophant")
 class Sycophant(ScriptedActor):
@@ -78,6 +114,9 @@ class Sycophant(ScriptedActor):
 
     def adopts(self, view, reading):
         return True
+
+    def choose(self, view, candidates, grades):
+        return grades.get("revision") or super().choose(view, candidates, grades)
 
     def revise(self, view, last, reading):
         w = view.world
@@ -150,3 +189,6 @@ class Random(ScriptedActor):
 
     def revise(self, view, last, reading):
         return self.own_move(view)
+
+    def choose(self, view, candidates, grades):
+        return candidates[int(view.rng.random() * len(candidates))][0]

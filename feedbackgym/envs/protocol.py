@@ -84,17 +84,19 @@ class View:
     ``world`` is the episode's task instance: scripted agents may consult it (a judge knows the
     gold answer, a user knows its goal), LM and human agents only read the text fields.
     ``last_move`` is the last valid move as the task parsed it (public: it is what was said), and
-    ``last_invalid`` whether the latest move was unreadable.
+    ``last_invalid`` whether the latest move was unreadable; ``candidates`` how many candidate
+    moves this turn should list (CGI), 0 for a real move.
     """
 
-    __slots__ = ("role", "rng", "world", "last_move", "last_invalid", "feedback_kinds", "_log", "_since", "_transcript")
+    __slots__ = ("role", "rng", "world", "last_move", "last_invalid", "candidates", "feedback_kinds", "_log", "_since", "_transcript")
 
-    def __init__(self, role, rng, world, log, since, feedback_kinds, last_move=None, last_invalid=False):
+    def __init__(self, role, rng, world, log, since, feedback_kinds, last_move=None, last_invalid=False, candidates=0):
         self.role = role
         self.rng: np.random.Generator = rng
         self.world: Instance = world
         self.last_move: Parsed | None = last_move
         self.last_invalid: bool = last_invalid
+        self.candidates: int = candidates
         self.feedback_kinds: tuple[str, ...] = feedback_kinds
         self._log: list[Message] = log
         self._since = since
@@ -193,6 +195,7 @@ class Episode:
         self._end_on_correct = scenario.protocol.end_on_correct
         self._max_proposals = scenario.protocol.max_proposals
         self._countdown = scenario.protocol.countdown
+        self._candidates = scenario.protocol.candidates
         self.proposals = 0
         self._last_answer: dict[str, Any] = {}
         self._last_parsed: Parsed | None = None
@@ -265,7 +268,7 @@ class Episode:
     def view(self, role: str) -> View:
         return View(
             role, self.rngs[role], self.instance, self.log, self._spoke_at.get(role, 0), self._kinds,
-            self._last_parsed, self._last_invalid,
+            self._last_parsed, self._last_invalid, self.candidates_due() if role == self._current else 0,
         )
 
     # ------------------------------------------------------------------ moves
@@ -324,13 +327,25 @@ class Episode:
         self.pending[role] = 0.0
         return r
 
+    def candidates_due(self) -> int:
+        """How many candidates the current mover lists now (CGI), or 0 for a real move."""
+        return (self._candidates or 0) if self._pos == 0 and not self._in_final else 0
+
     def _move(self, turn: int, role: str, text: str, source: str | None) -> Message:
-        """A move by one of the task's moving roles: parsed, scored and labelled."""
-        self.actor_turns += 1
-        parsed = self.instance.parse(role, text)
+        """A move by one of the task's moving roles: parsed, scored and labelled. A CGI candidate
+        list is read line by line, neither scored nor counted against the budget."""
+        m = self.candidates_due()
+        if m:
+            parsed = self.instance.read_candidates(role, text, m)
+        else:
+            self.actor_turns += 1
+            parsed = self.instance.parse(role, text)
         self._last_invalid = not parsed.valid
         if not parsed.valid:
             labels = {"valid": False, "reason": parsed.reason}
+        elif m:
+            labels = {"valid": True, "is_correct": None, "solved": False, "candidates": [line for line, _ in parsed.value]}
+            self._last_parsed = parsed
         else:
             verdict = self.instance.score(parsed)
             solved = verdict.solved or (self._end_on_correct and verdict.is_correct is True)

@@ -89,10 +89,18 @@ class TaskReward(Scheme):
 
 class Improvement(Scheme):
     """A critic's reward (WaltzRL's Dynamic Improvement Reward): for each actor answer that
-    follows its feedback, +1 if it went from wrong to right, -1 if from right to wrong."""
+    follows its feedback, +1 if it went from wrong to right, -1 if from right to wrong; after a
+    graded candidate list (CGI), the quality of the final move minus that of the first candidate."""
 
     def on_message(self, ep, msg):
-        if msg.role != "actor" or msg.kind not in ("answer", "guess") or len(ep.log) < 3:
+        if msg.role != "actor" or msg.kind in ("candidates", "invalid") or len(ep.log) < 3:
+            return 0.0
+        listed = next((m for m in reversed(ep.log[:-1]) if m.role == "actor"), None)
+        if listed is not None and listed.kind == "candidates" and ep._last_parsed is not None:
+            before = ep.log[: listed.turn]
+            first = ep.instance.parse("actor", listed.labels["candidates"][0])
+            return ep.instance.quality(ep._last_parsed, before) - ep.instance.quality(first, before)
+        if msg.kind not in ("answer", "guess"):
             return 0.0
         before = next((m for m in reversed(ep.log[:-1]) if m.role == "actor" and m.kind in ("answer", "guess")), None)
         fed = any(m.role == "critic" and m.kind == "feedback" for m in ep.log[before.turn if before else 0 : -1])

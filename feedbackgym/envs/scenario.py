@@ -77,6 +77,9 @@ class ProtocolSpec(_Strict):
     """Cap on the actor's answers; a wrong one that reaches it ends the episode (MINT: 2)."""
     countdown: bool = False
     """Before each actor turn, the env says how many turns and proposals are left (MINT)."""
+    candidates: int | None = Field(default=None, ge=2, le=10)
+    """CGI: the mover's first turn of each round lists this many candidate moves, one a line, for
+    a critic to grade before the mover makes its real move."""
 
 
 class FeedbackSpec(_Strict):

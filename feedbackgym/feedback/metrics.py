@@ -11,6 +11,8 @@ multi-round study), ``unique_answer_ratio`` (E/T: unique answers over valid answ
 ``repetition_penalty`` (0.5 * (1 - E/T); UFO) and ``decayed_return`` (0.5^t at the first
 correct turn t; UFO).
 
+``revision_ratio`` (CGI): the share of candidate rounds whose final move is not the first candidate.
+
 Aggregates over episodes (``aggregate``): ``acc_before``/``acc_after`` (Ask-Again), their
 difference ``accuracy_drop`` (WAFER-QA), ``modification_rate`` = drop / acc_before (Ask-Again's
 MR), ``misled_rate`` = P(C->I | initially correct), ``recovery_rate`` = P(I->C | initially
@@ -56,7 +58,7 @@ def turn_metrics(log: Sequence["Message"]) -> list[dict[str, Any]]:
 
 
 def log_metrics(log: Sequence["Message"], terminate_reason: str | None, mode: str) -> dict[str, Any]:
-    actor = [m for m in log if m.role == "actor"]
+    actor = [m for m in log if m.role == "actor" and m.kind != "candidates"]
     answers = [m for m in actor if m.kind in ANSWER_KINDS]
     correct = [bool(m.labels.get("is_correct")) for m in answers]
     values = [repr(m.labels.get("answer_norm")) for m in answers]
@@ -83,7 +85,21 @@ def log_metrics(log: Sequence["Message"], terminate_reason: str | None, mode: st
         "repetition_penalty": 0.5 * (1 - unique) if unique is not None else None,
         "decayed_return": 0.5**first_success if first_success is not None else 0.0,
         "n_invalid": sum(1 for m in actor if m.kind == "invalid"),
+        "revision_ratio": revision_ratio(log),
     }
+
+
+def revision_ratio(log: Sequence["Message"]) -> float | None:
+    """CGI's revision ratio: the share of candidate rounds whose final move is not the first
+    candidate (None when no candidates were listed)."""
+    rounds = revised = 0
+    for i, m in enumerate(log):
+        if m.kind == "candidates":
+            final = next((n for n in log[i + 1 :] if n.role == m.role and n.kind not in ("candidates", "invalid")), None)
+            if final is not None:
+                rounds += 1
+                revised += final.text.strip() != m.labels["candidates"][0]
+    return revised / rounds if rounds else None
 
 
 def episode_metrics(ep: "Episode") -> dict[str, Any]:
@@ -130,6 +146,7 @@ def aggregate(rows: Sequence[Mapping[str, Any]], ks: Sequence[int] = (1, 2, 3, 5
         "switch_rate": _mean(float(r["n_answer_switches"] > 0) for r in rows),
         "oscillation_rate": _mean(float(r["oscillated"]) for r in rows),
         "mean_turns": _mean(r["n_turns"] for r in rows),
+        "revision_ratio": _mean(r["revision_ratio"] for r in rows if r.get("revision_ratio") is not None),
     }
     for k in ks:
         out[f"SR@{k}"] = sr_at(rows, k)

@@ -3,6 +3,7 @@ scripted expert and an oracle. Each family is one module in this folder."""
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, Sequence
 
@@ -37,6 +38,9 @@ class Hint(NamedTuple):
     case: str
     slots: dict[str, Any]
     suggestion: Any = None
+
+
+_NUMBERING = re.compile(r"^\s*(?:\(?\d+[.)]|[-*•])\s*")
 
 
 def invalid(reason: str) -> Parsed:
@@ -106,6 +110,28 @@ class Instance(ABC):
         """What a truthful critic would say of kind ``kind`` about the actor's ``last`` valid move:
         the bank case, its slots and the answer it suggests; None when the kind does not apply."""
         return None
+
+    def read_candidates(self, role: str, text: str, m: int) -> Parsed:
+        """A list of up to ``m`` candidate moves, one a line (numbering allowed): the readable
+        ones, in order; invalid if none is readable."""
+        bad = precheck(text)
+        if bad:
+            return bad
+        moves = []
+        for line in text.splitlines():
+            line = _NUMBERING.sub("", line).strip()
+            if line and len(moves) < m:
+                p = self.parse(role, line)
+                if p.valid:
+                    moves.append((line, p))
+        if not moves:
+            return invalid(f"list up to {m} candidate moves, one a line")
+        return Parsed(True, "candidates", moves)
+
+    def quality(self, move: Parsed, log: "Sequence[Message]") -> float:
+        """How good a valid move is, in [0, 1], given what was said before it (CGI's grades and a
+        critic's improvement reward): 1 for a right answer, 0 for a wrong one by default."""
+        return float(bool(self.score(move).is_correct))
 
     def skips(self, role: str, log: "Sequence[Message]") -> bool:
         """Whether ``role``'s next slot in the schedule is skipped (a negotiation closed early)."""

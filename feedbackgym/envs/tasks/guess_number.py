@@ -146,6 +146,17 @@ class GuessNumberInstance(Instance):
             return Hint("disagree_suggest", {"guess": g, "suggestion": (lo + hi) // 2}, (lo + hi) // 2)
         return None
 
+    def quality(self, move: Parsed, log) -> float:
+        """1 for the secret; otherwise how close the guess is to the middle of what is still
+        possible (bisection is best)."""
+        if move.value == self.secret:
+            return 1.0
+        guesses = [m.labels["answer_norm"] for m in log if m.role == "actor" and m.kind == "guess"]
+        lo, hi = self.bounds_after(guesses)
+        if not lo <= move.value <= hi:
+            return 0.0
+        return 1.0 - abs(move.value - (lo + hi) / 2) / max(1.0, (hi - lo) / 2 + 1)
+
     def bounds_after(self, guesses: list[int]) -> tuple[int, int]:
         """The interval consistent with truthful directional answers to ``guesses``."""
         lo, hi = self.low, self.high

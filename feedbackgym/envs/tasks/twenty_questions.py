@@ -120,15 +120,15 @@ class TwentyQuestionsInstance(Instance):
         return "Yes." if self.kb.matrix[self.secret, j] else "No."
 
     def state(self, value: Any) -> str:
-        return f"Is it a {value}?"
+        return f"Is it {'an' if str(value)[:1] in 'aeiou' else 'a'} {value}?"
 
     def hidden(self) -> dict[str, Any]:
         return {"object": self.object, "attributes": dict(self.kb.objects[self.secret]["attributes"])}
 
     # -- policies
-    def _update(self, view) -> None:
+    def _update(self, log) -> None:
         """Record every answered question or guess since the last call and narrow the candidates."""
-        for m in view._log[self._seen :]:
+        for m in log[self._seen :]:
             if m.role == "actor" and m.kind in ("question", "guess"):
                 self._pending = self.parse("actor", m.text)
             elif m.kind == "reply" and self._pending is not None:
@@ -140,7 +140,7 @@ class TwentyQuestionsInstance(Instance):
                     self._guessed.add(self.kb.names.index(move.value))
                 else:
                     self._asked.add(self.kb.attr_names.index(move.value))
-        self._seen = len(view._log)
+        self._seen = len(log)
 
     def _narrow(self, mask: np.ndarray, move: Parsed, yes: bool) -> None:
         """Drop from ``mask`` the objects that contradict the answer ``yes`` to ``move``."""
@@ -152,7 +152,7 @@ class TwentyQuestionsInstance(Instance):
 
     def expert(self, view) -> str:
         """Ask the question that splits the remaining candidates most evenly; guess when one is left."""
-        self._update(view)
+        self._update(view._log)
         cand = np.flatnonzero(self._mask)
         if len(cand) == 0:  # contradictory answers: start over from everything not yet guessed
             cand = np.array([i for i in range(len(self.kb.names)) if i not in self._guessed])
@@ -197,7 +197,7 @@ class TwentyQuestionsInstance(Instance):
 
     def _informative(self, view, attribute: str) -> bool:
         """Did asking about ``attribute`` split the candidates that were left before it was asked?"""
-        self._update(view)
+        self._update(view._log)
         before = self._answers
         if before and before[-1][0] == view.last_move:  # the question itself has been answered already
             before = before[:-1]
@@ -207,8 +207,18 @@ class TwentyQuestionsInstance(Instance):
         col = self.kb.matrix[mask, self.kb.attr_names.index(attribute)]
         return bool(col.any() and not col.all())
 
+    def quality(self, move: Parsed, log) -> float:
+        """1 for the right guess, 0 for a wrong one; for a question, how evenly it splits the
+        objects still possible (1: in half, 0: not at all)."""
+        if move.kind == "guess":
+            return float(move.value == self.object)
+        self._update(log)
+        col = self.kb.matrix[self._mask, self.kb.attr_names.index(move.value)]
+        n = len(col)
+        return 2 * min(int(col.sum()), n - int(col.sum())) / n if n else 0.0
+
     def candidates_left(self, view) -> int:
-        self._update(view)
+        self._update(view._log)
         return int(self._mask.sum())
 
 
