@@ -1,0 +1,354 @@
+"""Language-model agents: any Hugging Face causal LM in any seat (``lm:PATH``).
+
+    roles:
+      actor: {agent: "lm:models/actor", params: {temperature: 0.7, max_new_tokens: 24}}
+
+``PATH`` is a folder written by ``save_pretrained`` or a hub name already in the local Hugging
+Face cache; nothing is ever downloaded (``local_files_only=True``). The prompt is built from the
+role's view: the tokenizer's chat template when it has one, otherwise a plain transcript
+(``Task: ...``, what only this role knows, one ``role: text`` line per message, then ``role:``).
+
+Generation is batched over views: prompts are left-padded with their attention mask and explicit
+position ids, decoded token by token with the KV cache, and cut at the first stop string (a
+newline by default). Sampling is seeded per row: each view's generator draws one seed for a
+``torch.Generator``, so an episode's text depends only on its own seed, not on which other
+episodes share the batch, and LM episodes replay exactly on CPU.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, fields
+from collections import OrderedDict
+from functools import lru_cache
+from pathlib import Path
+from typing import NamedTuple, Sequence
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+from transformers.cache_utils import DynamicLayer
+
+
+@dataclass(frozen=True)
+class LMOptions:
+    max_new_tokens: int = 32
+    """most tokens generated per utterance"""
+    temperature: float = 1.0
+    """sampling temperature; 0 decodes greedily"""
+    top_p: float = 1.0
+    """nucleus sampling: draw from the most likely tokens holding this much probability"""
+    stop: tuple[str, ...] = ("\n",)
+    """the utterance ends at the first of these strings (which is not part of it)"""
+    max_prompt_tokens: int | None = None
+    """prompts are cut from the left to this many tokens (default: the context minus max_new_tokens)"""
+    chat_template: bool = True
+    """use the tokenizer's chat template when it has one"""
+    device: str | None = None
+    """torch device (default: cuda when present, else cpu)"""
+    prompt_cache: int = 256
+    """conversations whose prompt KV cache is kept for their next turn (0: recompute every prompt)"""
+
+    def __post_init__(self):
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must lie in (0, 1], got {self.top_p}")
+        object.__setattr__(self, "stop", (self.stop,) if isinstance(self.stop, str) else tuple(self.stop))
+
+    @classmethod
+    def from_params(cls, params: dict) -> "LMOptions":
+        """Options from a scenario's ``roles.X.params``; unknown keys are refused by name."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ValueError(f"unknown LM option(s) {unknown}; known: {sorted(known)}")
+        return cls(**params)
+
+
+class Generation(NamedTuple):
+    """One generated utterance and what a learner needs of it."""
+
+    text: str
+    """the utterance: cut at the first stop string, surrounding whitespace removed"""
+    token_ids: list[int]
+    """the generated tokens, through the one that completed a stop string or the end token"""
+    logprobs: list[float]
+    """log-probability of each generated token under the model (temperature 1, no top-p)"""
+    prompt: str
+    """the text the model was conditioned on"""
+
+
+def missing_model(name: str) -> str | None:
+    """None if ``lm:NAME`` can be loaded offline, else what was expected."""
+    if not name:
+        return "lm:PATH naming a folder written by save_pretrained, or a hub name in the local Hugging Face cache"
+    path = Path(name).expanduser()
+    if path.exists():
+        if (path / "config.json").is_file():
+            return None
+        return f"a model folder written by save_pretrained; {name} has no config.json"
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        cached = try_to_load_from_cache(name, "config.json")
+    except ValueError:  # not a valid hub name either
+        cached = None
+    if isinstance(cached, str):
+        return None
+    return (
+        f"a local model folder or a hub name already in the local Hugging Face cache; {name!r} is neither "
+        "(models are never downloaded: train one with `feedbackgym bootstrap` or copy one here)"
+    )
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@lru_cache(maxsize=4)
+def load(path: str, device: str):
+    """Model and tokenizer from ``path``, offline, shared by every agent that loads the same path."""
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=dtype).to(device).eval()
+    return model, tokenizer
+
+
+def plain_prompt(role: str, instruction: str, private: str, messages: Sequence[tuple[str, str]]) -> str:
+    """The transcript format: the task, what only ``role`` knows, one ``role: text`` line per
+    message, then ``role:`` for the model to continue. Append-only: the prompt of a later turn
+    extends the earlier prompt and the utterance given at it."""
+    lines = [f"Task: {instruction}"]
+    if private:
+        lines.append(f"Known only to the {role}: {private}")
+    lines += [f"{who}: {text}" for who, text in messages]
+    lines.append(f"{role}:")
+    return "\n".join(lines)
+
+
+def chat_messages(role: str, instruction: str, private: str, messages: Sequence[tuple[str, str]]) -> list[dict]:
+    """The view as a chat: this role's own messages are the assistant's, everyone else's are one
+    user turn of ``role: text`` lines; the task (and what only this role knows) opens the chat."""
+    head = f"You are the {role} in this conversation. Task: {instruction}"
+    if private:
+        head += f"\nKnown only to you: {private}"
+    chat = [{"role": "user", "content": head}]
+    for who, text in messages:
+        side = "assistant" if who == role else "user"
+        line = text if side == "assistant" else f"{who}: {text}"
+        if chat[-1]["role"] == side:
+            chat[-1]["content"] += "\n" + line
+        else:
+            chat.append({"role": side, "content": line})
+    if chat[-1]["role"] == "assistant":
+        chat.append({"role": "user", "content": f"Your turn, {role}."})
+    return chat
+
+
+class LMAgent:
+    """A causal LM in any role; ``generate`` also returns token ids and log-probs."""
+
+    def __init__(self, model, tokenizer, options: LMOptions = LMOptions(), name: str = "lm"):
+        self.model, self.tokenizer, self.options = model, tokenizer, options
+        self.name = name
+        #: recorded as the messages' ``source`` label when the agent plays a seat
+        self.source = name
+        self.device = next(model.parameters()).device
+        config = model.config
+        context = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None) or 2048
+        self.max_prompt_tokens = options.max_prompt_tokens or context - options.max_new_tokens
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id or 0
+        self.eos_id = tokenizer.eos_token_id
+        self.use_chat = options.chat_template and bool(getattr(tokenizer, "chat_template", None))
+        self._last_logits_only = "logits_to_keep" in inspect.signature(model.forward).parameters
+        #: conversation key -> (prompt ids, KV per layer): a later turn only feeds its new tokens
+        self._kv: OrderedDict[int, tuple[list[int], list]] = OrderedDict()
+
+    @classmethod
+    def from_pretrained(cls, path: str, **options) -> "LMAgent":
+        opts = LMOptions.from_params(options)
+        model, tokenizer = load(str(path), opts.device or default_device())
+        return cls(model, tokenizer, opts, name=f"lm:{path}")
+
+    def __repr__(self) -> str:
+        return f"LMAgent({self.name!r})"
+
+    # ------------------------------------------------------------------ prompts
+    def prompt(self, view) -> str:
+        messages = [(who, text) for who, _, text in view.messages]
+        private = view.private if view.role != "actor" else ""
+        if self.use_chat:
+            chat = chat_messages(view.role, view.instruction, private, messages)
+            return self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+        return plain_prompt(view.role, view.instruction, private, messages)
+
+    def encode(self, prompt: str) -> list[int]:
+        """Token ids of a prompt, cut from the left to ``max_prompt_tokens``."""
+        ids = self.tokenizer(prompt, add_special_tokens=not self.use_chat)["input_ids"]
+        return ids[-self.max_prompt_tokens :]
+
+    # ------------------------------------------------------------------ acting
+    def act(self, view) -> str:
+        return self.generate([view])[0].text
+
+    def act_batch(self, views: Sequence) -> list[str]:
+        return [g.text for g in self.generate(views)]
+
+    def generate(self, views: Sequence) -> list[Generation]:
+        """One utterance per view, in one batch; each row seeded from its view's generator."""
+        prompts = [self.prompt(v) for v in views]
+        seeds = [int(v.rng.integers(2**63)) for v in views]
+        # a view's generator is its (episode, role)'s own object: the key of its conversation
+        return self.generate_text(prompts, seeds, keys=[id(v.rng) for v in views])
+
+    def generate_text(self, prompts: Sequence[str], seeds: Sequence[int], keys: Sequence[int] | None = None) -> list[Generation]:
+        """One utterance per prompt; row i samples from a ``torch.Generator`` seeded with
+        ``seeds[i]``; ``keys[i]`` names its conversation, whose KV cache is kept for its next turn."""
+        if not prompts:
+            return []
+        tokens, logprobs = self._decode([self.encode(p) for p in prompts], seeds, keys or [None] * len(prompts))
+        return [Generation(self._text(ids), ids, lps, p) for p, ids, lps in zip(prompts, tokens, logprobs)]
+
+    def _text(self, ids: list[int]) -> str:
+        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        for s in self.options.stop:
+            text = text.split(s, 1)[0]
+        return text.strip()
+
+    def _stopped(self, ids: list[int]) -> bool:
+        if ids[-1] == self.eos_id:
+            return True
+        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        return any(s in text for s in self.options.stop)
+
+    # ------------------------------------------------------------------ decoding
+    def _reusable(self, key, ids: list[int]) -> tuple[int, list | None]:
+        """How much of ``ids`` this conversation's cache already holds: (that many tokens, their
+        KV per layer). A token prefix's KV does not depend on what follows, so any stored prefix
+        that agrees is valid; at least the last token is always fed again, for its logits."""
+        entry = self._kv.get(key) if key is not None else None
+        if entry is None:
+            return 0, None
+        self._kv.move_to_end(key)
+        c = min(common_prefix(entry[0], ids), len(ids) - 1)
+        return (c, [(k[:, :c], v[:, :c]) for k, v in entry[1]]) if c else (0, None)
+
+    @torch.inference_mode()
+    def _decode(self, prompts: list[list[int]], seeds: Sequence[int], keys: Sequence) -> tuple[list[list[int]], list[list[float]]]:
+        """Batched decoding. Row i's layout is [pad][cached prefix][pad][new prompt tokens], then
+        the generated tokens: pads are masked out and positions count only real tokens, so every
+        row computes what it would alone."""
+        opts, n, dev = self.options, len(prompts), self.device
+        reuse = [self._reusable(k, p) for k, p in zip(keys, prompts)]
+        fresh = [p[c:] for p, (c, _) in zip(prompts, reuse)]
+        width_c, width_m = max(c for c, _ in reuse), max(len(f) for f in fresh)
+        ids = torch.full((n, width_m), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((n, width_c + width_m), dtype=torch.long)
+        positions = torch.zeros((n, width_m), dtype=torch.long)
+        for i, ((c, _), f) in enumerate(zip(reuse, fresh)):
+            ids[i, width_m - len(f) :] = torch.tensor(f)
+            mask[i, width_c - c : width_c] = 1
+            mask[i, width_c + width_m - len(f) :] = 1
+            positions[i, width_m - len(f) :] = torch.arange(c, c + len(f))
+        past = self._batch_cache(reuse, width_c) if width_c else None
+        # One uniform draw per row and token, from the row's own generator: row i's sample does
+        # not depend on the other rows of the batch.
+        uniforms = torch.stack(
+            [torch.rand(opts.max_new_tokens, generator=torch.Generator().manual_seed(s % 2**63)) for s in seeds]
+        ).to(dev)
+        ids, mask, positions = ids.to(dev), mask.to(dev), positions.to(dev)
+        extra = {"logits_to_keep": 1} if self._last_logits_only else {}
+        out = self.model(
+            input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=past, use_cache=True, **extra
+        )
+        tokens: list[list[int]] = [[] for _ in range(n)]
+        logprobs: list[list[float]] = [[] for _ in range(n)]
+        live, fed = list(range(n)), 0  # fed: decoding steps whose tokens went into the cache
+        for t in range(opts.max_new_tokens):
+            logits = out.logits[:, -1, :].float()
+            chosen = sample(logits, opts.temperature, opts.top_p, uniforms[:, t])
+            chosen_lp = torch.log_softmax(logits, -1).gather(-1, chosen[:, None]).squeeze(-1)
+            chosen_list, lp_list = chosen.tolist(), chosen_lp.tolist()
+            for i in live:
+                tokens[i].append(chosen_list[i])
+                logprobs[i].append(lp_list[i])
+            live = [i for i in live if not self._stopped(tokens[i])]
+            if not live or t == opts.max_new_tokens - 1:
+                break
+            fed = t + 1
+            mask = torch.cat([mask, torch.ones((n, 1), dtype=mask.dtype, device=dev)], dim=1)
+            positions = positions[:, -1:] + 1
+            out = self.model(
+                input_ids=chosen[:, None],
+                attention_mask=mask,
+                position_ids=positions,
+                past_key_values=out.past_key_values,
+                use_cache=True,
+            )
+        self._keep(keys, prompts, tokens, reuse, fresh, out.past_key_values, width_c, width_m, fed)
+        return tokens, logprobs
+
+    def _batch_cache(self, reuse: list[tuple[int, list | None]], width: int) -> DynamicCache:
+        """The rows' cached prefixes as one left-padded cache ``width`` positions long."""
+        shapes = next(kv for _, kv in reuse if kv is not None)
+        layers = []
+        for layer, (k0, v0) in enumerate(shapes):
+            keys = k0.new_zeros((len(reuse), k0.shape[0], width, k0.shape[2]))
+            values = v0.new_zeros((len(reuse), v0.shape[0], width, v0.shape[2]))
+            for i, (c, kv) in enumerate(reuse):
+                if c:
+                    keys[i, :, width - c :] = kv[layer][0]
+                    values[i, :, width - c :] = kv[layer][1]
+            layers.append((keys, values))
+        return DynamicCache(ddp_cache_data=layers)
+
+    def _keep(self, keys, prompts, tokens, reuse, fresh, cache, width_c: int, width_m: int, fed: int) -> None:
+        """Store each keyed row's KV, real positions only: its prompt and the generated tokens that
+        were fed back, for the conversation's next turn (whose prompt starts with them)."""
+        if not self.options.prompt_cache or not _plain_cache(cache):
+            return
+        end = width_c + width_m
+        for i, key in enumerate(keys):
+            if key is None:
+                continue
+            (c, _), f, g = reuse[i], len(fresh[i]), min(len(tokens[i]), fed)
+            kv = [
+                tuple(torch.cat([t[i, :, width_c - c : width_c], t[i, :, end - f : end + g]], dim=1) for t in (layer.keys, layer.values))
+                for layer in cache.layers
+            ]
+            self._kv[key] = (prompts[i] + tokens[i][:g], kv)
+            self._kv.move_to_end(key)
+        while len(self._kv) > self.options.prompt_cache:
+            self._kv.popitem(last=False)
+
+
+def _plain_cache(cache) -> bool:
+    """A cache of full-attention layers, whose rows can be cut out and padded back together
+    (sliding-window, hybrid and recurrent caches cannot)."""
+    return isinstance(cache, DynamicCache) and all(type(layer) is DynamicLayer for layer in cache.layers)
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    """Length of the longest common prefix of two token lists."""
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+def sample(logits: torch.Tensor, temperature: float, top_p: float, uniforms: torch.Tensor) -> torch.Tensor:
+    """A token per row: the argmax when ``temperature`` is 0, else the inverse-CDF draw of
+    ``uniforms`` (one per row) from the temperature-scaled, top-p-truncated distribution."""
+    if temperature == 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits / temperature, -1)
+    order = None
+    if top_p < 1:
+        probs, order = probs.sort(-1, descending=True)
+        probs = probs * ((probs.cumsum(-1) - probs) < top_p)  # the nucleus (at least one token)
+    cdf = probs.cumsum(-1)
+    k = torch.searchsorted(cdf, (uniforms * cdf[:, -1])[:, None]).clamp(max=logits.shape[-1] - 1)
+    return (k if order is None else order.gather(-1, k)).squeeze(-1)
