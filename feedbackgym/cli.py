@@ -1,9 +1,10 @@
-"""The `feedbackgym` command: list | run | eval | replay.
+"""The `feedbackgym` command: list | run | eval | replay | tui | play.
 
     feedbackgym list
     feedbackgym run judged_qa --actor scripted:sycophant --judge scripted:malicious --episodes 20 --record runs/a.jsonl
     feedbackgym eval judged_qa --actors scripted:sycophant,scripted:stubborn --judges scripted:constructive,scripted:malicious
-    feedbackgym replay runs/a.jsonl --episode 0
+    feedbackgym replay runs/a.jsonl --episode 0      # the replay browser on a terminal, text when piped
+    feedbackgym play judged_qa_critic --as critic    # a person in a role, in the terminal UI
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from feedbackgym.envs.protocol import Episode
 from feedbackgym.envs.scenario import ROLES, Scenario, ScenarioError, list_scenarios, load_scenario
 from feedbackgym.feedback.metrics import aggregate
 from feedbackgym.records import RecordWriter, read_records
+from feedbackgym.tui.commands import add_parsers as add_tui_parsers
+from feedbackgym.tui.commands import open_replay
 
 ROLE_FLAGS = ROLES
 EVAL_COLUMNS = (
@@ -97,11 +100,13 @@ def cmd_list(args) -> int:
         roles = ", ".join(f"{r}={s.agent}" for r, s in sc.roles.items())
         t.add_row(name, sc.task.family, roles, sc.description)
     out.print(t)
-    ids = Table(title="gymnasium ids")
+    ids = Table(title="env ids (gymnasium: one learner; pettingzoo: every role an agent)")
     ids.add_column("id")
     ids.add_column("default scenario")
-    for i, s in feedbackgym.ENV_IDS.items():
-        ids.add_row(i, s)
+    ids.add_column("faces")
+    for i, s in feedbackgym.MULTIAGENT_IDS.items():
+        faces = ("gymnasium, " if i in feedbackgym.ENV_IDS else "") + "pettingzoo"
+        ids.add_row(i, s, faces)
     out.print(ids)
     agents = Table(title="agent specs")
     agents.add_column("role")
@@ -191,6 +196,8 @@ def format_transcript(record, show_labels: bool = False) -> str:
 
 
 def cmd_replay(args) -> int:
+    if sys.stdout.isatty() and not args.plain:
+        return open_replay(args.path, args.episode)
     problems: list[tuple[int, str]] = []
     records = read_records(args.path, on_error=lambda n, why: problems.append((n, why)))
     for n, why in problems:
@@ -237,7 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("path")
     rp.add_argument("--episode", type=int, help="only this episode (0-based)")
     rp.add_argument("--labels", action="store_true", help="show the hidden labels too")
+    rp.add_argument("--plain", action="store_true", help="print text even on a terminal (the default when piped)")
     rp.set_defaults(func=cmd_replay)
+
+    add_tui_parsers(sub)
     return p
 
 

@@ -10,7 +10,8 @@ from feedbackgym.cli import main
 def test_list(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    for word in ("judged_qa", "twenty_questions", "guess_number_critic", "feedbackgym/JudgedQA-v0", "scripted:malicious-grounded"):
+    for word in ("judged_qa", "twenty_questions", "guess_number_critic", "feedbackgym/JudgedQA-v0", "scripted:malicious-grounded",
+                 "feedbackgym/Negotiation-v0", "pettingzoo", "scripted:conceding"):
         assert word in out
 
 
