@@ -9,8 +9,9 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 def test_readme_python_tour_runs(capsys):
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
     assert blocks, "the README has a Python tour"
+    namespace: dict = {}  # the blocks run in order, as a reader would
     for code in blocks:
-        exec(compile(code, str(README), "exec"), {})
+        exec(compile(code, str(README), "exec"), namespace)
     out = capsys.readouterr().out
     assert "Reply with the option or its letter." in out and "intent" in out
 
