@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator
+from typing import IO, Any, Callable, Iterator, Sequence
 
-from feedbackgym.envs.protocol import Episode, Message, Utterance
+from feedbackgym.envs.protocol import Episode, Message, StepResult, Utterance
 from feedbackgym.envs.scenario import Scenario, ScenarioError, validate
 from feedbackgym.feedback.types import _plain
 
@@ -117,14 +117,21 @@ def read_records(path: str | Path, on_error: Callable[[int, str], None] | None =
     return records
 
 
-def rebuild(record: Record) -> Episode:
-    """Replay a record through a fresh engine: each recorded utterance is submitted for its role
-    (feedback with its recorded kind and labels); the env's own notes are regenerated."""
-    ep = Episode(record.scenario, record.seed)
-    for m in record.messages:
+def resubmit(ep: Episode, messages: Sequence[Message]) -> Iterator[StepResult]:
+    """Submit recorded messages to ``ep`` again, in order, yielding each step's result: every
+    utterance for its role (feedback with its recorded kind and labels, a user's leaving too);
+    the env's own notes are regenerated."""
+    for m in messages:
         if m.role == "env":
             continue
         leaves = bool(m.labels.get("leaves"))
         text: str | Utterance = Utterance(m.text, m.feedback, leaves) if m.feedback or leaves else m.text
-        ep.submit(m.role, text, source=m.labels.get("source"))
+        yield ep.submit(m.role, text, source=m.labels.get("source"))
+
+
+def rebuild(record: Record) -> Episode:
+    """Replay a record through a fresh engine (which proves the record is faithful)."""
+    ep = Episode(record.scenario, record.seed)
+    for _ in resubmit(ep, record.messages):
+        pass
     return ep

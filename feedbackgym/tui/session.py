@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from feedbackgym.agents import agents_for, check_spec, scripted_names
-from feedbackgym.envs.protocol import Episode, Message, StepResult, Utterance
+from feedbackgym.envs.protocol import Episode, Message, StepResult
 from feedbackgym.envs.scenario import Scenario
 from feedbackgym.feedback.metrics import log_metrics
+from feedbackgym import records
 from feedbackgym.records import Record, RecordWriter
 from feedbackgym.tui.digest import person_spoke
 from feedbackgym.tui.seat import SeatAgent, TurnBroker
@@ -80,13 +81,8 @@ class Play:
 
 
 def resubmit(episode: Episode, messages: Sequence[Message], rewards: dict[int, dict[str, float]]) -> None:
-    """Submit the recorded utterances again, in order, noting each one's rewards; the env's own
-    notes are regenerated."""
-    for m in messages:
-        if m.role == "env":
-            continue
-        said: str | Utterance = Utterance(m.text, m.feedback) if m.feedback is not None else m.text
-        step = episode.submit(m.role, said, source=m.labels.get("source"))
+    """Submit the recorded messages again (``records.resubmit``), noting each one's rewards."""
+    for step in records.resubmit(episode, messages):
         rewards[step.message.turn] = step.rewards
 
 
