@@ -1,0 +1,294 @@
+"""Bootstrap a small actor from nothing: behaviour cloning on scripted episodes.
+
+    feedbackgym bootstrap twenty_questions --out models/actor
+    feedbackgym run twenty_questions --actor lm:models/actor --episodes 100
+
+1. Play ``--episodes`` episodes of the task's scenario, a share ``--mix`` of them with the
+   scripted expert in the actor's seat and the rest with ``scripted:random`` (LMRL-Gym's
+   datasets mix a competent and a poor policy the same way), so the clone is competent but not
+   optimal and RL has room to improve on it.
+2. Train a byte-level BPE tokenizer (the ``tokenizers`` library) on the text of those episodes.
+3. Train a GPT-2-shaped model, built from a config, on the actor's turns. An episode is one
+   sequence in the prompt format that `LMAgent` uses (each turn's prompt extends the previous
+   one), and the loss covers only the actor's utterances and the newline that ends them.
+4. Save model and tokenizer with ``save_pretrained`` (so ``lm:OUT`` plays any seat of any face),
+   the loss curve as ``loss.png`` and the run's settings and results as ``bootstrap.json``; print
+   the success rate of ``lm:OUT`` on fresh seeds, sampled (temperature 1, the default) and greedy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import inspect
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tqdm import tqdm
+from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+from feedbackgym.agents.lm import LMAgent, plain_prompt
+from feedbackgym.envs.protocol import Episode
+from feedbackgym.envs.scenario import Scenario, load_scenario
+
+#: Evaluation seeds start here, far from the training seeds.
+EVAL_SEED = 1_000_000
+END = "<|endoftext|>"
+
+
+@dataclass
+class Args:
+    task: str = "twenty_questions"
+    """task family or scenario (name or YAML path) whose actor is cloned"""
+    out: str = "models/actor"
+    """folder for the model, the tokenizer, loss.png and bootstrap.json"""
+    mix: float = 0.5
+    """share of the episodes played by scripted:expert; the rest by scripted:random"""
+    episodes: int = 3000
+    """scripted episodes to clone"""
+    seed: int = 0
+    """seed of the episodes, the initial weights and the batch order"""
+    epochs: int = 3
+    """passes over the episodes"""
+    batch_size: int = 32
+    """episodes per optimizer step"""
+    lr: float = 2e-3
+    """peak learning rate (AdamW; linear warm-up, cosine decay)"""
+    vocab_size: int = 1024
+    """tokenizer vocabulary"""
+    n_layer: int = 4
+    """transformer blocks"""
+    n_embd: int = 256
+    """width"""
+    n_head: int = 4
+    """attention heads"""
+    n_positions: int = 512
+    """context length in tokens"""
+    eval_episodes: int = 200
+    """fresh episodes on which the result is scored"""
+    eval_envs: int = 64
+    """episodes in flight during the evaluation"""
+    threads: int = 0
+    """torch CPU threads (0: torch's default)"""
+
+
+# ---------------------------------------------------------------------- data
+def collect(scenario: Scenario, episodes: int, mix: float, seed: int) -> list[Episode]:
+    """Whole episodes: ``round(mix * episodes)`` by the expert (at seeds drawn from ``seed``),
+    the rest by ``scripted:random``."""
+    from feedbackgym.cli import play
+
+    experts = set(np.random.default_rng(seed).permutation(episodes)[: round(mix * episodes)].tolist())
+    expert, noisy = scenario.with_roles(actor="scripted:expert"), scenario.with_roles(actor="scripted:random")
+    return [play(expert if k in experts else noisy, seed + k) for k in range(episodes)]
+
+
+def actor_segments(ep: Episode) -> list[tuple[str, bool]]:
+    """The episode as the actor's prompt sees it: (text, is_actor_utterance) pieces whose
+    concatenation up to each actor turn is that turn's `plain_prompt`."""
+    segments: list[tuple[str, bool]] = []
+    done = ""
+    messages = [(m.role, m.text) for m in ep.log]
+    for i, (role, text) in enumerate(messages):
+        if role != "actor":
+            continue
+        prompt = plain_prompt("actor", ep.instance.instruction, "", messages[:i])
+        if not prompt.startswith(done):
+            raise ValueError("the prompt format is not append-only: a turn's prompt must extend the previous one")
+        segments += [(prompt[len(done) :], False), (f" {text}\n", True)]
+        done = prompt + f" {text}\n"
+    return segments
+
+
+def train_tokenizer(texts, vocab_size: int) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer (GPT-2's pre-tokenization: words, digits and punctuation apart,
+    so a prompt's tokens are a prefix of the tokens of its continuation)."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=[END], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
+    tok.train_from_iterator(texts, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=END, pad_token=END, model_max_length=10**6)
+
+
+def build_model(tokenizer, n_layer: int, n_embd: int, n_head: int, n_positions: int) -> GPT2LMHeadModel:
+    end = tokenizer.eos_token_id
+    config = GPT2Config(
+        vocab_size=len(tokenizer), n_positions=n_positions, n_embd=n_embd, n_layer=n_layer, n_head=n_head,
+        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=end, eos_token_id=end, pad_token_id=end,
+    )  # fmt: skip
+    return GPT2LMHeadModel(config)
+
+
+def encode(tokenizer, segments: list[tuple[str, bool]], max_len: int) -> tuple[list[int], list[bool]]:
+    """Token ids of the pieces and which of them the loss covers, cut to ``max_len``."""
+    ids, target = [], []
+    for text, is_target in segments:
+        piece = tokenizer(text, add_special_tokens=False)["input_ids"]
+        ids += piece
+        target += [is_target] * len(piece)
+    return ids[:max_len], target[:max_len]
+
+
+def batches(lengths: list[int], batch_size: int, rng: np.random.Generator) -> list[list[int]]:
+    """Shuffled batches of similar lengths (little padding): sort within random chunks."""
+    order = rng.permutation(len(lengths))
+    chunk = batch_size * 16
+    out = []
+    for s in range(0, len(order), chunk):
+        part = sorted(order[s : s + chunk].tolist(), key=lambda i: lengths[i])
+        out += [part[j : j + batch_size] for j in range(0, len(part), batch_size)]
+    return [out[i] for i in rng.permutation(len(out))]
+
+
+def collate(data: list[tuple[list[int], list[bool]]], idx: list[int], pad: int):
+    width = max(len(data[i][0]) for i in idx)
+    ids = torch.full((len(idx), width), pad, dtype=torch.long)
+    labels = torch.full((len(idx), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(idx), width), dtype=torch.long)
+    for row, i in enumerate(idx):
+        seq, target = data[i]
+        ids[row, : len(seq)] = torch.tensor(seq)
+        mask[row, : len(seq)] = 1
+        labels[row, : len(seq)] = torch.where(torch.tensor(target), torch.tensor(seq), -100)
+    return ids, mask, labels
+
+
+# ---------------------------------------------------------------------- training
+def train(model, data, args: Args, desc: str) -> list[float]:
+    """Behaviour cloning: next-token cross-entropy on the actor's tokens; the loss per step."""
+    rng = np.random.default_rng(args.seed)
+    plan = [b for _ in range(args.epochs) for b in batches([len(d[0]) for d in data], args.batch_size, rng)]
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.01)
+    warmup = max(1, len(plan) // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * (0.55 + 0.45 * math.cos(math.pi * min(1.0, s / len(plan))))
+    )
+    pad = model.config.pad_token_id
+    losses = []
+    bar = tqdm(plan, desc=desc, unit="step", file=sys.stderr)
+    model.train()
+    for idx in bar:
+        ids, mask, labels = collate(data, idx, pad)
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+    model.eval()
+    return losses
+
+
+def plot_losses(losses: list[float], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(losses, lw=0.6, alpha=0.4, label="per step")
+    k = max(1, len(losses) // 50)
+    smooth = np.convolve(losses, np.ones(k) / k, mode="valid")
+    ax.plot(np.arange(k - 1, len(losses)), smooth, lw=1.5, label=f"mean of {k}")
+    ax.set(xlabel="optimizer step", ylabel="cross-entropy (actor tokens)", yscale="log", title="behaviour cloning")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def success_rates(out: Path, task: str, episodes: int, n_envs: int) -> dict[str, float]:
+    """Success of ``lm:OUT`` in the actor's seat on fresh seeds: sampled (the default) and greedy."""
+    from feedbackgym.rollout import rollout
+
+    rates = {}
+    for name, temperature in (("sampled", 1.0), ("greedy", 0.0)):
+        agent = LMAgent.from_pretrained(str(out), temperature=temperature)
+        runs = rollout(agent, task, n_envs=n_envs, episodes=episodes, seed=EVAL_SEED, actor="learner")
+        rates[name] = sum(t.success for t in runs) / max(1, len(runs))
+    return rates
+
+
+def run(args: Args) -> dict:
+    """The whole bootstrap; returns what ``bootstrap.json`` records."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    scenario = load_scenario(args.task)
+    episodes = collect(scenario, args.episodes, args.mix, args.seed)
+    segments = [actor_segments(ep) for ep in episodes]
+    tokenizer = train_tokenizer(("".join(t for t, _ in s) for s in segments), args.vocab_size)
+    data = [encode(tokenizer, s, args.n_positions) for s in segments]
+    with torch.random.fork_rng(devices=[]):  # seeded init and dropout, without touching the caller's RNG
+        torch.manual_seed(args.seed)
+        model = build_model(tokenizer, args.n_layer, args.n_embd, args.n_head, args.n_positions)
+        n_params = sum(p.numel() for p in model.parameters())
+        losses = train(model, data, args, f"bootstrap {scenario.name} ({n_params / 1e6:.1f}M params, {len(data)} episodes)")
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    plot_losses(losses, out / "loss.png")
+    train_s = time.perf_counter() - t0
+    rates = success_rates(out, args.task, args.eval_episodes, args.eval_envs)
+    report = {
+        "args": asdict(args),
+        "parameters": n_params,
+        "final_loss": float(np.mean(losses[-20:])),
+        "train_seconds": round(train_s, 1),
+        "total_seconds": round(time.perf_counter() - t0, 1),
+        "success_sampled": rates["sampled"],
+        "success_greedy": rates["greedy"],
+    }
+    (out / "bootstrap.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return report
+
+
+# ---------------------------------------------------------------------- CLI
+def field_docs(cls) -> dict[str, str]:
+    """The one-line docstring under each field of a dataclass (for --help)."""
+    body = ast.parse(inspect.getsource(cls)).body[0].body
+    return {
+        a.target.id: b.value.value
+        for a, b in zip(body, body[1:])
+        if isinstance(a, ast.AnnAssign) and isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant)
+    }
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """``feedbackgym bootstrap TASK --out DIR [...]``: one flag per field of `Args`."""
+    p = subparsers.add_parser("bootstrap", help="train a small actor from scripted episodes (behaviour cloning)")
+    docs = field_docs(Args)
+    p.add_argument("task", help=docs["task"])
+    for f in fields(Args):
+        if f.name != "task":
+            p.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default, help=f"{docs[f.name]} (default: %(default)s)")
+    p.set_defaults(func=cmd_bootstrap)
+    return p
+
+
+def cmd_bootstrap(ns: argparse.Namespace) -> int:
+    args = Args(**{f.name: getattr(ns, f.name) for f in fields(Args)})
+    if not 0.0 <= args.mix <= 1.0:
+        raise ValueError(f"--mix must lie in [0, 1], got {args.mix}")
+    r = run(args)
+    print(
+        f"saved lm:{args.out} ({r['parameters'] / 1e6:.1f}M parameters, final loss {r['final_loss']:.3f}) "
+        f"in {r['train_seconds']:.0f} s\n"
+        f"success on {args.eval_episodes} fresh {args.task} episodes: "
+        f"{r['success_sampled']:.1%} sampled (temperature 1), {r['success_greedy']:.1%} greedy "
+        f"[{r['total_seconds']:.0f} s in all; loss curve: {Path(args.out) / 'loss.png'}]"
+    )
+    return 0
