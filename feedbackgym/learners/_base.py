@@ -1,0 +1,76 @@
+"""The shape every learner has, so that `train.py` runs them all the same way.
+
+A learner owns the policy it trains, its optimizers and a numpy generator (its only source of
+randomness: replay sampling, seeds of fresh policy samples). Each iteration the loop hands it
+the trajectories it just collected with ``learner.act`` in the learner's seat; ``update``
+returns the iteration's metrics. ``state_dict`` holds everything a resumed run needs.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+
+def accumulate(micro_batches: Sequence, loss_fn: Callable[[object], torch.Tensor]) -> float:
+    """Backward ``loss_fn`` over the micro-batches, each scaled by 1/len: the gradient of the
+    *mean* loss over the whole batch (ArCHer sums them, which multiplies the lr by their number).
+    Returns that mean loss."""
+    total = 0.0
+    for mb in micro_batches:
+        loss = loss_fn(mb) / len(micro_batches)
+        loss.backward()
+        total += float(loss.detach())
+    return total
+
+
+def clipped_step(optimizer: torch.optim.Optimizer, params, max_norm: float) -> float:
+    """Clip the gradient's global norm to ``max_norm``, step, zero; the norm before clipping."""
+    norm = torch.nn.utils.clip_grad_norm_(list(params), max_norm)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(norm)
+
+
+def seeds(rng: np.random.Generator, n: int) -> list[int]:
+    return [int(s) for s in rng.integers(2**63, size=n)]
+
+
+class Learner:
+    """Base: sample with the policy as it is; subclasses override ``update`` (and ``act``)."""
+
+    name = "learner"
+
+    def __init__(self, policy, args, seed: int):
+        self.policy, self.args = policy, args
+        self.rng = np.random.default_rng(np.random.SeedSequence([seed, 0x1EA2]))
+
+    def act(self, prompts: Sequence[str], seeds_: Sequence[int], keys: Sequence | None = None):
+        return self.policy.sample(prompts, seeds_, keys)
+
+    def update(self, trajectories: list, iteration: int) -> dict:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        return {"policy": self.policy.model.state_dict(), "rng": self.rng.bit_generator.state, **self.extra_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.policy.model.load_state_dict(state["policy"])
+        self.policy.forget()
+        self.rng.bit_generator.state = state["rng"]
+        self.load_extra_state(state)
+
+    def extra_state(self) -> dict:
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        pass
+
+
+def seeded_init(seed: int, build: Callable[[], torch.nn.Module]) -> torch.nn.Module:
+    """Build a module with weights drawn from ``seed``, leaving the global torch RNG as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()

@@ -1,0 +1,224 @@
+"""ArCHer (Zhou et al., ICML 2024): an utterance-level critic and a token-level actor.
+
+    feedbackgym train archer --scenario twenty_questions --actor lm:models/actor --out runs/archer
+
+Per iteration, after the loop has put the new transitions (s, a, r, s', terminated, truncated)
+in a FIFO replay buffer:
+
+1. ``critic_steps`` times, on ``batch_size * grad_accum`` transitions drawn uniformly:
+     y_Q,i = r + gamma * (1 - terminated) * Vbar_i(s')        (bootstraps on truncation)
+     y_V,i = mean over k fresh samples a~pi(.|s) of Qbar_i(s, a)
+     L = sum_i MSE(Q_i(s, a), y_Q,i) + MSE(V_i(s), y_V,i)
+   each head bootstraps from its own target twin; then Polyak: theta_bar <- (1-tau) theta_bar + tau theta.
+2. unless ``iteration < warmup_iters``, ``actor_steps`` times, on replay *states*:
+     a ~ pi(.|s) fresh;  A = min(Q1, Q2)(s, a) - min(V1, V2)(s)   (online critic, no grad)
+     L_pi = -mean(A * sum_t log pi(a_t | s, a_<t))
+
+Micro-batch losses are averaged over ``grad_accum`` (the anchor sums them: 32x its stated lr),
+gradients clipped to ``max_grad_norm``, sequences left-padded with explicit position ids.
+
+Defaults are the anchor's ``archer_20q`` config scaled for a 2-core CPU and a ~3M-parameter
+GPT-2; each field says how.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from feedbackgym.learners._base import Learner, accumulate, clipped_step, seeded_init, seeds
+from feedbackgym.learners._critic import DoubleCritic, FeatureCache, Features, MiniLMEncoder, ReplayBuffer, make_embedder, polyak
+
+
+@dataclass
+class Args:
+    gamma: float = 0.95
+    """discount per utterance (anchor: 0.95 in every config)"""
+    tau: float = 0.1
+    """Polyak rate of the target critic, after every critic step (anchor: 0.1)"""
+    critic_lr: float = 1e-3
+    """Adam lr of the critic heads (anchor 2e-5 fine-tunes RoBERTa; heads trained from scratch on frozen features need more)"""
+    encoder_lr: float = 2e-5
+    """Adam lr of MiniLM when --fine-tune (anchor's critic lr)"""
+    actor_lr: float = 3e-5
+    """Adam lr of the actor (anchor 1e-6 summed over 32 micro-batches: 3.2e-5 effective)"""
+    batch_size: int = 16
+    """transitions per micro-batch (anchor 8)"""
+    grad_accum: int = 2
+    """micro-batches per optimizer step, losses averaged (anchor 32, summed)"""
+    critic_steps: int = 10
+    """critic optimizer steps per iteration (anchor 50)"""
+    actor_steps: int = 1
+    """actor optimizer steps per iteration (anchor 3)"""
+    warmup_iters: int = 3
+    """iterations with the actor frozen while the critic learns (anchor 20 of 2000)"""
+    capacity: int = 5000
+    """replay buffer size in transitions, FIFO (anchor 100000)"""
+    v_samples: int = 1
+    """fresh policy samples averaged in the V target (anchor 1)"""
+    max_grad_norm: float = 1.0
+    """gradient clipping, actor and critic (anchor 1.0)"""
+    hidden: int = 256
+    """width of the critic's MLP heads (anchor 768)"""
+    embedder: str = "minilm"
+    """critic features: minilm (frozen all-MiniLM-L6-v2, cached) or hashing (no model)"""
+    fine_tune: bool = False
+    """train MiniLM with the critic (anchor fine-tunes RoBERTa); slow on CPU"""
+
+
+# ---------------------------------------------------------------------- the update, as formulas
+def q_targets(reward: torch.Tensor, v_next: torch.Tensor, terminated: torch.Tensor, gamma: float) -> torch.Tensor:
+    """r + gamma * V(s'), except after termination (r alone). Truncation bootstraps."""
+    return reward + gamma * (1.0 - terminated.float()) * v_next
+
+
+def v_targets(q_samples: torch.Tensor) -> torch.Tensor:
+    """Qbar(s, a) averaged over the fresh samples a~pi: ``q_samples`` is (k, n)."""
+    return q_samples.mean(0)
+
+
+def advantage(q1: torch.Tensor, q2: torch.Tensor, v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
+    return torch.minimum(q1, q2) - torch.minimum(v1, v2)
+
+
+def actor_loss(adv: torch.Tensor, logp_sum: torch.Tensor) -> torch.Tensor:
+    """REINFORCE on whole utterances: -mean(A * sum of token log-probs); A carries no grad."""
+    return -(adv.detach() * logp_sum).mean()
+
+
+def critic_loss(q: tuple, v: tuple, yq: tuple, yv: tuple) -> torch.Tensor:
+    mse = nn.functional.mse_loss
+    return sum(mse(qi, yi) for qi, yi in zip(q, yq)) + sum(mse(vi, yi) for vi, yi in zip(v, yv))
+
+
+# ---------------------------------------------------------------------- the learner
+class ArCHer(Learner):
+    name = "archer"
+    Args = Args
+
+    def __init__(self, policy, args: Args, seed: int, features: FeatureCache | None = None):
+        super().__init__(policy, args, seed)
+        if args.fine_tune:
+            self.features = Features(None)
+            self.critic = seeded_init(seed, lambda: DoubleCritic(MiniLMEncoder.dim, args.hidden, MiniLMEncoder()))
+        else:
+            cache = features or FeatureCache(make_embedder(args.embedder))
+            self.features = Features(cache)
+            self.critic = seeded_init(seed, lambda: DoubleCritic(cache.dim, args.hidden))
+        self.target = copy.deepcopy(self.critic).requires_grad_(False)
+        groups = [{"params": [p for n, p in self.critic.named_parameters() if not n.startswith("encoder.")], "lr": args.critic_lr}]
+        if self.critic.encoder is not None:
+            groups.append({"params": list(self.critic.encoder.parameters()), "lr": args.encoder_lr})
+        self.critic_opt = torch.optim.Adam(groups)
+        self.actor_opt = torch.optim.Adam(policy.model.parameters(), lr=args.actor_lr)
+        self.buffer = ReplayBuffer(args.capacity)
+
+    # -------------------------------------------------------------- pieces
+    def sample_actions(self, states: list[str], k: int = 1) -> list[list]:
+        """k fresh utterances per state from the current policy, seeded from the learner's rng."""
+        with torch.no_grad():
+            gens = self.policy.sample([s for s in states for _ in range(k)], seeds(self.rng, len(states) * k))
+        return [gens[i * k : (i + 1) * k] for i in range(len(states))]
+
+    def targets(self, batch: list) -> tuple[tuple, tuple]:
+        """The critic's regression targets for a batch of transitions: (yQ1, yQ2), (yV1, yV2)."""
+        a = self.args
+        f = self.features
+        r = torch.tensor([t.reward for t in batch], dtype=torch.float32)
+        term = torch.tensor([t.terminated for t in batch], dtype=torch.float32)
+        states = [t.state for t in batch]
+        fresh = self.sample_actions(states, a.v_samples)
+        with torch.no_grad():
+            vn1, vn2 = self.target.v(f(self.target, [t.next_state for t in batch]))
+            es = f(self.target, states)
+            qs1, qs2 = [], []
+            for j in range(a.v_samples):
+                q1, q2 = self.target.q(es, f(self.target, [g[j].text for g in fresh]))
+                qs1.append(q1)
+                qs2.append(q2)
+        yq = (q_targets(r, vn1, term, a.gamma), q_targets(r, vn2, term, a.gamma))
+        yv = (v_targets(torch.stack(qs1)), v_targets(torch.stack(qs2)))
+        return yq, yv
+
+    def critic_objective(self, batch: list) -> torch.Tensor:
+        """sum_i MSE(Q_i(s, a), y_Q,i) + MSE(V_i(s), y_V,i) on one micro-batch."""
+        yq, yv = self.targets(batch)
+        es = self.features(self.critic, [t.state for t in batch])
+        ea = self.features(self.critic, [t.action for t in batch])
+        return critic_loss(self.critic.q(es, ea), self.critic.v(es), yq, yv)
+
+    def actor_objective(self, states: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(-mean(A * sum_t log pi), A) for fresh samples a~pi at ``states``."""
+        gens = [g[0] for g in self.sample_actions(states)]
+        with torch.no_grad():
+            es = self.features(self.critic, states)
+            adv = advantage(*self.critic.q(es, self.features(self.critic, [g.text for g in gens])), *self.critic.v(es))
+        logp, _ = self.policy.logprobs(states, [g.token_ids for g in gens])
+        return actor_loss(adv, logp.sum(1)), adv
+
+    def critic_step(self) -> float:
+        a = self.args
+        micro = [self.buffer.sample(a.batch_size, self.rng) for _ in range(a.grad_accum)]
+        value = accumulate(micro, self.critic_objective)
+        clipped_step(self.critic_opt, self.critic.parameters(), a.max_grad_norm)
+        polyak(self.target, self.critic, a.tau)
+        return value
+
+    def actor_step(self) -> tuple[float, float]:
+        a = self.args
+        micro = [[t.state for t in self.buffer.sample(a.batch_size, self.rng)] for _ in range(a.grad_accum)]
+        advs = []
+
+        def loss(states):
+            value, adv = self.actor_objective(states)
+            advs.append(adv)
+            return value
+
+        value = accumulate(micro, loss)
+        clipped_step(self.actor_opt, self.policy.model.parameters(), a.max_grad_norm)
+        self.policy.forget()
+        return value, float(torch.cat(advs).mean())
+
+    def actor_frozen(self, iteration: int) -> bool:
+        return iteration < self.args.warmup_iters
+
+    # -------------------------------------------------------------- the iteration
+    def observe(self, trajectories: list) -> None:
+        for traj in trajectories:
+            for t in traj.steps:
+                self.buffer.add(t)
+
+    def update(self, trajectories: list, iteration: int) -> dict:
+        self.observe(trajectories)
+        a = self.args
+        critic = [self.critic_step() for _ in range(a.critic_steps)]
+        out = {"critic_loss": float(np.mean(critic)), "buffer": len(self.buffer)}
+        if not self.actor_frozen(iteration):
+            steps = [self.actor_step() for _ in range(a.actor_steps)]
+            out["actor_loss"] = float(np.mean([s[0] for s in steps]))
+            out["advantage"] = float(np.mean([s[1] for s in steps]))
+        return out
+
+    # -------------------------------------------------------------- checkpoints
+    def extra_state(self) -> dict:
+        return {
+            "critic": self.critic.state_dict(),
+            "target": self.target.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(),
+            "actor_opt": self.actor_opt.state_dict(),
+            "buffer": self.buffer.state_dict(),
+            "features": self.features.cache.state_dict() if self.features.cache is not None else None,
+        }
+
+    def load_extra_state(self, state: dict) -> None:
+        self.critic.load_state_dict(state["critic"])
+        self.target.load_state_dict(state["target"])
+        self.critic_opt.load_state_dict(state["critic_opt"])
+        self.actor_opt.load_state_dict(state["actor_opt"])
+        self.buffer.load_state_dict(state["buffer"])
+        if state["features"] is not None and self.features.cache is not None:
+            self.features.cache.load_state_dict(state["features"])

@@ -1,0 +1,88 @@
+"""Online filtered behaviour cloning: imitate the best trajectories collected so far.
+
+    feedbackgym train filtered_bc --scenario twenty_questions --actor lm:models/actor --out runs/fbc
+
+Every iteration adds its trajectories to the pool of *all* trajectories collected so far, keeps
+the top ``fraction`` of the pool by return (ArCHer's online filtered BC: top 10%; ties broken by
+arrival, earlier first), and takes ``steps`` next-token cross-entropy steps on the learner's
+utterances in them (the policy's own tokens, stop token included).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from feedbackgym.learners._base import Learner, accumulate, clipped_step
+
+
+@dataclass
+class Args:
+    fraction: float = 0.1
+    """share of all trajectories so far that is imitated (anchor 0.1)"""
+    lr: float = 1e-4
+    """Adam lr (LMRL-Gym's BC: 1e-4)"""
+    steps: int = 4
+    """optimizer steps per iteration"""
+    batch_size: int = 16
+    """utterances per micro-batch"""
+    grad_accum: int = 2
+    """micro-batches per step, averaged"""
+    max_grad_norm: float = 1.0
+    """gradient clipping"""
+
+
+def select_top(returns: list[float], fraction: float) -> list[int]:
+    """Indices of the best ``ceil(fraction * n)`` returns (at least one), earlier first on ties."""
+    if not returns:
+        return []
+    k = max(1, math.ceil(fraction * len(returns)))
+    return sorted(sorted(range(len(returns)), key=lambda i: (-returns[i], i))[:k])
+
+
+def nll(policy, prompts: list[str], token_ids: list[list[int]]) -> torch.Tensor:
+    """Mean next-token cross-entropy over the utterances' tokens."""
+    logp, mask = policy.logprobs(prompts, token_ids)
+    return -logp.sum() / mask.sum().clamp(min=1)
+
+
+def imitate(learner, data: list[tuple[str, list[int]]]) -> list[float]:
+    """``learner.args.steps`` clipped cross-entropy steps on (prompt, tokens) pairs drawn
+    uniformly with the learner's generator; the loss of each step."""
+    a, losses = learner.args, []
+    for _ in range(a.steps):
+        micro = [[data[i] for i in learner.rng.integers(0, len(data), a.batch_size)] for _ in range(a.grad_accum)]
+        losses.append(accumulate(micro, lambda mb: nll(learner.policy, [p for p, _ in mb], [t for _, t in mb])))
+        clipped_step(learner.opt, learner.policy.model.parameters(), a.max_grad_norm)
+    learner.policy.forget()
+    return losses
+
+
+class FilteredBC(Learner):
+    name = "filtered_bc"
+    Args = Args
+
+    def __init__(self, policy, args: Args, seed: int):
+        super().__init__(policy, args, seed)
+        self.opt = torch.optim.Adam(policy.model.parameters(), lr=args.lr)
+        self.pool: list[tuple[float, list[tuple[str, list[int]]]]] = []  # (return, [(prompt, tokens)])
+
+    def update(self, trajectories: list, iteration: int) -> dict:
+        a = self.args
+        for t in trajectories:
+            self.pool.append((t.ret, [(s.state, list(s.token_ids)) for s in t.steps if s.token_ids]))
+        keep = select_top([r for r, _ in self.pool], a.fraction)
+        data = [u for i in keep for u in self.pool[i][1]]
+        losses = imitate(self, data) if data else []
+        kept = [self.pool[i][0] for i in keep]
+        return {"bc_loss": float(np.mean(losses)) if losses else float("nan"), "kept": len(keep), "kept_min_return": float(min(kept)) if kept else float("nan")}
+
+    def extra_state(self) -> dict:
+        return {"opt": self.opt.state_dict(), "pool": list(self.pool)}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.opt.load_state_dict(state["opt"])
+        self.pool = list(state["pool"])

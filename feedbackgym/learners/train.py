@@ -1,0 +1,325 @@
+"""``feedbackgym train ALGO``: train the learner's seat of a scenario, with checkpoints and resume.
+
+    feedbackgym bootstrap twenty_questions --out models/actor
+    feedbackgym train archer --scenario twenty_questions --actor lm:models/actor --out runs/a --iterations 40
+    feedbackgym train archer --out runs/a --resume           # after a crash: continues exactly
+    python -m feedbackgym.learners.train ppo --scenario guess_number --actor lm:models/gn --out runs/p
+
+ALGO is one of `ALGOS`. Each iteration collects ``rollout_size`` episodes through the Gymnasium
+face with the learner's policy in the learner's seat (episode seeds ``seed * 10**7 + 0, 1, ...``
+in order), then calls the learner's ``update``. Written under ``--out``:
+
+- ``args.json``: the run's settings (``--resume`` reads them back; only ``--iterations`` may change);
+- ``metrics.jsonl``: one line per iteration (line 0: the starting policy's evaluation);
+  ``wall_s`` is the only field that depends on the clock;
+- ``checkpoint.pt`` every ``checkpoint_every`` iterations, written atomically: the policy, the
+  learner's critic, optimizers, replay buffer and generator, the global python/numpy/torch RNG
+  states, the episode counter, and how long ``metrics.jsonl`` and ``eval.jsonl`` were, so that a
+  resumed run first cuts them back to that point and then writes what the uninterrupted run would;
+- ``eval.jsonl``: the evaluation episodes (fixed seeds ``EVAL_SEED + j``) as records, for
+  ``feedbackgym replay``; ``curve.png``: the learning curve; ``actor/``: the final policy
+  (``lm:RUN/actor`` plays any seat).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from feedbackgym.learners._policy import Policy
+from feedbackgym.learners._rollout import collect
+
+#: ALGO -> "module:class"
+ALGOS = {
+    "archer": "feedbackgym.learners.archer:ArCHer",
+    "chai": "feedbackgym.learners.chai:CHAI",
+    "ppo": "feedbackgym.learners.ppo:PPO",
+    "filtered_bc": "feedbackgym.learners.filtered_bc:FilteredBC",
+    "bc": "feedbackgym.learners.bc:BC",
+}
+EVAL_SEED = 2_000_000_000
+#: metric fields that may differ between an interrupted-and-resumed run and an uninterrupted one
+CLOCK_FIELDS = ("wall_s",)
+
+
+@dataclass
+class TrainArgs:
+    scenario: str = "twenty_questions"
+    """scenario name or YAML path; its learner seat is the role trained"""
+    actor: str = ""
+    """lm:DIR, the starting policy (a folder written by `feedbackgym bootstrap` or save_pretrained)"""
+    out: str = "runs/run"
+    """run folder: metrics.jsonl, checkpoint.pt, eval.jsonl, curve.png, actor/"""
+    iterations: int = 40
+    """iterations (collect, then update) in all"""
+    seed: int = 0
+    """seed of the episodes, the learner's generator and the critic's initial weights"""
+    rollout_size: int = 16
+    """episodes collected per iteration (anchor 128)"""
+    n_envs: int = 16
+    """episodes in flight during collection (one batched model call per step)"""
+    max_new_tokens: int = 24
+    """most tokens per utterance (anchor 32)"""
+    temperature: float = 1.0
+    """sampling temperature of the policy, in training and evaluation (anchor 1.0)"""
+    eval_every: int = 5
+    """evaluate every this many iterations (and before the first, and after the last)"""
+    eval_episodes: int = 32
+    """evaluation episodes, fixed seeds, recorded to eval.jsonl (anchor eval_size 32)"""
+    checkpoint_every: int = 5
+    """write checkpoint.pt every this many iterations (and after the last)"""
+    seats: str = ""
+    """role=spec overrides, comma-separated, e.g. 'judge=learner,actor=scripted:expert'"""
+    threads: int = 1
+    """torch CPU threads (0: torch's default; one is fastest for small models on a shared 2-core machine)"""
+
+
+def learner_class(algo: str):
+    if algo not in ALGOS:
+        raise ValueError(f"unknown learner {algo!r}; known: {sorted(ALGOS)}")
+    module, cls = ALGOS[algo].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def parse_seats(text: str) -> dict[str, str]:
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        role, sep, spec = part.partition("=")
+        if not sep:
+            raise ValueError(f"--seats: expected role=spec, got {part!r}")
+        out[role.strip()] = None if spec.strip() == "none" else spec.strip()
+    return out
+
+
+def actor_path(spec: str) -> str:
+    if not spec.startswith("lm:"):
+        raise ValueError(f"--actor must be lm:DIR (a trainable language model), got {spec!r}")
+    return spec[3:]
+
+
+# ---------------------------------------------------------------------- checkpoints
+def rng_states() -> dict:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def set_rng_states(s: dict) -> None:
+    random.setstate(s["python"])
+    np.random.set_state(s["numpy"])
+    torch.set_rng_state(s["torch"])
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # a kill mid-write leaves the previous checkpoint intact
+
+
+def size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
+
+
+def cut(path: Path, n: int) -> None:
+    """Drop what an interrupted run wrote after its last checkpoint."""
+    if path.exists():
+        with open(path, "r+b") as f:
+            f.truncate(n)
+
+
+# ---------------------------------------------------------------------- the loop
+def evaluate(learner, args: TrainArgs, seats, writer) -> dict:
+    seeds = [EVAL_SEED + j for j in range(args.eval_episodes)]
+    with torch.no_grad():
+        trajs = collect(learner.policy, learner.act, args.scenario, seeds, args.n_envs, seats, writer)
+    return {"eval_return": float(np.mean([t.ret for t in trajs])), "eval_success": float(np.mean([t.success for t in trajs]))}
+
+
+def run(algo: str, args: TrainArgs, algo_args=None, resume: bool = False, quiet: bool = False) -> list[dict]:
+    """Train; returns every metrics line of the run (also in ``OUT/metrics.jsonl``)."""
+    from feedbackgym.records import RecordWriter
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cls = learner_class(algo)
+    ckpt_path, metrics_path, eval_path = out / "checkpoint.pt", out / "metrics.jsonl", out / "eval.jsonl"
+    if resume:
+        saved = json.loads((out / "args.json").read_text())
+        if saved["algo"] != algo:
+            raise ValueError(f"{out} holds a {saved['algo']} run, not {algo}")
+        args = TrainArgs(**{**saved["train"], "iterations": args.iterations})
+        algo_args = cls.Args(**saved["learner"])
+    else:
+        if ckpt_path.exists():
+            raise ValueError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
+        algo_args = algo_args or cls.Args()
+        (out / "args.json").write_text(json.dumps({"algo": algo, "train": asdict(args), "learner": asdict(algo_args)}, indent=2) + "\n")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    seats = parse_seats(args.seats)
+    policy = Policy.load(actor_path(args.actor), max_new_tokens=args.max_new_tokens, temperature=args.temperature)
+    learner = cls(policy, algo_args, args.seed)
+    if hasattr(learner, "prepare"):
+        learner.prepare(args, seats)
+    start, episodes, env_steps, wall = 0, 0, 0, 0.0
+    if resume and ckpt_path.exists():
+        ck = torch.load(ckpt_path, weights_only=False)
+        learner.load_state_dict(ck["learner"])
+        set_rng_states(ck["rng"])
+        start, episodes, env_steps, wall = ck["iteration"], ck["episodes"], ck["env_steps"], ck["wall_s"]
+        cut(metrics_path, ck["offsets"]["metrics"])
+        cut(eval_path, ck["offsets"]["eval"])
+    elif resume:  # killed before its first checkpoint: start over
+        cut(metrics_path, 0)
+        cut(eval_path, 0)
+    lines: list[dict] = []
+    with RecordWriter(eval_path) as writer, open(metrics_path, "a", encoding="utf-8") as mf:
+
+        def log(line: dict) -> None:
+            lines.append(line)
+            mf.write(json.dumps(line) + "\n")
+            mf.flush()
+
+        if start == 0 and size(metrics_path) == 0:
+            t0 = time.perf_counter()
+            log({"iteration": 0, "episodes": 0, "env_steps": 0, **evaluate(learner, args, seats, writer), "wall_s": round(time.perf_counter() - t0, 3)})
+        bar = tqdm(range(start, args.iterations), desc=f"{algo} {Path(args.scenario).stem}", unit="it", file=sys.stderr,
+                   initial=start, total=args.iterations, disable=quiet)  # fmt: skip
+        for it in bar:
+            t0 = time.perf_counter()
+            seeds = [args.seed * 10**7 + episodes + k for k in range(args.rollout_size)]
+            trajs = collect(policy, learner.act, args.scenario, seeds, args.n_envs, seats)
+            episodes += len(trajs)
+            env_steps += sum(len(t.steps) for t in trajs)
+            metrics = learner.update(trajs, it)
+            line = {
+                "iteration": it + 1, "episodes": episodes, "env_steps": env_steps,
+                "return": float(np.mean([t.ret for t in trajs])), "success": float(np.mean([t.success for t in trajs])),
+                **metrics,
+            }  # fmt: skip
+            if (it + 1) % args.eval_every == 0 or it + 1 == args.iterations:
+                line.update(evaluate(learner, args, seats, writer))
+            wall += time.perf_counter() - t0
+            line["wall_s"] = round(wall, 3)
+            log(line)
+            bar.set_postfix(ret=f"{line['return']:.2f}", **({"eval": f"{line['eval_return']:.2f}"} if "eval_return" in line else {}))
+            if (it + 1) % args.checkpoint_every == 0 or it + 1 == args.iterations:
+                save_checkpoint(ckpt_path, {
+                    "iteration": it + 1, "episodes": episodes, "env_steps": env_steps, "wall_s": wall,
+                    "learner": learner.state_dict(), "rng": rng_states(),
+                    "offsets": {"metrics": mf.tell(), "eval": size(eval_path)},
+                })  # fmt: skip
+    policy.save(out / "actor")
+    plot_curve(read_metrics(metrics_path), out / "curve.png", f"{algo} on {Path(args.scenario).stem}")
+    return lines
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def plot_curve(lines: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    train = [m for m in lines if "return" in m]
+    ev = [m for m in lines if "eval_return" in m]
+    if train:
+        ax.plot([m["episodes"] for m in train], [m["return"] for m in train], lw=1, alpha=0.6, label="training episodes (mean)")
+    if ev:
+        ax.plot([m["episodes"] for m in ev], [m["eval_return"] for m in ev], "o-", lw=1.5, label="evaluation (fixed seeds)")
+    ax.set(xlabel="episodes collected", ylabel="return", title=title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------- CLI
+def _docs(cls) -> dict[str, str]:
+    from feedbackgym.learners.bootstrap import field_docs
+
+    docs = {}
+    for klass in reversed(cls.__mro__[:-1]):  # a subclass's docs win
+        try:
+            docs.update(field_docs(klass))
+        except (TypeError, OSError, AttributeError, IndexError):
+            pass
+    return docs
+
+
+def _add_fields(p: argparse.ArgumentParser, cls, defaults_none: bool = False) -> None:
+    docs = _docs(cls)
+    for f in fields(cls):
+        flag = f"--{f.name.replace('_', '-')}"
+        if isinstance(f.default, bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None if defaults_none else f.default, help=docs.get(f.name, ""))
+        else:
+            p.add_argument(flag, type=type(f.default), default=None if defaults_none else f.default,
+                           help=f"{docs.get(f.name, '')} (default: {f.default})")  # fmt: skip
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """``feedbackgym train ALGO --scenario S --actor lm:DIR --out RUN [--resume] [...]``."""
+    p = subparsers.add_parser("train", help="train the learner seat of a scenario (archer, chai, ppo, filtered_bc, bc)")
+    algos = p.add_subparsers(dest="algo", required=True, metavar="ALGO")
+    for algo in ALGOS:
+        cls = learner_class(algo)
+        a = algos.add_parser(algo, help=(cls.__module__ and importlib.import_module(cls.__module__).__doc__ or "").split("\n")[0])
+        _add_fields(a, TrainArgs, defaults_none=True)
+        _add_fields(a, cls.Args, defaults_none=True)
+        a.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+        a.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+    return p
+
+
+def cmd_train(ns: argparse.Namespace) -> int:
+    cls = learner_class(ns.algo)
+    given = lambda klass: {f.name: getattr(ns, f.name) for f in fields(klass) if getattr(ns, f.name, None) is not None}  # noqa: E731
+    if ns.resume:
+        saved = Path(ns.out or TrainArgs.out) / "args.json"
+        if not saved.exists():
+            raise ValueError(f"--resume: {saved} does not exist")
+        iterations = given(TrainArgs).get("iterations", json.loads(saved.read_text())["train"]["iterations"])
+        args = TrainArgs(out=ns.out or TrainArgs.out, iterations=iterations)
+        lines = run(ns.algo, args, resume=True, quiet=ns.quiet)
+    else:
+        args = TrainArgs(**given(TrainArgs))
+        if not args.actor:
+            raise ValueError("--actor lm:DIR is required (make one with `feedbackgym bootstrap TASK --out DIR`)")
+        lines = run(ns.algo, args, cls.Args(**given(cls.Args)), quiet=ns.quiet)
+    ev = [m for m in read_metrics(Path(args.out) / "metrics.jsonl") if "eval_return" in m]
+    if ev:
+        print(f"{ns.algo}: evaluation return {ev[0]['eval_return']:.2f} -> {ev[-1]['eval_return']:.2f} "
+              f"(success {ev[0]['eval_success']:.0%} -> {ev[-1]['eval_success']:.0%}) over {ev[-1]['episodes']} episodes; "
+              f"{len(lines)} new metric lines in {args.out}/metrics.jsonl, curve in {args.out}/curve.png")  # fmt: skip
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m feedbackgym.learners.train")
+    sub = p.add_subparsers(dest="command", required=True)
+    add_parser(sub)
+    ns = p.parse_args(["train", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return ns.func(ns)
+    except ValueError as e:
+        print(f"train: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

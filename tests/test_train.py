@@ -1,0 +1,111 @@
+"""`feedbackgym train`: every learner runs through the loop; a run killed with SIGKILL and resumed
+writes the same metrics and evaluation episodes as an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from feedbackgym.learners import train  # noqa: E402
+from feedbackgym.learners.bootstrap import build_model, train_tokenizer  # noqa: E402
+
+TEXTS = ["Task: Guess the number between 1 and 100.\nactor: 50\nuser: Too low.\nactor: 75\nuser: Too high.\nactor:"] * 20
+
+
+@pytest.fixture(scope="module")
+def tiny_actor(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny_actor")
+    tokenizer = train_tokenizer(TEXTS, vocab_size=300)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = build_model(tokenizer, n_layer=1, n_embd=32, n_head=2, n_positions=512)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return f"lm:{out}"
+
+
+SMALL = dict(scenario="guess_number", rollout_size=4, n_envs=4, max_new_tokens=6, eval_every=2, eval_episodes=4)
+LEARNER = {
+    "archer": dict(embedder="hashing", batch_size=4, grad_accum=2, critic_steps=2, warmup_iters=1),
+    "chai": dict(embedder="hashing", batch_size=4, grad_accum=2, critic_steps=2, k=3),
+    "ppo": dict(batch_size=4, grad_accum=2, epochs=1),
+    "filtered_bc": dict(batch_size=4, grad_accum=1, steps=2),
+    "bc": dict(batch_size=4, grad_accum=1, steps=2, demo_episodes=3),
+}
+LOSSES = {"archer": ["critic_loss", "actor_loss"], "chai": ["critic_loss"], "ppo": ["pg_loss", "value_loss"], "filtered_bc": ["bc_loss"], "bc": ["bc_loss"]}
+
+
+@pytest.mark.parametrize("algo", sorted(LEARNER))
+def test_each_learner_runs_two_iterations_with_finite_losses(algo, tiny_actor, tmp_path):
+    cls = train.learner_class(algo)
+    args = train.TrainArgs(actor=tiny_actor, out=str(tmp_path / algo), iterations=2, **SMALL)
+    lines = train.run(algo, args, cls.Args(**LEARNER[algo]), quiet=True)
+    assert [m["iteration"] for m in lines] == [0, 1, 2]
+    last = lines[-1]
+    for key in LOSSES[algo]:
+        assert math.isfinite(last[key]), (key, last)
+    assert last["episodes"] == 8 and "eval_return" in last
+    assert (tmp_path / algo / "curve.png").stat().st_size > 0
+    assert (tmp_path / algo / "actor" / "config.json").exists()
+    from feedbackgym.records import read_records
+
+    assert len(read_records(tmp_path / algo / "eval.jsonl")) == 2 * 4  # before training and after the last iteration
+
+
+def test_archer_actor_frozen_during_warmup_and_chai_always(tiny_actor, tmp_path):
+    lines = train.run("archer", train.TrainArgs(actor=tiny_actor, out=str(tmp_path / "a"), iterations=2, **SMALL),
+                      train.learner_class("archer").Args(**{**LEARNER["archer"], "warmup_iters": 1}), quiet=True)  # fmt: skip
+    assert "actor_loss" not in lines[1] and "actor_loss" in lines[2]
+
+    from feedbackgym.learners._policy import Policy
+
+    start = Policy.load(tiny_actor[3:]).model.state_dict()
+    train.run("chai", train.TrainArgs(actor=tiny_actor, out=str(tmp_path / "c"), iterations=2, **SMALL),
+              train.learner_class("chai").Args(**LEARNER["chai"]), quiet=True)  # fmt: skip
+    after = Policy.load(str(tmp_path / "c" / "actor")).model.state_dict()
+    assert all(torch.equal(start[k], after[k]) for k in start)
+
+
+def command(actor: str, out, iterations: int) -> list[str]:
+    flags = {**SMALL, **LEARNER["archer"], "actor": actor, "out": str(out), "iterations": iterations, "checkpoint_every": 2}
+    return [sys.executable, "-m", "feedbackgym.learners.train", "archer", "--quiet"] + [
+        x for k, v in flags.items() for x in (f"--{k.replace('_', '-')}", str(v))
+    ]
+
+
+def comparable(path) -> list[dict]:
+    return [{k: v for k, v in m.items() if k not in train.CLOCK_FIELDS} for m in train.read_metrics(path)]
+
+
+def test_killed_and_resumed_run_matches_an_uninterrupted_run(tiny_actor, tmp_path):
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    assert train.main(command(tiny_actor, whole, 6)[3:]) == 0  # uninterrupted, in this process (same code path)
+
+    proc = subprocess.Popen(command(tiny_actor, broken, 6), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (broken / "checkpoint.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = len(train.read_metrics(broken / "metrics.jsonl"))
+    assert done_before < 7, "the run finished before it could be killed: the test proves nothing"
+
+    resumed = subprocess.run(command(tiny_actor, broken, 6)[:5] + ["--out", str(broken), "--resume"], env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    expected = comparable(whole / "metrics.jsonl")
+    assert [m["iteration"] for m in expected] == list(range(7))
+    assert comparable(broken / "metrics.jsonl") == expected
+    assert (broken / "eval.jsonl").read_text() == (whole / "eval.jsonl").read_text()
+    assert json.loads((broken / "args.json").read_text()) == json.loads((whole / "args.json").read_text()) | {
+        "train": json.loads((whole / "args.json").read_text())["train"] | {"out": str(broken)}
+    }
