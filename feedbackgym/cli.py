@@ -169,8 +169,9 @@ def cmd_eval(args) -> int:
 
 
 def evaluate(base: Scenario, actors: list[str], judges: list[str], episodes: int, seed: int, quiet: bool = True):
-    """One row per (actor, judge): the aggregate metrics, and delta_feedback against the same
-    actor with no judge on the same seeds (MINT's "with feedback minus without")."""
+    """One row per (actor, judge): the aggregate metrics, and delta_feedback = success_rate with
+    the judge minus success_rate of the same actor with no judge on the same seeds (MINT's
+    "with feedback minus without", taken at the episode's end; see metrics.delta_feedback)."""
     rows: list[dict[str, Any]] = []
     with progress(len(actors) * (len(judges) + 1) * episodes, f"eval {base.name}", quiet) as bar:
         for actor in actors:

@@ -166,3 +166,14 @@ def test_cgi_scripted_actors_use_the_grades():
     assert stubborn["revision_ratio"] == 0.0 and sycophant["revision_ratio"] > 0.1
     assert sycophant["mean_turns"] < stubborn["mean_turns"]  # taking the critic's revisions finds it sooner
     assert rnd["success_rate"] < sycophant["success_rate"]
+
+
+def test_cgi_candidate_lists_cost_no_step_penalty():
+    from feedbackgym.cli import play
+    from feedbackgym.envs.scenario import load_scenario
+
+    ep = play(load_scenario("cgi_twenty_questions").with_roles(actor="scripted:sycophant"), 0)
+    moves = [m for m in ep.log if m.role == "actor" and m.kind in ("question", "guess", "invalid")]
+    solved = ep.terminate_reason == "success"
+    assert ep.returns["actor"] == -(len(moves) - (1 if solved else 0))  # -1 a move, 0 for the winning one
+    assert ep.returns["actor"] >= -ep.scenario.protocol.max_turns

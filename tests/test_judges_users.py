@@ -220,3 +220,25 @@ def test_grounded_judge_can_retrieve_with_minilm(play):
     # the embedding ranker and BM25 agree on which passage states the distractor here
     inst = ep.instance
     assert inst.evidence_for(inst.distractor, retriever="minilm")[0].supports == inst.distractor
+
+
+def test_friction_user_does_not_call_a_right_answer_wrong(tmp_path):
+    from feedbackgym.cli import play as _play
+    from feedbackgym.envs.scenario import validate
+
+    data = load_scenario("feedback_friction").model_dump()
+    data["protocol"].update(end_on_correct=False, rounds=1, final=["actor"])
+    ep = _play(validate(data).with_roles(actor="scripted:expert"), 0)
+    reply = ep.log[1].feedback
+    assert reply.kind == "r" and reply.labels["case"] == "positive" and "incorrect" not in ep.log[1].text.lower()
+
+
+def test_gym_learner_in_the_judge_seat_sees_what_the_judge_may_know():
+    env = gym.make("feedbackgym/JudgedQA-v0", actor="scripted:sycophant", judge="learner")
+    obs, _ = env.reset(seed=0)
+    inst = env.unwrapped.episode.instance
+    assert f"Correct answer (do not reveal it as such): {inst.truth}" in obs["instruction"]
+    assert "[doc0]" in obs["instruction"]
+    actor_env = gym.make("feedbackgym/JudgedQA-v0")
+    obs, _ = actor_env.reset(seed=0)
+    assert "Correct answer" not in obs["instruction"]  # the actor's seat knows nothing extra

@@ -109,3 +109,41 @@ def test_with_roles_none_removes_role_from_schedule_and_rewards():
     sc = load_scenario("judged_qa").with_roles(judge=None)
     assert "judge" not in sc.roles
     assert sc.protocol.order == ["actor"] and "judge" not in sc.rewards
+
+
+def test_agent_params_are_checked_on_load(tmp_path):
+    data = with_change(("roles", "judge"), {"agent": "scripted:malicious", "params": {"retreiver": "bm25"}})
+    with pytest.raises(ScenarioError, match=r"roles.judge.params.retreiver: got 'bm25', expected a parameter of scripted:malicious: one of \['paraphrase', 'retriever'\]"):
+        load_scenario(write(tmp_path, data))
+
+
+def test_replacing_an_agent_drops_the_old_agents_params():
+    sc = load_scenario("askagain_closed").with_roles(user="scripted:binary")
+    assert sc.roles["user"].params == {}
+    kept = load_scenario("askagain_closed").with_roles(user="scripted:askagain")
+    assert kept.roles["user"].params == {"form": "closed"}
+
+
+def test_every_seat_must_be_scheduled():
+    with pytest.raises(ScenarioError, match="roles.judge: got 'scripted:malicious', expected a role the protocol schedules"):
+        load_scenario("ufo").with_roles(judge="scripted:malicious")
+
+
+def test_scenario_paraphrase_choice_reaches_every_feedback_giver():
+    """feedback.paraphrase: first makes every critic use each case's first template."""
+    from feedbackgym.cli import play
+    from feedbackgym.envs.scenario import validate
+    from feedbackgym.feedback import banks
+
+    data = load_scenario("judged_qa_critic").model_dump()
+    data["feedback"]["paraphrase"] = "first"
+    sc = validate(data).with_roles(actor="scripted:sycophant")
+    checked = 0
+    for seed in range(20):
+        for m in play(sc, seed).log:
+            if m.feedback:
+                first = banks.templates(m.feedback.kind, "judged_qa", m.feedback.labels["case"])[0]
+                opening = first.split("{")[0]
+                assert m.text.startswith(opening[:1].upper() + opening[1:]), (m.text, first)
+                checked += bool(opening)
+    assert checked > 20

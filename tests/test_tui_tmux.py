@@ -17,16 +17,18 @@ pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is no
 
 
 class Pane:
-    """One detached tmux session running a command."""
+    """One detached tmux session running a command, on a tmux server of its own (tests running
+    in parallel would otherwise race to start and stop the shared default server)."""
 
     def __init__(self, command: list[str], cwd):
         self.name = f"fbg-{uuid.uuid4().hex[:8]}"
+        self.tmux = ["tmux", "-L", self.name]
         # the size is the pane's: a COLUMNS or LINES inherited from the test run would override it
         shell = f"cd {shlex.quote(str(cwd))} && env -u COLUMNS -u LINES {shlex.join(command)}; sleep 5"
-        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", "120", "-y", "40", shell], check=True)
+        subprocess.run([*self.tmux, "new-session", "-d", "-s", self.name, "-x", "120", "-y", "40", shell], check=True)
 
     def text(self) -> str:
-        return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True, text=True).stdout
+        return subprocess.run([*self.tmux, "capture-pane", "-p", "-t", self.name], capture_output=True, text=True).stdout
 
     def wait_for(self, *needles: str, timeout: float = 15.0, read=lambda text: text) -> str:
         """The pane's text once it shows every needle (as ``read`` renders it)."""
@@ -40,10 +42,10 @@ class Pane:
             time.sleep(0.1)
 
     def keys(self, *keys: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
+        subprocess.run([*self.tmux, "send-keys", "-t", self.name, *keys], check=True)
 
     def close(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+        subprocess.run([*self.tmux, "kill-server"], capture_output=True)
 
 
 def flat(text: str) -> str:

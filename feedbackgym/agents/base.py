@@ -81,6 +81,17 @@ def check_spec(spec: str, role: str, family: str | None = None) -> str | None:
     return f"a spec KIND:NAME (learner, human, or one of {known})"
 
 
+def check_params(spec: str, role: str, params: dict[str, Any]) -> list[tuple[str, Any, str]]:
+    """(name, value, what was expected) for each param a scripted agent does not take."""
+    kind, _, name = spec.partition(":")
+    if kind != "scripted" or (role, name) not in SCRIPTED:
+        return []
+    import inspect
+
+    accepted = [p for p in inspect.signature(SCRIPTED[(role, name)]).parameters if p != "self"]
+    return [(k, v, f"a parameter of {spec}: one of {accepted}") for k, v in params.items() if k not in accepted]
+
+
 def make_agent(spec: str, role: str, params: dict[str, Any] | None = None, family: str | None = None):
     """The agent for ``spec`` in ``role``; None for ``learner`` (the caller plays it)."""
     err = check_spec(spec, role, family)

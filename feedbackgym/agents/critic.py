@@ -21,15 +21,18 @@ from feedbackgym.feedback.types import Feedback
 _SCORE = {"positive": 1.0, "agree": 1.0, "negative": 0.0}
 
 
-def say(view, kind: str, hint, labels: dict, paraphrase="random") -> Utterance:
+def say(view, kind: str, hint, labels: dict, paraphrase: str | int | None = None) -> Utterance:
     """Render ``hint`` from the ``kind`` bank and wrap it as typed feedback; ``labels`` (a fresh
-    dict) is completed in place with the speaker's role, the bank case and the suggestion."""
+    dict) is completed in place with the speaker's role, the bank case and the suggestion.
+    ``paraphrase`` None means the scenario's ``feedback.paraphrase``."""
     options = banks.templates(kind, view.world.family, hint.case)
-    if paraphrase == "random":
+    choice = view.paraphrase if paraphrase is None else paraphrase
+    if choice == "random":
         template = options[int(view.rng.random() * len(options))]
     else:
-        template = banks.pick(options, view.rng, paraphrase)
+        template = banks.pick(options, view.rng, choice)
     text = template.format_map(hint.slots)
+    text = text[:1].upper() + text[1:]  # a slot ("the Vale of ...") may open the sentence
     labels["source_role"] = view.role
     labels["case"] = hint.case
     labels["suggested_answer"] = hint.suggestion
@@ -66,7 +69,7 @@ FEEDBACK_FAMILIES = ("judged_qa", "twenty_questions", "guess_number")
 class ConstructiveCritic(FeedbackGiver):
     name = "constructive"
 
-    def __init__(self, paraphrase: str | int = "random"):
+    def __init__(self, paraphrase: str | int | None = None):
         self.paraphrase = paraphrase
 
     def respond(self, view, last):
@@ -84,7 +87,7 @@ class NoisyCritic(ConstructiveCritic):
 
     name = "noisy"
 
-    def __init__(self, flip: float = 0.25, paraphrase: str | int = "random"):
+    def __init__(self, flip: float = 0.25, paraphrase: str | int | None = None):
         super().__init__(paraphrase)
         self.flip = flip
 
@@ -130,5 +133,5 @@ class CGICritic(FeedbackGiver):
         labels = {"case": "cgi", "truthful": True, "suggested_answer": suggestion, "source_role": view.role}
         return Utterance(text, Feedback("critique", text, top, labels))
 
-    def __init__(self, paraphrase: str | int = "random"):
+    def __init__(self, paraphrase: str | int | None = None):
         self.paraphrase = paraphrase

@@ -36,7 +36,7 @@ FAMILIES = ("judged_qa",)
 
 
 class Judge(FeedbackGiver):
-    def __init__(self, intent: str, knowledge: str, paraphrase: str | int = "random", retriever: str = "bm25"):
+    def __init__(self, intent: str, knowledge: str, paraphrase: str | int | None = None, retriever: str = "bm25"):
         if intent not in INTENTS or knowledge not in KNOWLEDGE:
             raise ValueError(f"judge intent must be one of {INTENTS} and knowledge one of {KNOWLEDGE}")
         if retriever not in ("bm25", "minilm"):
@@ -84,7 +84,7 @@ class Judge(FeedbackGiver):
 
 
 def _factory(intent: str, knowledge: str):
-    def make(paraphrase: str | int = "random", retriever: str = "bm25") -> Judge:
+    def make(paraphrase: str | int | None = None, retriever: str = "bm25") -> Judge:
         return Judge(intent, knowledge, paraphrase, retriever)
 
     return make
@@ -106,7 +106,7 @@ class AnnotatorPool(FeedbackGiver):
 
     name = "annotator-pool"
 
-    def __init__(self, k: int = 13, flip: float = 0.25, bias: float = 0.3, pool_seed: int = 0, paraphrase="random"):
+    def __init__(self, k: int = 13, flip: float = 0.25, bias: float = 0.3, pool_seed: int = 0, paraphrase=None):
         self.k, self.flip, self.paraphrase = k, flip, paraphrase
         self.biases = np.random.default_rng(pool_seed).uniform(-bias, bias, size=k)
 

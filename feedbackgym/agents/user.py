@@ -25,7 +25,7 @@ class ScriptedUser(FeedbackGiver):
     #: feedback kinds tried in order; the first that applies to the move is said
     kinds: tuple[str, ...] = ()
 
-    def __init__(self, paraphrase: str | int = "random"):
+    def __init__(self, paraphrase: str | int | None = None):
         self.paraphrase = paraphrase
 
     def respond(self, view, last):
@@ -71,7 +71,7 @@ class AskAgainUser(ScriptedUser):
     name = "askagain"
     FORMS = ("closed", "open", "leading", "progressive")
 
-    def __init__(self, form: str = "closed", only_after_correct: bool = True, paraphrase: str | int = "random"):
+    def __init__(self, form: str = "closed", only_after_correct: bool = True, paraphrase: str | int | None = None):
         if form not in self.FORMS:
             raise ValueError(f"Ask-Again form {form!r}: expected one of {self.FORMS}")
         super().__init__(paraphrase)
@@ -106,7 +106,7 @@ class MintUser(ScriptedUser):
 
     name = "mint"
 
-    def __init__(self, form: str = "textual", ground_truth: bool = True, accuracy: float = 0.7, paraphrase="random"):
+    def __init__(self, form: str = "textual", ground_truth: bool = True, accuracy: float = 0.7, paraphrase=None):
         if form not in ("textual", "binary"):
             raise ValueError(f"MINT feedback form {form!r}: expected 'textual' or 'binary'")
         super().__init__(paraphrase)
@@ -132,12 +132,14 @@ class FrictionUser(ScriptedUser):
 
     name = "friction"
 
-    def __init__(self, tried_options: bool = False, paraphrase: str | int = "random"):
+    def __init__(self, tried_options: bool = False, paraphrase: str | int | None = None):
         super().__init__(paraphrase)
         self.tried_options = tried_options
 
     def respond(self, view, last):
         w = view.world
+        if last.value == w.truth:  # right (a scenario that does not end on a correct answer)
+            return say(view, "r", w.hint("r", last, view), {"truthful": True}, self.paraphrase)
         passages = w.evidence_for(w.truth, k=1)
         hint = passages[0].text.replace(w.truth, "[masked]") if passages else f"Think again about {w.question}"
         text = f"Your answer was incorrect. Here is the feedback: {hint}"
@@ -157,7 +159,7 @@ class ClarifyingUser(ScriptedUser):
 
     name = "clarifying"
 
-    def __init__(self, patience: int = 8, grace: int = 2, paraphrase: str | int = "random"):
+    def __init__(self, patience: int = 8, grace: int = 2, paraphrase: str | int | None = None):
         super().__init__(paraphrase)
         self.patience, self.grace = patience, grace
 

@@ -4,7 +4,7 @@ One `Episode` is one run of a scenario with one seed. Everything that happens is
 appended to ``episode.log``; every face (Gymnasium, PettingZoo, the TUI, records) is a view of
 that log. The engine never imports gymnasium or pettingzoo.
 
-The schedule: ``protocol.order`` is one round (it always opens with the actor); it repeats
+The schedule: ``protocol.order`` is one round (it opens with a moving role); it repeats
 ``protocol.rounds`` times (forever if None), then each role in ``protocol.final`` speaks once.
 Which roles *move* (their text is parsed and scored: the actor; a buyer and a seller) is the
 task's to say; the others give feedback or replies.
@@ -88,9 +88,15 @@ class View:
     moves this turn should list (CGI), 0 for a real move.
     """
 
-    __slots__ = ("role", "rng", "world", "last_move", "last_invalid", "candidates", "feedback_kinds", "_log", "_since", "_transcript")
+    __slots__ = (
+        "role", "rng", "world", "last_move", "last_invalid", "candidates", "feedback_kinds", "paraphrase",
+        "_log", "_since", "_transcript",
+    )
 
-    def __init__(self, role, rng, world, log, since, feedback_kinds, last_move=None, last_invalid=False, candidates=0):
+    def __init__(
+        self, role, rng, world, log, since, feedback_kinds, last_move=None, last_invalid=False, candidates=0,
+        paraphrase="random",
+    ):
         self.role = role
         self.rng: np.random.Generator = rng
         self.world: Instance = world
@@ -98,6 +104,7 @@ class View:
         self.last_invalid: bool = last_invalid
         self.candidates: int = candidates
         self.feedback_kinds: tuple[str, ...] = feedback_kinds
+        self.paraphrase: str | int = paraphrase  # the scenario's choice of paraphrase
         self._log: list[Message] = log
         self._since = since
         self._transcript: str | None = None
@@ -192,6 +199,7 @@ class Episode:
         self._final = tuple(scenario.protocol.final)
         self._rounds = scenario.protocol.rounds
         self._kinds = tuple(scenario.feedback.kinds)
+        self._paraphrase = scenario.feedback.paraphrase
         self._end_on_correct = scenario.protocol.end_on_correct
         self._max_proposals = scenario.protocol.max_proposals
         self._countdown = scenario.protocol.countdown
@@ -269,6 +277,7 @@ class Episode:
         return View(
             role, self.rngs[role], self.instance, self.log, self._spoke_at.get(role, 0), self._kinds,
             self._last_parsed, self._last_invalid, self.candidates_due() if role == self._current else 0,
+            self._paraphrase,
         )
 
     # ------------------------------------------------------------------ moves

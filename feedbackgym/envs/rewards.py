@@ -45,7 +45,7 @@ class StepPenalty(Scheme):
     (LMRL-Gym / ArCHer twenty questions: the return lies in [-max_turns, 0])."""
 
     def on_message(self, ep, msg):
-        if msg.role != "actor":
+        if msg.role != "actor" or msg.kind == "candidates":  # a CGI candidate list is no move
             return 0.0
         return 0.0 if msg.labels.get("solved") else -1.0
 

@@ -116,6 +116,7 @@ class Scenario(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> "Scenario":
         from feedbackgym.agents import check_spec
+        from feedbackgym.agents.base import check_params
         from feedbackgym.envs.rewards import REWARDS
         from feedbackgym.envs.tasks import TASKS
 
@@ -132,10 +133,16 @@ class Scenario(_Strict):
                 problems.append(("roles", sorted(self.roles), f"a {role!r} role: it moves in {self.task.family}"))
         if self.protocol.order[0] not in movers:
             problems.append(("protocol.order.0", self.protocol.order[0], f"a moving role ({', '.join(movers)}) to open each round"))
+        scheduled = set(self.protocol.order) | set(self.protocol.final)
         for role, spec in self.roles.items():
             err = check_spec(spec.agent, role, self.task.family)
             if err:
                 problems.append((f"roles.{role}.agent", spec.agent, err))
+            else:
+                for name, value, expected in check_params(spec.agent, role, spec.params):
+                    problems.append((f"roles.{role}.params.{name}", value, expected))
+            if role not in scheduled:
+                problems.append((f"roles.{role}", spec.agent, "a role the protocol schedules (in order or final)"))
         learners = [r for r, s in self.roles.items() if s.agent == "learner"]
         if len(learners) > 1:
             problems.append(("roles", learners, "at most one role with agent: learner"))
@@ -171,8 +178,9 @@ class Scenario(_Strict):
                 data["protocol"]["order"] = [r for r in data["protocol"]["order"] if r != role]
                 data["protocol"]["final"] = [r for r in data["protocol"]["final"] if r != role]
                 data["rewards"].pop(role, None)
-            else:
-                roles[role] = {"agent": agent, "params": roles.get(role, {}).get("params", {})}
+            else:  # params belong to the agent they were written for
+                old = roles.get(role, {})
+                roles[role] = {"agent": agent, "params": old.get("params", {}) if old.get("agent") == agent else {}}
         return validate(data, source=f"{self.name} (with roles {agents})")
 
 

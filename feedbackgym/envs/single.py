@@ -36,7 +36,9 @@ class FeedbackEnv(gym.Env):
 
     ## Observation Space
     `Dict(instruction=Text, observation=Text, feedback=Text)` (LLF-Bench's shape):
-    `instruction` is the task statement (every step), `observation` what the other roles said
+    `instruction` is the task statement (every step), followed, for a learner in another seat
+    than the actor's, by what only that role may know (a judge's evidence and the gold answer, a
+    user's goal); `observation` what the other roles said
     since the learner's last turn other than feedback (the oracle's "Yes.", the env's note on an
     invalid move), and `feedback` the feedback messages since then ("" if none).
 
@@ -48,12 +50,16 @@ class FeedbackEnv(gym.Env):
     ## Rewards
     Per the scenario's `rewards` for the learner's role, accrued since the learner last acted:
     `final_correct` (1 if the last answer is right, at the end), `step_penalty` (-1 per turn that
-    does not solve the task), `success`, `flip_c2i` (a judge's: a correct answer flipped),
-    `goal_met` (a user's).
+    does not solve the task), `success`, `ufo` (0.5^t at the solving turn minus the repetition
+    penalty), `flip_c2i` (a judge's: a correct answer flipped), `improvement` (a critic's:
+    answers it turned right minus those it turned wrong), `goal_met` (a user's), `task` (a
+    game's own: a deal price, SPC's zero-sum +-1).
 
     ## Episode End
-    Terminated when the task is solved or the protocol's rounds are done; truncated when the
-    actor's turn budget (`protocol.max_turns`) runs out. `info["terminate_reason"]` says which.
+    Terminated when the task is solved (`success`), the protocol's rounds are done
+    (`protocol_end`), the proposals run out (`proposals_exhausted`, MINT) or a user leaves
+    (`user_left`); truncated when the budget of moves (`protocol.max_turns`) runs out
+    (`max_turns`). `info["terminate_reason"]` says which.
 
     ## Information
     `messages`: the typed messages since the learner's last turn, its own included, with hidden
@@ -94,6 +100,8 @@ class FeedbackEnv(gym.Env):
         super().reset(seed=seed)
         ep_seed = seed if seed is not None else int(self.np_random.integers(2**31 - 1))
         self.episode = Episode(self.scenario, ep_seed, self.agents)
+        private = self.episode.instance.private_view(self.learner)
+        self._instruction = self.episode.instance.instruction + (f"\n{private}" if private else "")
         self._mark = 0
         self.episode.play_until(self.learner)
         return self._obs(), self._info(None)
@@ -116,7 +124,7 @@ class FeedbackEnv(gym.Env):
                 feedback.append(m.text)
             elif m.role != self.learner:
                 seen.append(m.text)
-        return {"instruction": ep.instance.instruction, "observation": "\n".join(seen), "feedback": "\n".join(feedback)}
+        return {"instruction": self._instruction, "observation": "\n".join(seen), "feedback": "\n".join(feedback)}
 
     def _info(self, own) -> dict[str, Any]:
         ep = self.episode

@@ -159,6 +159,9 @@ def aggregate(rows: Sequence[Mapping[str, Any]], ks: Sequence[int] = (1, 2, 3, 5
 
 
 def delta_feedback(with_fb: Sequence[Mapping[str, Any]], without_fb: Sequence[Mapping[str, Any]], k: int = 5):
-    """MINT's Δfeedback: SR@k with feedback minus SR@k without."""
+    """MINT's Δfeedback as defined there: SR@k with feedback minus SR@k without. (`feedbackgym
+    eval` reports success_rate with minus without instead: the same at the budget where episodes
+    end on success, as in MINT, and the meaningful one in judged QA, where an answer that was
+    right and then misled counts as a failure, not as an early success.)"""
     a, b = sr_at(with_fb, k), sr_at(without_fb, k)
     return None if a is None or b is None else a - b
