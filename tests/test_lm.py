@@ -173,3 +173,18 @@ def test_specs_are_checked_and_options_passed(tmp_path, lm_dir):
         make_agent(f"lm:{lm_dir}", "user", {"temprature": 0})
     with pytest.raises(ValueError, match="top_p"):
         LMOptions(top_p=0)
+
+
+def test_temperature_schedule_feedback_friction():
+    """Feedback Friction's mitigation: the temperature rises 0.15 a turn, capped at 1.5; the first
+    turn is greedy; per-row temperatures leave a greedy row greedy."""
+    from feedbackgym.agents.lm import sample
+
+    opts = LMOptions(temperature_step=0.15)
+    assert [opts.temperature_for(n) for n in (0, 1, 4, 20)] == [0.0, 0.15, 0.6, 1.5]
+    assert LMOptions(temperature=0.7).temperature_for(5) == 0.7
+    logits = torch.tensor([[0.0, 3.0, 1.0], [0.0, 3.0, 1.0]])
+    uniforms = torch.tensor([0.001, 0.001])  # the first token of the CDF when sampled
+    out = sample(logits, torch.tensor([0.0, 1.0]), 1.0, uniforms)
+    assert out.tolist() == [1, 0]  # row 0 greedy (argmax), row 1 drawn
+    assert sample(logits, 1.0, 1.0, uniforms).tolist() == [0, 0]  # the scalar path is unchanged

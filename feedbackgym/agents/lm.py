@@ -47,6 +47,16 @@ class LMOptions:
     """torch device (default: cuda when present, else cpu)"""
     prompt_cache: int = 256
     """conversations whose prompt KV cache is kept for their next turn (0: recompute every prompt)"""
+    temperature_step: float | None = None
+    """Feedback Friction's mitigation: the temperature is this much times the turns the role has
+    already taken (0.15 in the paper; greedy on the first), instead of ``temperature``"""
+    max_temperature: float = 1.5
+    """the cap of that schedule"""
+
+    def temperature_for(self, turns_taken: int) -> float:
+        if self.temperature_step is None:
+            return self.temperature
+        return min(self.temperature_step * turns_taken, self.max_temperature)
 
     def __post_init__(self):
         if self.max_new_tokens < 1:
@@ -200,15 +210,22 @@ class LMAgent:
         """One utterance per view, in one batch; each row seeded from its view's generator."""
         prompts = [self.prompt(v) for v in views]
         seeds = [int(v.rng.integers(2**63)) for v in views]
+        temperatures = [self.options.temperature_for(sum(1 for r, _, _ in v.messages if r == v.role)) for v in views]
         # a view's generator is its (episode, role)'s own object: the key of its conversation
-        return self.generate_text(prompts, seeds, keys=[id(v.rng) for v in views])
+        return self.generate_text(prompts, seeds, keys=[id(v.rng) for v in views], temperatures=temperatures)
 
-    def generate_text(self, prompts: Sequence[str], seeds: Sequence[int], keys: Sequence[int] | None = None) -> list[Generation]:
+    def generate_text(
+        self, prompts: Sequence[str], seeds: Sequence[int], keys: Sequence[int] | None = None,
+        temperatures: Sequence[float] | None = None,
+    ) -> list[Generation]:
         """One utterance per prompt; row i samples from a ``torch.Generator`` seeded with
-        ``seeds[i]``; ``keys[i]`` names its conversation, whose KV cache is kept for its next turn."""
+        ``seeds[i]`` at ``temperatures[i]`` (default: the options'); ``keys[i]`` names its
+        conversation, whose KV cache is kept for its next turn."""
         if not prompts:
             return []
-        tokens, logprobs = self._decode([self.encode(p) for p in prompts], seeds, keys or [None] * len(prompts))
+        tokens, logprobs = self._decode(
+            [self.encode(p) for p in prompts], seeds, keys or [None] * len(prompts), temperatures
+        )
         return [Generation(self._text(ids), ids, lps, p) for p, ids, lps in zip(prompts, tokens, logprobs)]
 
     def _text(self, ids: list[int]) -> str:
@@ -236,7 +253,9 @@ class LMAgent:
         return (c, [(k[:, :c], v[:, :c]) for k, v in entry[1]]) if c else (0, None)
 
     @torch.inference_mode()
-    def _decode(self, prompts: list[list[int]], seeds: Sequence[int], keys: Sequence) -> tuple[list[list[int]], list[list[float]]]:
+    def _decode(
+        self, prompts: list[list[int]], seeds: Sequence[int], keys: Sequence, temperatures: Sequence[float] | None = None
+    ) -> tuple[list[list[int]], list[list[float]]]:
         """Batched decoding. Row i's layout is [pad][cached prefix][pad][new prompt tokens], then
         the generated tokens: pads are masked out and positions count only real tokens, so every
         row computes what it would alone."""
@@ -259,6 +278,7 @@ class LMAgent:
             [torch.rand(opts.max_new_tokens, generator=torch.Generator().manual_seed(s % 2**63)) for s in seeds]
         ).to(dev)
         ids, mask, positions = ids.to(dev), mask.to(dev), positions.to(dev)
+        temperature = opts.temperature if temperatures is None else torch.tensor(temperatures, device=dev)
         extra = {"logits_to_keep": 1} if self._last_logits_only else {}
         out = self.model(
             input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=past, use_cache=True, **extra
@@ -268,7 +288,7 @@ class LMAgent:
         live, fed = list(range(n)), 0  # fed: decoding steps whose tokens went into the cache
         for t in range(opts.max_new_tokens):
             logits = out.logits[:, -1, :].float()
-            chosen = sample(logits, opts.temperature, opts.top_p, uniforms[:, t])
+            chosen = sample(logits, temperature, opts.top_p, uniforms[:, t])
             chosen_lp = torch.log_softmax(logits, -1).gather(-1, chosen[:, None]).squeeze(-1)
             chosen_list, lp_list = chosen.tolist(), chosen_lp.tolist()
             for i in live:
@@ -339,16 +359,26 @@ def common_prefix(a: list[int], b: list[int]) -> int:
     return n
 
 
-def sample(logits: torch.Tensor, temperature: float, top_p: float, uniforms: torch.Tensor) -> torch.Tensor:
+def sample(logits: torch.Tensor, temperature: float | torch.Tensor, top_p: float, uniforms: torch.Tensor) -> torch.Tensor:
     """A token per row: the argmax when ``temperature`` is 0, else the inverse-CDF draw of
-    ``uniforms`` (one per row) from the temperature-scaled, top-p-truncated distribution."""
-    if temperature == 0:
-        return logits.argmax(-1)
-    probs = torch.softmax(logits / temperature, -1)
+    ``uniforms`` (one per row) from the temperature-scaled, top-p-truncated distribution.
+    ``temperature`` may be one per row (a tensor); rows at 0 are greedy."""
+    if not isinstance(temperature, torch.Tensor):
+        if temperature == 0:
+            return logits.argmax(-1)
+        return _draw(logits / temperature, top_p, uniforms)
+    greedy = temperature == 0
+    drawn = _draw(logits / torch.where(greedy, 1.0, temperature)[:, None].to(logits.dtype), top_p, uniforms)
+    return torch.where(greedy, logits.argmax(-1), drawn)
+
+
+def _draw(scaled: torch.Tensor, top_p: float, uniforms: torch.Tensor) -> torch.Tensor:
+    """Inverse-CDF draws of ``uniforms`` from softmax(``scaled``), top-p truncated."""
+    probs = torch.softmax(scaled, -1)
     order = None
     if top_p < 1:
         probs, order = probs.sort(-1, descending=True)
         probs = probs * ((probs.cumsum(-1) - probs) < top_p)  # the nucleus (at least one token)
     cdf = probs.cumsum(-1)
-    k = torch.searchsorted(cdf, (uniforms * cdf[:, -1])[:, None]).clamp(max=logits.shape[-1] - 1)
+    k = torch.searchsorted(cdf, (uniforms * cdf[:, -1])[:, None]).clamp(max=scaled.shape[-1] - 1)
     return (k if order is None else order.gather(-1, k)).squeeze(-1)
