@@ -14,6 +14,7 @@ from gymnasium.envs.registration import register as _register
 from pettingzoo import register as _pz_register
 
 from feedbackgym.envs.scenario import Scenario, ScenarioError, list_scenarios, load_scenario
+from feedbackgym.rollout import rollout  # feedbackgym.rollout is the function; `from feedbackgym.rollout import X` still reaches the module
 
 __version__ = "0.1.0"
 
@@ -65,5 +66,5 @@ def make(env_id_or_scenario: str, **kwargs):
 
 __all__ = [
     "ENV_IDS", "MULTIAGENT_IDS", "Scenario", "ScenarioError", "list_scenarios", "load_scenario", "make",
-    "make_multiagent", "multiagent_ids",
+    "make_multiagent", "multiagent_ids", "rollout",
 ]

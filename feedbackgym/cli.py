@@ -1,4 +1,4 @@
-"""The `feedbackgym` command: list | run | eval | replay | tui | play.
+"""The `feedbackgym` command: list | run | eval | replay | tui | play | bootstrap | train.
 
     feedbackgym list
     feedbackgym run judged_qa --actor scripted:sycophant --judge scripted:malicious --episodes 20 --record runs/a.jsonl
@@ -249,7 +249,26 @@ def build_parser() -> argparse.ArgumentParser:
     rp.set_defaults(func=cmd_replay)
 
     add_tui_parsers(sub)
+    lazy(sub, "bootstrap", "feedbackgym.learners.bootstrap", "train a small actor from scripted episodes (behaviour cloning)")
+    lazy(sub, "train", "feedbackgym.learners.train", "train the learner seat of a scenario (archer, chai, ppo, filtered_bc, bc)")
     return p
+
+
+def lazy(sub, name: str, module: str, help: str) -> None:
+    """A subcommand whose module (torch and all) is imported only when it runs, so that the other
+    commands start at once; its own parser then reads the arguments."""
+    p = sub.add_parser(name, help=help, add_help=False, prefix_chars="\0")
+    p.add_argument("argv", nargs=argparse.REMAINDER)
+    p.set_defaults(func=lambda args: _run_lazy(name, module, args.argv))
+
+
+def _run_lazy(name: str, module: str, argv: list[str]) -> int:
+    import importlib
+
+    parser = argparse.ArgumentParser(prog="feedbackgym")
+    importlib.import_module(module).add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args([name, *argv])
+    return args.func(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
