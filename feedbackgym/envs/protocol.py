@@ -29,10 +29,9 @@ if TYPE_CHECKING:
     from feedbackgym.envs.scenario import Scenario
     from feedbackgym.envs.tasks.base import Instance, Parsed
 
-#: Message kinds.
-MESSAGE_KINDS = ("answer", "question", "guess", "feedback", "reply", "invalid", "env")
-
-
+#: The kinds of message the engine itself makes; a move's kind is the task's (answer, question,
+#: guess, solution, verdict, offer, accept, walk, talk ...).
+ENGINE_KINDS = ("feedback", "reply", "invalid", "env", "candidates")
 
 
 class Message(NamedTuple):
