@@ -112,6 +112,9 @@ class CGICritic(FeedbackGiver):
 
     name = "cgi"
 
+    def __init__(self, paraphrase: str | int | None = None):
+        self.paraphrase = paraphrase
+
     def respond(self, view, last):
         w = view.world
         if last.kind != "candidates":
@@ -133,5 +136,3 @@ class CGICritic(FeedbackGiver):
         labels = {"case": "cgi", "truthful": True, "suggested_answer": suggestion, "source_role": view.role}
         return Utterance(text, Feedback("critique", text, top, labels))
 
-    def __init__(self, paraphrase: str | int | None = None):
-        self.paraphrase = paraphrase
