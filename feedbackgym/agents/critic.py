@@ -32,7 +32,8 @@ def say(view, kind: str, hint, labels: dict, paraphrase: str | int | None = None
     else:
         template = banks.pick(options, view.rng, choice)
     text = template.format_map(hint.slots)
-    text = text[:1].upper() + text[1:]  # a slot ("the Vale of ...") may open the sentence
+    if text[:1].islower():  # a slot ("the Vale of ...") may open the sentence
+        text = text[0].upper() + text[1:]
     labels["source_role"] = view.role
     labels["case"] = hint.case
     labels["suggested_answer"] = hint.suggestion

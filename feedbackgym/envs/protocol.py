@@ -173,6 +173,7 @@ class Episode:
     def __init__(self, scenario: "Scenario", seed: int, agents: Mapping[str, "Agent"] | None = None):
         from feedbackgym.envs.rewards import REWARDS, Scheme
         from feedbackgym.envs.tasks import TASKS
+        from feedbackgym.envs.tasks.base import Instance as BaseInstance
 
         self.scenario = scenario
         self.seed = int(seed)
@@ -184,6 +185,8 @@ class Episode:
         task = TASKS[scenario.task.family]
         self.instance: Instance = task.sample(self.task_rng, task.Params(**scenario.task.params))
         self.movers = task.movers
+        # hooks a task may override, called only where it does (they sit on the hot path)
+        self._skips = type(self.instance).skips is not BaseInstance.skips
         self.agents = dict(agents or {})
         self.log: list[Message] = []
         schemes = {role: REWARDS[name](role) for role, name in scenario.rewards.items()}
@@ -244,7 +247,7 @@ class Episode:
                 self._current = self._final[self._pos]
             else:
                 self._current = self._order[self._pos]
-            if not self.instance.skips(self._current, self.log):
+            if not self._skips or not self.instance.skips(self._current, self.log):
                 break
         if self._current in self.movers:
             if self.actor_turns >= self._max_turns:
@@ -275,7 +278,7 @@ class Episode:
     def view(self, role: str) -> View:
         return View(
             role, self.rngs[role], self.instance, self.log, self._spoke_at.get(role, 0), self._kinds,
-            self._last_parsed, self._last_invalid, self.candidates_due() if role == self._current else 0,
+            self._last_parsed, self._last_invalid, self._candidates and role == self._current and self.candidates_due(),
             self._paraphrase,
         )
 
@@ -337,12 +340,12 @@ class Episode:
 
     def candidates_due(self) -> int:
         """How many candidates the current mover lists now (CGI), or 0 for a real move."""
-        return (self._candidates or 0) if self._pos == 0 and not self._in_final else 0
+        return self._candidates if self._candidates and self._pos == 0 and not self._in_final else 0
 
     def _move(self, turn: int, role: str, text: str, source: str | None) -> Message:
         """A move by one of the task's moving roles: parsed, scored and labelled. A CGI candidate
         list is read line by line, neither scored nor counted against the budget."""
-        m = self.candidates_due()
+        m = self._candidates and self.candidates_due()
         if m:
             parsed = self.instance.read_candidates(role, text, m)
         else:
