@@ -173,8 +173,9 @@ class LMAgent:
         self.eos_id = tokenizer.eos_token_id
         self.use_chat = options.chat_template and bool(getattr(tokenizer, "chat_template", None))
         self._last_logits_only = "logits_to_keep" in inspect.signature(model.forward).parameters
-        #: conversation key -> (prompt ids, KV per layer): a later turn only feeds its new tokens
-        self._kv: OrderedDict[int, tuple[list[int], list]] = OrderedDict()
+        #: conversation key -> (its token ids, their KV: layers x (key, value) x heads x tokens x
+        #: head_dim): a later turn only feeds its new tokens
+        self._kv: OrderedDict[int, tuple[list[int], torch.Tensor]] = OrderedDict()
 
     @classmethod
     def from_pretrained(cls, path: str, **options) -> "LMAgent":
@@ -196,8 +197,12 @@ class LMAgent:
 
     def encode(self, prompt: str) -> list[int]:
         """Token ids of a prompt, cut from the left to ``max_prompt_tokens``."""
-        ids = self.tokenizer(prompt, add_special_tokens=not self.use_chat)["input_ids"]
-        return ids[-self.max_prompt_tokens :]
+        return self.encode_all([prompt])[0]
+
+    def encode_all(self, prompts: Sequence[str]) -> list[list[int]]:
+        """`encode` for many prompts in one call of the tokenizer."""
+        ids = self.tokenizer(list(prompts), add_special_tokens=not self.use_chat)["input_ids"]
+        return [row[-self.max_prompt_tokens :] for row in ids]
 
     # ------------------------------------------------------------------ acting
     def act(self, view) -> str:
@@ -223,9 +228,7 @@ class LMAgent:
         conversation, whose KV cache is kept for its next turn."""
         if not prompts:
             return []
-        tokens, logprobs = self._decode(
-            [self.encode(p) for p in prompts], seeds, keys or [None] * len(prompts), temperatures
-        )
+        tokens, logprobs = self._decode(self.encode_all(prompts), seeds, keys or [None] * len(prompts), temperatures)
         return [Generation(self._text(ids), ids, lps, p) for p, ids, lps in zip(prompts, tokens, logprobs)]
 
     def _text(self, ids: list[int]) -> str:
@@ -241,16 +244,16 @@ class LMAgent:
         return any(s in text for s in self.options.stop)
 
     # ------------------------------------------------------------------ decoding
-    def _reusable(self, key, ids: list[int]) -> tuple[int, list | None]:
+    def _reusable(self, key, ids: list[int]) -> tuple[int, torch.Tensor | None]:
         """How much of ``ids`` this conversation's cache already holds: (that many tokens, their
-        KV per layer). A token prefix's KV does not depend on what follows, so any stored prefix
-        that agrees is valid; at least the last token is always fed again, for its logits."""
+        KV). A token prefix's KV does not depend on what follows, so any stored prefix that
+        agrees is valid; at least the last token is always fed again, for its logits."""
         entry = self._kv.get(key) if key is not None else None
         if entry is None:
             return 0, None
         self._kv.move_to_end(key)
         c = min(common_prefix(entry[0], ids), len(ids) - 1)
-        return (c, [(k[:, :c], v[:, :c]) for k, v in entry[1]]) if c else (0, None)
+        return (c, entry[1][:, :, :, :c]) if c else (0, None)
 
     @torch.inference_mode()
     def _decode(
@@ -310,35 +313,29 @@ class LMAgent:
         self._keep(keys, prompts, tokens, reuse, fresh, out.past_key_values, width_c, width_m, fed)
         return tokens, logprobs
 
-    def _batch_cache(self, reuse: list[tuple[int, list | None]], width: int) -> DynamicCache:
+    def _batch_cache(self, reuse: list[tuple[int, torch.Tensor | None]], width: int) -> DynamicCache:
         """The rows' cached prefixes as one left-padded cache ``width`` positions long."""
-        shapes = next(kv for _, kv in reuse if kv is not None)
-        layers = []
-        for layer, (k0, v0) in enumerate(shapes):
-            keys = k0.new_zeros((len(reuse), k0.shape[0], width, k0.shape[2]))
-            values = v0.new_zeros((len(reuse), v0.shape[0], width, v0.shape[2]))
-            for i, (c, kv) in enumerate(reuse):
-                if c:
-                    keys[i, :, width - c :] = kv[layer][0]
-                    values[i, :, width - c :] = kv[layer][1]
-            layers.append((keys, values))
-        return DynamicCache(ddp_cache_data=layers)
+        kv0 = next(kv for _, kv in reuse if kv is not None)  # (layers, 2, heads, length, head_dim)
+        layers, _, heads, _, dim = kv0.shape
+        buf = kv0.new_zeros((layers, 2, len(reuse), heads, width, dim))
+        for i, (c, kv) in enumerate(reuse):
+            if c:
+                buf[:, :, i, :, width - c :] = kv
+        return DynamicCache(ddp_cache_data=[(buf[layer, 0], buf[layer, 1]) for layer in range(layers)])
 
     def _keep(self, keys, prompts, tokens, reuse, fresh, cache, width_c: int, width_m: int, fed: int) -> None:
         """Store each keyed row's KV, real positions only: its prompt and the generated tokens that
         were fed back, for the conversation's next turn (whose prompt starts with them)."""
-        if not self.options.prompt_cache or not _plain_cache(cache):
+        if not self.options.prompt_cache or not _plain_cache(cache) or all(k is None for k in keys):
             return
+        kv = torch.stack([torch.stack([layer.keys, layer.values]) for layer in cache.layers])  # (L, 2, B, H, T, D)
         end = width_c + width_m
         for i, key in enumerate(keys):
             if key is None:
                 continue
             (c, _), f, g = reuse[i], len(fresh[i]), min(len(tokens[i]), fed)
-            kv = [
-                tuple(torch.cat([t[i, :, width_c - c : width_c], t[i, :, end - f : end + g]], dim=1) for t in (layer.keys, layer.values))
-                for layer in cache.layers
-            ]
-            self._kv[key] = (prompts[i] + tokens[i][:g], kv)
+            row = torch.cat([kv[:, :, i, :, width_c - c : width_c], kv[:, :, i, :, end - f : end + g]], dim=3)
+            self._kv[key] = (prompts[i] + tokens[i][:g], row)
             self._kv.move_to_end(key)
         while len(self._kv) > self.options.prompt_cache:
             self._kv.popitem(last=False)
