@@ -78,6 +78,10 @@ class Args:
     threads: int = 1
     """torch CPU threads (0: torch's default; 1 is the fastest on a shared 2-core machine)"""
 
+    def __post_init__(self):
+        if not 0.0 <= self.mix <= 1.0:
+            raise ValueError(f"--mix must lie in [0, 1], got {self.mix}")
+
 
 # ---------------------------------------------------------------------- data
 def collect(scenario: Scenario, episodes: int, mix: float, seed: int) -> list[Episode]:
@@ -264,14 +268,14 @@ def run(args: Args) -> dict:
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     plot_losses(losses, out / "loss.png")
-    train_s = time.perf_counter() - t0
+    saved_s = time.perf_counter() - t0
     rates = success_rates(out, args.task, args.eval_episodes, args.eval_envs)
     report = {
         "args": asdict(args),
         "parameters": n_params,
         "final_loss": float(np.mean(losses[-20:])),
-        "train_seconds": round(train_s, 1),
-        "total_seconds": round(time.perf_counter() - t0, 1),
+        "seconds_until_saved": round(saved_s, 1),
+        "seconds_total": round(time.perf_counter() - t0, 1),
         "success_sampled": rates["sampled"],
         "success_greedy": rates["greedy"],
     }
@@ -304,14 +308,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def cmd_bootstrap(ns: argparse.Namespace) -> int:
     args = Args(**{f.name: getattr(ns, f.name) for f in fields(Args)})
-    if not 0.0 <= args.mix <= 1.0:
-        raise ValueError(f"--mix must lie in [0, 1], got {args.mix}")
     r = run(args)
     print(
         f"saved lm:{args.out} ({r['parameters'] / 1e6:.1f}M parameters, final loss {r['final_loss']:.3f}) "
-        f"in {r['train_seconds']:.0f} s\n"
+        f"{r['seconds_until_saved']:.0f} s after the start\n"
         f"success on {args.eval_episodes} fresh {args.task} episodes: "
         f"{r['success_sampled']:.1%} sampled (temperature 1), {r['success_greedy']:.1%} greedy "
-        f"[{r['total_seconds']:.0f} s in all; loss curve: {Path(args.out) / 'loss.png'}]"
+        f"[{r['seconds_total']:.0f} s in all; loss curve: {Path(args.out) / 'loss.png'}]"
     )
     return 0
