@@ -188,3 +188,16 @@ def test_temperature_schedule_feedback_friction():
     out = sample(logits, torch.tensor([0.0, 1.0]), 1.0, uniforms)
     assert out.tolist() == [1, 0]  # row 0 greedy (argmax), row 1 drawn
     assert sample(logits, 1.0, 1.0, uniforms).tolist() == [0, 0]  # the scalar path is unchanged
+
+
+def test_agents_share_weights_until_the_folder_is_rewritten(tmp_path, lm_dir):
+    import shutil
+
+    folder = shutil.copytree(lm_dir, tmp_path / "model")
+    first, second = LMAgent.from_pretrained(str(folder)), LMAgent.from_pretrained(str(folder))
+    assert first.model is second.model
+    retrained = build_model(first.tokenizer, n_layer=2, n_embd=48, n_head=2, n_positions=256)
+    retrained.save_pretrained(folder)
+    again = LMAgent.from_pretrained(str(folder))
+    assert again.model is not first.model
+    assert torch.equal(again.model.transformer.wte.weight, retrained.transformer.wte.weight)

@@ -10,7 +10,8 @@ role's view: the tokenizer's chat template when it has one, otherwise a plain tr
 
 Generation is batched over views: prompts are left-padded with their attention mask and explicit
 position ids, decoded token by token with the KV cache, and cut at the first stop string (a
-newline by default). Sampling is seeded per row: each view's generator draws one seed for a
+newline by default); each conversation keeps its KV cache for its next turn, which then feeds
+only its new tokens. Sampling is seeded per row: each view's generator draws one seed for a
 ``torch.Generator``, so an episode's text depends only on its own seed, not on which other
 episodes share the batch, and LM episodes replay exactly on CPU.
 """
@@ -18,8 +19,8 @@ episodes share the batch, and LM episodes replay exactly on CPU.
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, fields
 from collections import OrderedDict
+from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple, Sequence
@@ -117,9 +118,17 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-@lru_cache(maxsize=4)
 def load(path: str, device: str):
-    """Model and tokenizer from ``path``, offline, shared by every agent that loads the same path."""
+    """Model and tokenizer from ``path``, offline, shared by every agent that loads the same files
+    (read-only: a learner that updates weights loads its own copy)."""
+    folder = Path(path)
+    stamp = tuple(sorted((f.name, f.stat().st_mtime_ns) for f in folder.iterdir())) if folder.is_dir() else None
+    return _load(path, device, stamp)
+
+
+@lru_cache(maxsize=4)
+def _load(path: str, device: str, stamp: tuple | None):
+    """``load``, once per path, device and version of the folder's files (``stamp``)."""
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=dtype).to(device).eval()
