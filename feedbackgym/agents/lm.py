@@ -118,6 +118,12 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def fast_bf16(device: torch.device | str) -> bool:
+    """Whether bf16 autocast speeds matrix products up here: on a GPU, or a CPU with native bf16."""
+    kind = torch.device(device).type
+    return kind == "cuda" or (kind == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()))
+
+
 def load(path: str, device: str):
     """Model and tokenizer from ``path``, offline, shared by every agent that loads the same files
     (read-only: a learner that updates weights loads its own copy)."""

@@ -56,6 +56,7 @@ class MiniLMEncoder(nn.Module):
         from feedbackgym.learners.encoders import minilm_encoder
 
         self.tokenizer, self.model = minilm_encoder("cpu")
+        self.tokenizer.truncation_side = "left"  # a long transcript keeps its latest turns
         self.max_length = max_length
 
     def forward(self, texts: Sequence[str]) -> torch.Tensor:

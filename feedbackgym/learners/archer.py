@@ -188,9 +188,11 @@ class ArCHer(Learner):
 
     # -------------------------------------------------------------- the iteration
     def observe(self, trajectories: list) -> None:
-        for traj in trajectories:
-            for t in traj.steps:
-                self.buffer.add(t)
+        steps = [t for traj in trajectories for t in traj.steps]
+        for t in steps:
+            self.buffer.add(t)
+        if self.features.cache is not None:  # embed the new texts at once, in batches of similar length
+            self.features.cache([text for t in steps for text in (t.state, t.action, t.next_state)])
 
     def update(self, trajectories: list, iteration: int) -> dict:
         self.observe(trajectories)

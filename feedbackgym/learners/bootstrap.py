@@ -34,7 +34,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, train
 from tqdm import tqdm
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-from feedbackgym.agents.lm import LMAgent, default_device, plain_prompt
+from feedbackgym.agents.lm import LMAgent, default_device, fast_bf16, plain_prompt
 from feedbackgym.envs.protocol import Episode
 from feedbackgym.envs.scenario import Scenario, load_scenario
 
@@ -170,11 +170,6 @@ def collate(data: list[tuple[list[int], list[bool]]], idx: list[int], pad: int):
 
 
 # ---------------------------------------------------------------------- training
-def fast_bf16(device: torch.device) -> bool:
-    """Whether bf16 autocast speeds training up here: on a GPU, or a CPU with native bf16."""
-    return device.type == "cuda" or torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-
-
 def train(model, data, args: Args, desc: str) -> list[float]:
     """Behaviour cloning: next-token cross-entropy on the actor's tokens; the loss per step.
 

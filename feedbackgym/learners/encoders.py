@@ -83,30 +83,40 @@ def minilm_encoder(device: str | None = None):
 
 
 class MiniLMEmbedder:
-    """Frozen all-MiniLM-L6-v2 sentence embeddings: mean of the token states, unit length."""
+    """Frozen all-MiniLM-L6-v2 sentence embeddings: mean of the token states, unit length.
+
+    Texts are encoded in batches of similar length (each padded only to its own longest text),
+    a text longer than ``max_length`` tokens keeps its *end* (a transcript's latest turns), and
+    the matrix products run in bf16 where the device has native bf16 (``bf16=None``): on a CPU
+    with AVX512-BF16 that is 1.7x faster, cosine to the float32 embedding above 0.9999."""
 
     dim = 384
 
-    def __init__(self, device: str | None = None, batch_size: int = 64, max_length: int = 256):
+    def __init__(self, device: str | None = None, batch_size: int = 64, max_length: int = 256, bf16: bool | None = None):
+        from feedbackgym.agents.lm import fast_bf16
+
         self.tokenizer, self.model = minilm_encoder(device)
+        self.tokenizer.truncation_side = "left"
         self.model.eval()
         self.batch_size, self.max_length = batch_size, max_length
+        self.bf16 = fast_bf16(self.model.device) if bf16 is None else bf16
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         import torch
 
-        rows = []
-        with torch.inference_mode():
-            for s in range(0, len(texts), self.batch_size):
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        with torch.inference_mode(), torch.autocast(self.model.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            for s in range(0, len(order), self.batch_size):
+                rows = order[s : s + self.batch_size]
                 batch = self.tokenizer(
-                    list(texts[s : s + self.batch_size]), padding=True, truncation=True,
-                    max_length=self.max_length, return_tensors="pt",
-                ).to(self.model.device)  # fmt: skip
-                states = self.model(**batch).last_hidden_state
+                    [texts[i] for i in rows], padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+                ).to(self.model.device)
+                states = self.model(**batch).last_hidden_state.float()
                 mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
                 pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1)
-                rows.append(torch.nn.functional.normalize(pooled, dim=-1).float().cpu().numpy())
-        return np.concatenate(rows) if rows else np.zeros((0, self.dim), np.float32)
+                out[rows] = torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy()
+        return out
 
 
 def minilm(device: str | None = None, cache_size: int = 100_000) -> EmbeddingCache:
