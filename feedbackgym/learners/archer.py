@@ -44,18 +44,18 @@ class Args:
     """Adam lr of the critic heads (anchor 2e-5 fine-tunes RoBERTa; heads trained from scratch on frozen features need more)"""
     encoder_lr: float = 2e-5
     """Adam lr of MiniLM when --fine-tune (anchor's critic lr)"""
-    actor_lr: float = 3e-5
-    """Adam lr of the actor (anchor 1e-6 summed over 32 micro-batches: 3.2e-5 effective)"""
+    actor_lr: float = 1e-4
+    """Adam lr of the actor (anchor 1e-6 summed over 32 micro-batches, 3.2e-5 effective, for 124M-param GPT-2; OfflineArcher's 20Q: 1e-4; at 3e-5 a 2M-param actor barely moved in 30 iterations)"""
     batch_size: int = 16
     """transitions per micro-batch (anchor 8)"""
     grad_accum: int = 2
     """micro-batches per optimizer step, losses averaged (anchor 32, summed)"""
-    critic_steps: int = 10
-    """critic optimizer steps per iteration (anchor 50)"""
-    actor_steps: int = 1
+    critic_steps: int = 30
+    """critic optimizer steps per iteration (anchor 50; each samples fresh utterances)"""
+    actor_steps: int = 3
     """actor optimizer steps per iteration (anchor 3)"""
-    warmup_iters: int = 3
-    """iterations with the actor frozen while the critic learns (anchor 20 of 2000)"""
+    warmup_iters: int = 10
+    """iterations with the actor frozen while the critic learns (anchor 10-20; with 3, the actor followed an untrained critic and got worse)"""
     capacity: int = 5000
     """replay buffer size in transitions, FIFO (anchor 100000)"""
     v_samples: int = 1

@@ -31,8 +31,8 @@ from feedbackgym.learners._policy import left_pad, token_logprobs
 
 @dataclass
 class Args:
-    lr: float = 3e-5
-    """Adam lr of the policy (LMRL-Gym: 1e-6 to 3e-5 for GPT-2 sizes)"""
+    lr: float = 1e-4
+    """Adam lr of the policy (LMRL-Gym: 1e-6 to 3e-5 for 124M+ GPT-2; 1e-4 here, ArCHer's actor lr, for the 2M-param bootstrapped actor)"""
     value_lr: float = 1e-3
     """Adam lr of the value head (a fresh linear layer)"""
     gamma: float = 0.95
