@@ -250,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_tui_parsers(sub)
     lazy(sub, "bootstrap", "feedbackgym.learners.bootstrap", "train a small actor from scripted episodes (behaviour cloning)")
-    lazy(sub, "train", "feedbackgym.learners.train", "train the learner seat of a scenario (archer, chai, ppo, filtered_bc, bc)")
+    lazy(sub, "train", "feedbackgym.learners.train", "train the learner seat of a scenario (archer, chai, ppo, filtered_bc, bc, sb3_ppo, maskable_ppo)")
     return p
 
 

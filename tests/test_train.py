@@ -86,22 +86,26 @@ def comparable(path) -> list[dict]:
     return [{k: v for k, v in m.items() if k not in train.CLOCK_FIELDS} for m in train.read_metrics(path)]
 
 
-def test_killed_and_resumed_run_matches_an_uninterrupted_run(tiny_actor, tmp_path):
+def kill_after_first_checkpoint_and_resume(cmd: list[str], out, whole_lines: int) -> None:
+    """Run ``cmd`` (``python -m feedbackgym.learners.train ALGO --quiet ...``) in a subprocess,
+    SIGKILL it as soon as its first checkpoint exists, then resume it with ``--resume``."""
     env = {**os.environ, "PYTHONHASHSEED": "0"}
-    whole, broken = tmp_path / "whole", tmp_path / "broken"
-    assert train.main(command(tiny_actor, whole, 6)[3:]) == 0  # uninterrupted, in this process (same code path)
-
-    proc = subprocess.Popen(command(tiny_actor, broken, 6), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while not (broken / "checkpoint.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
+    while not (out / "checkpoint.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    done_before = len(train.read_metrics(broken / "metrics.jsonl"))
-    assert done_before < 7, "the run finished before it could be killed: the test proves nothing"
-
-    resumed = subprocess.run(command(tiny_actor, broken, 6)[:5] + ["--out", str(broken), "--resume"], env=env, capture_output=True, text=True)
+    done_before = len(train.read_metrics(out / "metrics.jsonl"))
+    assert done_before < whole_lines, "the run finished before it could be killed: the test proves nothing"
+    resumed = subprocess.run(cmd[:5] + ["--out", str(out), "--resume"], env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
+
+
+def test_killed_and_resumed_run_matches_an_uninterrupted_run(tiny_actor, tmp_path):
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    assert train.main(command(tiny_actor, whole, 6)[3:]) == 0  # uninterrupted, in this process (same code path)
+    kill_after_first_checkpoint_and_resume(command(tiny_actor, broken, 6), broken, 7)
     expected = comparable(whole / "metrics.jsonl")
     assert [m["iteration"] for m in expected] == list(range(7))
     assert comparable(broken / "metrics.jsonl") == expected
@@ -109,3 +113,11 @@ def test_killed_and_resumed_run_matches_an_uninterrupted_run(tiny_actor, tmp_pat
     assert json.loads((broken / "args.json").read_text()) == json.loads((whole / "args.json").read_text()) | {
         "train": json.loads((whole / "args.json").read_text())["train"] | {"out": str(broken)}
     }
+
+
+def test_lm_learners_need_an_actor_and_a_known_face(tmp_path, capsys):
+    assert train.main(["archer", "--scenario", "guess_number", "--out", str(tmp_path / "a")]) == 2
+    assert "--actor lm:DIR is required" in capsys.readouterr().err
+    assert train.main(["archer", "--actor", "lm:x", "--face", "parallel", "--out", str(tmp_path / "b")]) == 2
+    assert "--face 'parallel': expected one of gymnasium, pettingzoo" in capsys.readouterr().err
+    assert not (tmp_path / "a" / "args.json").exists()  # refused before the run folder holds a run

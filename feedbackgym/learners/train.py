@@ -5,9 +5,11 @@
     feedbackgym train archer --out runs/a --resume           # after a crash: continues exactly
     python -m feedbackgym.learners.train ppo --scenario guess_number --actor lm:models/gn --out runs/p
 
-ALGO is one of `ALGOS`. Each iteration collects ``rollout_size`` episodes through the Gymnasium
-face with the learner's policy in the learner's seat (episode seeds ``seed * 10**7 + 0, 1, ...``
-in order), then calls the learner's ``update``. Written under ``--out``:
+ALGO is one of `ALGOS`. For the LM learners each iteration collects ``rollout_size`` episodes
+through the Gymnasium face (or, with ``--face pettingzoo``, the PettingZoo face) with the
+learner's policy in the learner's seat (episode seeds ``seed * 10**7 + 0, 1, ...`` in order),
+then calls the learner's ``update``; the SB3 learners (``sb3_ppo``, ``maskable_ppo``,
+`feedbackgym.learners.sb3`) run one ``learn`` chunk per iteration. Written under ``--out``:
 
 - ``args.json``: the run's settings (``--resume`` reads them back; only ``--iterations`` may change);
 - ``metrics.jsonl``: one line per iteration (line 0: the starting policy's evaluation);
@@ -18,7 +20,11 @@ in order), then calls the learner's ``update``. Written under ``--out``:
   resumed run first cuts them back to that point and then writes what the uninterrupted run would;
 - ``eval.jsonl``: the evaluation episodes (fixed seeds ``EVAL_SEED + j``) as records, for
   ``feedbackgym replay``; ``curve.png``: the learning curve; ``actor/``: the final policy
-  (``lm:RUN/actor`` plays any seat).
+  (``lm:RUN/actor`` plays any seat), or ``model.zip`` for an SB3 learner.
+
+The loop (`run`) drives a *session*: `LMSession` wraps an LM learner (`Learner`), and an SB3
+learner class is its own session; either has ``evaluate``, ``iterate``, ``state_dict``,
+``load_state_dict`` and ``save``.
 """
 
 from __future__ import annotations
@@ -37,8 +43,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from feedbackgym.learners._base import Learner
 from feedbackgym.learners._policy import Policy
-from feedbackgym.learners._rollout import collect
+from feedbackgym.learners._rollout import FACES, collect
 
 #: ALGO -> "module:class"
 ALGOS = {
@@ -47,6 +54,8 @@ ALGOS = {
     "ppo": "feedbackgym.learners.ppo:PPO",
     "filtered_bc": "feedbackgym.learners.filtered_bc:FilteredBC",
     "bc": "feedbackgym.learners.bc:BC",
+    "sb3_ppo": "feedbackgym.learners.sb3:SB3PPO",
+    "maskable_ppo": "feedbackgym.learners.sb3:SB3MaskablePPO",
 }
 EVAL_SEED = 2_000_000_000
 #: metric fields that may differ between an interrupted-and-resumed run and an uninterrupted one
@@ -58,17 +67,17 @@ class TrainArgs:
     scenario: str = "twenty_questions"
     """scenario name or YAML path; its learner seat is the role trained"""
     actor: str = ""
-    """lm:DIR, the starting policy (a folder written by `feedbackgym bootstrap` or save_pretrained)"""
+    """lm:DIR, the starting policy (a folder written by `feedbackgym bootstrap` or save_pretrained); LM learners only"""
     out: str = "runs/run"
-    """run folder: metrics.jsonl, checkpoint.pt, eval.jsonl, curve.png, actor/"""
+    """run folder: metrics.jsonl, checkpoint.pt, eval.jsonl, curve.png, actor/ (an SB3 learner: model.zip)"""
     iterations: int = 40
     """iterations (collect, then update) in all"""
     seed: int = 0
-    """seed of the episodes, the learner's generator and the critic's initial weights"""
+    """seed of the episodes, the learner's generator and the critic's (SB3: the policy's) initial weights"""
     rollout_size: int = 16
     """episodes collected per iteration (anchor 128)"""
     n_envs: int = 16
-    """episodes in flight during collection (one batched model call per step)"""
+    """episodes in flight during collection (one batched model call per step; SB3: the envs of its DummyVecEnv)"""
     max_new_tokens: int = 24
     """most tokens per utterance (anchor 32)"""
     temperature: float = 1.0
@@ -83,6 +92,12 @@ class TrainArgs:
     """role=spec overrides, comma-separated, e.g. 'judge=learner,actor=scripted:expert'"""
     threads: int = 1
     """torch CPU threads (0: torch's default; one is fastest for small models on a shared 2-core machine)"""
+    face: str = "gymnasium"
+    """gymnasium or pettingzoo: the face the LM learners collect episodes through (same engine, same episodes)"""
+
+    def __post_init__(self):
+        if self.face not in FACES:
+            raise ValueError(f"--face {self.face!r}: expected one of {', '.join(FACES)}")
 
 
 def learner_class(algo: str):
@@ -136,14 +151,71 @@ def cut(path: Path, n: int) -> None:
             f.truncate(n)
 
 
+# ---------------------------------------------------------------------- sessions
+def eval_seeds(args: TrainArgs) -> list[int]:
+    return [EVAL_SEED + j for j in range(args.eval_episodes)]
+
+
+def summary(results, prefix: str = "") -> dict:
+    """Mean return and success rate of ``(return, success)`` pairs (None for no episodes)."""
+    results = list(results)
+    if not results:
+        return {f"{prefix}return": None, f"{prefix}success": None}
+    return {f"{prefix}return": float(np.mean([r for r, _ in results])), f"{prefix}success": float(np.mean([s for _, s in results]))}
+
+
+class LMSession:
+    """An LM learner in the loop: each iteration collects ``rollout_size`` episodes with its
+    policy through ``args.face``, then calls its ``update``."""
+
+    def __init__(self, cls, args: TrainArgs, algo_args, seats: dict):
+        self.args, self.seats = args, seats
+        self.policy = Policy.load(actor_path(args.actor), max_new_tokens=args.max_new_tokens, temperature=args.temperature)
+        self.learner = cls(self.policy, algo_args, args.seed)
+        if hasattr(self.learner, "prepare"):
+            self.learner.prepare(args, seats)
+
+    @staticmethod
+    def check(args: TrainArgs) -> None:
+        if not args.actor:
+            raise ValueError("--actor lm:DIR is required (make one with `feedbackgym bootstrap TASK --out DIR`)")
+        actor_path(args.actor)
+
+    def collect(self, seeds: list[int], writer=None):
+        a = self.args
+        return collect(self.policy, self.learner.act, a.scenario, seeds, a.n_envs, self.seats, writer, a.face)
+
+    def evaluate(self, writer) -> dict:
+        with torch.no_grad():
+            trajs = self.collect(eval_seeds(self.args), writer)
+        return summary(((t.ret, t.success) for t in trajs), "eval_")
+
+    def iterate(self, it: int, episodes: int) -> tuple[int, int, dict]:
+        """One iteration; returns (episodes, env steps, metrics) of it."""
+        trajs = self.collect([self.args.seed * 10**7 + episodes + k for k in range(self.args.rollout_size)])
+        metrics = self.learner.update(trajs, it)
+        return len(trajs), sum(len(t.steps) for t in trajs), {**summary((t.ret, t.success) for t in trajs), **metrics}
+
+    def state_dict(self) -> dict:
+        return self.learner.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.learner.load_state_dict(state)
+
+    def save(self, out: Path) -> None:
+        self.policy.save(out / "actor")
+
+
+def session_class(cls):
+    """`LMSession` for an LM learner; an SB3 learner class is its own session."""
+    return LMSession if issubclass(cls, Learner) else cls
+
+
+def open_session(cls, args: TrainArgs, algo_args, seats: dict):
+    return LMSession(cls, args, algo_args, seats) if session_class(cls) is LMSession else cls(args, algo_args, seats)
+
+
 # ---------------------------------------------------------------------- the loop
-def evaluate(learner, args: TrainArgs, seats, writer) -> dict:
-    seeds = [EVAL_SEED + j for j in range(args.eval_episodes)]
-    with torch.no_grad():
-        trajs = collect(learner.policy, learner.act, args.scenario, seeds, args.n_envs, seats, writer)
-    return {"eval_return": float(np.mean([t.ret for t in trajs])), "eval_success": float(np.mean([t.success for t in trajs]))}
-
-
 def run(algo: str, args: TrainArgs, algo_args=None, resume: bool = False, quiet: bool = False) -> list[dict]:
     """Train; returns every metrics line of the run (also in ``OUT/metrics.jsonl``)."""
     from feedbackgym.records import RecordWriter
@@ -162,18 +234,15 @@ def run(algo: str, args: TrainArgs, algo_args=None, resume: bool = False, quiet:
         if ckpt_path.exists():
             raise ValueError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
         algo_args = algo_args or cls.Args()
+        session_class(cls).check(args)
         (out / "args.json").write_text(json.dumps({"algo": algo, "train": asdict(args), "learner": asdict(algo_args)}, indent=2) + "\n")
     if args.threads:
         torch.set_num_threads(args.threads)
-    seats = parse_seats(args.seats)
-    policy = Policy.load(actor_path(args.actor), max_new_tokens=args.max_new_tokens, temperature=args.temperature)
-    learner = cls(policy, algo_args, args.seed)
-    if hasattr(learner, "prepare"):
-        learner.prepare(args, seats)
+    session = open_session(cls, args, algo_args, parse_seats(args.seats))
     start, episodes, env_steps, wall = 0, 0, 0, 0.0
     if resume and ckpt_path.exists():
         ck = torch.load(ckpt_path, weights_only=False)
-        learner.load_state_dict(ck["learner"])
+        session.load_state_dict(ck["learner"])
         set_rng_states(ck["rng"])
         start, episodes, env_steps, wall = ck["iteration"], ck["episodes"], ck["env_steps"], ck["wall_s"]
         cut(metrics_path, ck["offsets"]["metrics"])
@@ -191,34 +260,28 @@ def run(algo: str, args: TrainArgs, algo_args=None, resume: bool = False, quiet:
 
         if start == 0 and size(metrics_path) == 0:
             t0 = time.perf_counter()
-            log({"iteration": 0, "episodes": 0, "env_steps": 0, **evaluate(learner, args, seats, writer), "wall_s": round(time.perf_counter() - t0, 3)})
+            log({"iteration": 0, "episodes": 0, "env_steps": 0, **session.evaluate(writer), "wall_s": round(time.perf_counter() - t0, 3)})
         bar = tqdm(range(start, args.iterations), desc=f"{algo} {Path(args.scenario).stem}", unit="it", file=sys.stderr,
                    initial=start, total=args.iterations, disable=quiet)  # fmt: skip
         for it in bar:
             t0 = time.perf_counter()
-            seeds = [args.seed * 10**7 + episodes + k for k in range(args.rollout_size)]
-            trajs = collect(policy, learner.act, args.scenario, seeds, args.n_envs, seats)
-            episodes += len(trajs)
-            env_steps += sum(len(t.steps) for t in trajs)
-            metrics = learner.update(trajs, it)
-            line = {
-                "iteration": it + 1, "episodes": episodes, "env_steps": env_steps,
-                "return": float(np.mean([t.ret for t in trajs])), "success": float(np.mean([t.success for t in trajs])),
-                **metrics,
-            }  # fmt: skip
+            new_episodes, new_steps, metrics = session.iterate(it, episodes)
+            episodes += new_episodes
+            env_steps += new_steps
+            line = {"iteration": it + 1, "episodes": episodes, "env_steps": env_steps, **metrics}
             if (it + 1) % args.eval_every == 0 or it + 1 == args.iterations:
-                line.update(evaluate(learner, args, seats, writer))
+                line.update(session.evaluate(writer))
             wall += time.perf_counter() - t0
             line["wall_s"] = round(wall, 3)
             log(line)
-            bar.set_postfix(ret=f"{line['return']:.2f}", **({"eval": f"{line['eval_return']:.2f}"} if "eval_return" in line else {}))
+            bar.set_postfix(**{k: f"{line[k]:.2f}" for k in ("return", "eval_return") if line.get(k) is not None})
             if (it + 1) % args.checkpoint_every == 0 or it + 1 == args.iterations:
                 save_checkpoint(ckpt_path, {
                     "iteration": it + 1, "episodes": episodes, "env_steps": env_steps, "wall_s": wall,
-                    "learner": learner.state_dict(), "rng": rng_states(),
+                    "learner": session.state_dict(), "rng": rng_states(),
                     "offsets": {"metrics": mf.tell(), "eval": size(eval_path)},
                 })  # fmt: skip
-    policy.save(out / "actor")
+    session.save(out)
     plot_curve(read_metrics(metrics_path), out / "curve.png", f"{algo} on {Path(args.scenario).stem}")
     return lines
 
@@ -234,8 +297,8 @@ def plot_curve(lines: list[dict], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    train = [m for m in lines if "return" in m]
-    ev = [m for m in lines if "eval_return" in m]
+    train = [m for m in lines if m.get("return") is not None]
+    ev = [m for m in lines if m.get("eval_return") is not None]
     if train:
         ax.plot([m["episodes"] for m in train], [m["return"] for m in train], lw=1, alpha=0.6, label="training episodes (mean)")
     if ev:
@@ -260,9 +323,11 @@ def _docs(cls) -> dict[str, str]:
     return docs
 
 
-def _add_fields(p: argparse.ArgumentParser, cls, defaults_none: bool = False) -> None:
+def _add_fields(p: argparse.ArgumentParser, cls, defaults_none: bool = False, skip=()) -> None:
     docs = _docs(cls)
     for f in fields(cls):
+        if f.name in skip:
+            continue
         flag = f"--{f.name.replace('_', '-')}"
         if isinstance(f.default, bool):
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None if defaults_none else f.default, help=docs.get(f.name, ""))
@@ -272,13 +337,13 @@ def _add_fields(p: argparse.ArgumentParser, cls, defaults_none: bool = False) ->
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    """``feedbackgym train ALGO --scenario S --actor lm:DIR --out RUN [--resume] [...]``."""
-    p = subparsers.add_parser("train", help="train the learner seat of a scenario (archer, chai, ppo, filtered_bc, bc)")
+    """``feedbackgym train ALGO --scenario S [--actor lm:DIR] --out RUN [--resume] [...]``."""
+    p = subparsers.add_parser("train", help=f"train the learner seat of a scenario ({', '.join(ALGOS)})")
     algos = p.add_subparsers(dest="algo", required=True, metavar="ALGO")
     for algo in ALGOS:
         cls = learner_class(algo)
-        a = algos.add_parser(algo, help=(cls.__module__ and importlib.import_module(cls.__module__).__doc__ or "").split("\n")[0])
-        _add_fields(a, TrainArgs, defaults_none=True)
+        a = algos.add_parser(algo, help=getattr(cls, "help", None) or (importlib.import_module(cls.__module__).__doc__ or "").split("\n")[0])
+        _add_fields(a, TrainArgs, defaults_none=True, skip=getattr(cls, "unused_train_args", ()))
         _add_fields(a, cls.Args, defaults_none=True)
         a.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
         a.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -298,8 +363,6 @@ def cmd_train(ns: argparse.Namespace) -> int:
         lines = run(ns.algo, args, resume=True, quiet=ns.quiet)
     else:
         args = TrainArgs(**given(TrainArgs))
-        if not args.actor:
-            raise ValueError("--actor lm:DIR is required (make one with `feedbackgym bootstrap TASK --out DIR`)")
         lines = run(ns.algo, args, cls.Args(**given(cls.Args)), quiet=ns.quiet)
     ev = [m for m in read_metrics(Path(args.out) / "metrics.jsonl") if "eval_return" in m]
     if ev:

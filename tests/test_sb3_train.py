@@ -1,0 +1,85 @@
+"""`feedbackgym train sb3_ppo | maskable_ppo`: SB3 through the candidate-action view in the same
+loop as the LM learners; a run killed mid-episode and resumed writes what an uninterrupted run does."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("sb3_contrib")
+
+from test_train import comparable, kill_after_first_checkpoint_and_resume  # noqa: E402
+
+from feedbackgym.learners import train  # noqa: E402
+from feedbackgym.records import read_records  # noqa: E402
+
+SMALL = dict(scenario="guess_number", n_envs=2, eval_every=2, eval_episodes=3)
+SB3 = dict(n_steps=16, batch_size=16, n_epochs=2)
+
+
+def flags(out, iterations: int, algo: str = "maskable_ppo", **extra) -> list[str]:
+    values = {**SMALL, **SB3, "out": str(out), "iterations": iterations, "checkpoint_every": 2, **extra}
+    return [sys.executable, "-m", "feedbackgym.learners.train", algo, "--quiet"] + [
+        x for k, v in values.items() for x in (f"--{k.replace('_', '-')}", str(v))
+    ]
+
+
+@pytest.mark.parametrize("algo", ["sb3_ppo", "maskable_ppo"])
+def test_each_sb3_learner_runs_two_iterations(algo, tmp_path):
+    cls = train.learner_class(algo)
+    lines = train.run(algo, train.TrainArgs(out=str(tmp_path), iterations=2, **SMALL), cls.Args(**SB3), quiet=True)
+    assert [m["iteration"] for m in lines] == [0, 1, 2]
+    assert [m["env_steps"] for m in lines] == [0, 32, 64]  # n_steps * n_envs per iteration
+    assert lines[2]["episodes"] >= 2 and "eval_return" in lines[0] and "eval_return" in lines[2]
+    for key in ("return", "success", "pg_loss", "value_loss", "entropy_loss", "approx_kl"):
+        assert math.isfinite(lines[2][key]), (key, lines[2])
+    assert len(read_records(tmp_path / "eval.jsonl")) == 2 * 3
+    assert (tmp_path / "curve.png").stat().st_size > 0
+    model = cls.algorithm().load(tmp_path / "model.zip", device="cpu")
+    assert model.num_timesteps == 64
+
+
+def test_maskable_ppo_never_repeats_a_guess_and_ppo_may(tmp_path):
+    """The masks reach MaskablePPO through the loop's envs: in guess_number no number is said twice
+    in an episode; plain PPO samples among all K."""
+    repeats = {}
+    for algo in ("maskable_ppo", "sb3_ppo"):
+        train.run(algo, train.TrainArgs(out=str(tmp_path / algo), iterations=1, **{**SMALL, "eval_episodes": 6}),
+                  train.learner_class(algo).Args(**SB3), quiet=True)  # fmt: skip
+        guesses = [[m.text for m in r.messages if m.role == "actor"] for r in read_records(tmp_path / algo / "eval.jsonl")]
+        repeats[algo] = sum(len(g) - len(set(g)) for g in guesses)
+    assert repeats["maskable_ppo"] == 0 and repeats["sb3_ppo"] > 0  # the deterministic unmasked policy repeats itself
+
+
+def test_stopped_mid_episode_and_resumed_matches_an_uninterrupted_run(tmp_path):
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    assert train.main(flags(whole, 4)[3:]) == 0
+    assert train.main(flags(parts, 2)[3:]) == 0
+    saved = torch.load(parts / "checkpoint.pt", weights_only=False)["learner"]
+    assert any(env["actions"] for env in saved["envs"]), "no env was mid-episode at the checkpoint: the replay is untested"
+    assert train.main(["maskable_ppo", "--quiet", "--out", str(parts), "--resume", "--iterations", "4"]) == 0
+    assert comparable(parts / "metrics.jsonl") == comparable(whole / "metrics.jsonl")
+    assert (parts / "eval.jsonl").read_text() == (whole / "eval.jsonl").read_text()
+
+
+def test_killed_and_resumed_run_matches_an_uninterrupted_run(tmp_path):
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    assert train.main(flags(whole, 10)[3:]) == 0
+    kill_after_first_checkpoint_and_resume(flags(broken, 10), broken, 11)
+    expected = comparable(whole / "metrics.jsonl")
+    assert [m["iteration"] for m in expected] == list(range(11))
+    assert comparable(broken / "metrics.jsonl") == expected
+    assert (broken / "eval.jsonl").read_text() == (whole / "eval.jsonl").read_text()
+
+
+def test_sb3_learners_take_no_actor_and_no_face(tmp_path, capsys):
+    assert train.main(["sb3_ppo", "--quiet", "--out", str(tmp_path / "a"), "--iterations", "1", "--n-envs", "1",
+                       "--n-steps", "8", "--batch-size", "8", "--eval-episodes", "1"]) == 0  # fmt: skip
+    with pytest.raises(SystemExit):  # not a flag of the SB3 learners
+        train.main(["sb3_ppo", "--actor", "lm:x", "--out", str(tmp_path / "b")])
+    assert "unrecognized arguments: --actor" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="not a language model"):
+        train.run("sb3_ppo", train.TrainArgs(actor="lm:x", out=str(tmp_path / "c")))
