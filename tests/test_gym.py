@@ -57,7 +57,8 @@ def test_judged_qa_episode_flow_and_reward():
         env.step("A")
 
 
-def test_twenty_questions_budget_truncates_with_step_penalty():
+def test_twenty_questions_budget_ends_the_game_with_step_penalty():
+    # twenty questions is the game's rule (protocol.max_turns_terminates): lost, terminated, not truncated
     env = gym.make("feedbackgym/TwentyQuestions-v0")
     env.reset(seed=1)
     total, n = 0.0, 0
@@ -66,7 +67,7 @@ def test_twenty_questions_budget_truncates_with_step_penalty():
         total, n = total + r, n + 1
         if term or trunc:
             break
-    assert trunc and not term and n == 20 and total == -20.0
+    assert term and not trunc and n == 20 and total == -20.0
     assert info["terminate_reason"] == "max_turns"
     assert obs["observation"] in ("Yes.", "No.")  # the user answered the last question
 

@@ -50,8 +50,8 @@ def test_collect_gives_the_same_trajectories_through_both_faces(tiny_actor, tmp_
     assert pz == gym_  # every transition: state, action, tokens, log-probs, reward, next state, terminated, truncated
     assert (tmp_path / "pettingzoo.jsonl").read_text() == (tmp_path / "gymnasium.jsonl").read_text()
     steps = [s for t in pz for s in t.steps]
-    if scenario == "twenty_questions":  # -1 a turn, cut off by the turn budget: rewards and truncation both checked
-        assert all(s.reward == -1.0 for s in steps) and all(t.steps[-1].truncated and not t.steps[-1].terminated for t in pz)
+    if scenario == "twenty_questions":  # -1 a turn, ended by the game's twenty-question rule: rewards and termination checked
+        assert all(s.reward == -1.0 for s in steps) and all(t.steps[-1].terminated and not t.steps[-1].truncated for t in pz)
     else:  # the judge speaks once; the schedule's end terminates
         assert learner_roles(tmp_path / "pettingzoo.jsonl") == {"judge"} and all(t.steps[-1].terminated and not t.steps[-1].truncated for t in pz)
         assert all(s.state.startswith("Task:") and "judge:" in s.next_state for s in steps)

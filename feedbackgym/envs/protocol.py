@@ -11,7 +11,8 @@ task's to say; the others give feedback or replies.
 The episode *terminates* when the task is solved (reason ``success``), the schedule is done
 (``protocol_end``), the actor's proposals run out (``proposals_exhausted``) or a user leaves
 (``user_left``); it is *truncated* when the actor's turn budget ``protocol.max_turns`` runs out
-(``max_turns``, a budget of moves). An unreadable move is an invalid move: the env says why,
+(``max_turns``, a budget of moves), unless the scenario makes the budget a rule of the game
+(``protocol.max_turns_terminates``: Twenty Questions' twenty), when it terminates, lost. An unreadable move is an invalid move: the env says why,
 the turn is spent, and the schedule goes on (TextArena's rule: nobody can hold the floor).
 """
 
@@ -197,6 +198,7 @@ class Episode:
         self.returns: dict[str, float] = {role: 0.0 for role in roles}
         self.actor_turns = 0
         self._max_turns = scenario.protocol.max_turns
+        self._max_turns_terminates = scenario.protocol.max_turns_terminates
         self._order = tuple(scenario.protocol.order)
         self._final = tuple(scenario.protocol.final)
         self._rounds = scenario.protocol.rounds
@@ -251,7 +253,7 @@ class Episode:
                 break
         if self._current in self.movers:
             if self.actor_turns >= self._max_turns:
-                self._end(False, "max_turns")
+                self._end(self._max_turns_terminates, "max_turns")
             elif self._countdown:
                 self.log.append(Message(len(self.log), "env", self.countdown_line(), "env", None, {}))
 

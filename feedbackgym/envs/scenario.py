@@ -13,7 +13,8 @@ rewards: {actor: final_correct, judge: flip_c2i}
 ```
 
 Protocol options beyond the schedule: ``end_on_correct`` (a correct answer ends an answer task),
-``max_proposals`` (MINT's cap on solution proposals), ``countdown`` (MINT's "You have n steps
+``max_proposals`` (MINT's cap on solution proposals), ``max_turns_terminates`` (the turn budget is
+a rule of the game: running out terminates, lost, rather than truncates), ``countdown`` (MINT's "You have n steps
 left..." line before each actor turn).
 
 A bad file is refused with a `ScenarioError` naming the file, the field, the value and what was
@@ -70,7 +71,12 @@ class ProtocolSpec(_Strict):
     final: list[str] = Field(default_factory=list)
     """Roles that speak once after the last round (e.g. the actor's final revision)."""
     max_turns: int = Field(default=20, ge=1)
-    """Budget of actor turns; running out truncates the episode."""
+    """Budget of actor turns; running out truncates the episode (unless ``max_turns_terminates``)."""
+    max_turns_terminates: bool = False
+    """Running out of ``max_turns`` is a rule of the game (Twenty Questions' twenty, guess_number's
+    guesses): the episode *terminates*, lost, instead of being truncated. The transcript shows how
+    many turns were taken, so this end is part of what a learner observes and a critic must not
+    bootstrap past it."""
     end_on_correct: bool = False
     """In answer tasks, a correct answer ends the episode with success (UFO, MINT, Feedback Friction)."""
     max_proposals: int | None = Field(default=None, ge=1)
