@@ -35,17 +35,6 @@ class FeatureCache(EmbeddingCache):
         self._cache = OrderedDict(zip(state["texts"], state["vectors"])) if state["texts"] else OrderedDict()
 
 
-def make_embedder(name: str):
-    """``minilm`` (frozen all-MiniLM-L6-v2, 384-d) or ``hashing`` (256-d, no model)."""
-    from feedbackgym.learners import encoders
-
-    if name == "minilm":
-        return encoders.MiniLMEmbedder(device="cpu")
-    if name == "hashing":
-        return encoders.HashingEmbedder(256)
-    raise ValueError(f"embedder {name!r}: expected 'minilm' or 'hashing'")
-
-
 class MiniLMEncoder(nn.Module):
     """all-MiniLM-L6-v2 as a trainable module: mean-pooled, unit-length sentence vectors."""
 

@@ -31,7 +31,8 @@ import torch
 from torch import nn
 
 from feedbackgym.learners._base import Learner, accumulate, clipped_step, seeded_init, seeds
-from feedbackgym.learners._critic import DoubleCritic, FeatureCache, Features, MiniLMEncoder, ReplayBuffer, make_embedder, polyak
+from feedbackgym.learners._critic import DoubleCritic, FeatureCache, Features, MiniLMEncoder, ReplayBuffer, polyak
+from feedbackgym.learners.encoders import make_embedder
 
 
 @dataclass

@@ -119,6 +119,16 @@ class MiniLMEmbedder:
         return out
 
 
+def make_embedder(name: str, batch_size: int = 64) -> Embedder:
+    """An embedder by name: ``minilm`` (frozen all-MiniLM-L6-v2 on the CPU, 384-d; ``batch_size``
+    texts a forward pass) or ``hashing`` (256-d, no model). The learners' ``--embedder`` flag."""
+    if name == "minilm":
+        return MiniLMEmbedder(device="cpu", batch_size=batch_size)
+    if name == "hashing":
+        return HashingEmbedder(256)
+    raise ValueError(f"embedder {name!r}: expected 'minilm' or 'hashing'")
+
+
 def minilm(device: str | None = None, cache_size: int = 100_000) -> EmbeddingCache:
     """all-MiniLM-L6-v2 embeddings with a cache: the default embedder of the embedded views."""
     return EmbeddingCache(MiniLMEmbedder(device), cache_size)

@@ -79,15 +79,12 @@ LOSSES = {
 }  # fmt: skip
 
 
-def make_embedder(name: str):
-    """``hashing`` (256-d) or ``minilm`` (384-d, cached, one text per forward pass: a pure function of the text)."""
-    from feedbackgym.learners import encoders
+def observation_embedder(name: str):
+    """``hashing``, or ``minilm`` cached and one text a forward pass, so that a text's vector is a
+    pure function of the text (a resumed run's fresh cache yields the same floats)."""
+    from feedbackgym.learners.encoders import EmbeddingCache, make_embedder
 
-    if name == "hashing":
-        return encoders.HashingEmbedder(256)
-    if name == "minilm":
-        return encoders.EmbeddingCache(encoders.MiniLMEmbedder(device="cpu", batch_size=1))
-    raise ValueError(f"--embedder {name!r}: expected 'hashing' or 'minilm'")
+    return make_embedder(name) if name == "hashing" else EmbeddingCache(make_embedder(name, batch_size=1))
 
 
 class Episodes(gym.Wrapper):
@@ -156,7 +153,7 @@ class SB3PPO:
         from stable_baselines3.common.vec_env import DummyVecEnv
 
         self.args, self.algo_args, self.seats = args, algo_args, seats
-        self.embedder = make_embedder(algo_args.embedder)
+        self.embedder = observation_embedder(algo_args.embedder)
         self.started = 0  # training episodes started so far
         self.envs = [Episodes(self.make_env(), self.next_seed) for _ in range(args.n_envs)]
         self.venv = DummyVecEnv([lambda e=e: e for e in self.envs])
