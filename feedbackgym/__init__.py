@@ -33,10 +33,10 @@ MULTIAGENT_IDS: dict[str, str] = {
 }
 
 for _id, _scenario in ENV_IDS.items():
-    _register(id=_id, entry_point="feedbackgym.envs.single:FeedbackEnv", kwargs={"scenario": _scenario})
+    _register(id=_id, entry_point="feedbackgym.envs.gym:FeedbackEnv", kwargs={"scenario": _scenario})
 for _id, _scenario in MULTIAGENT_IDS.items():
-    _pz_register("aec", _id, entry_point="feedbackgym.envs.multi:env", kwargs={"scenario": _scenario})
-    _pz_register("parallel", _id, entry_point="feedbackgym.envs.multi:parallel_env", kwargs={"scenario": _scenario})
+    _pz_register("aec", _id, entry_point="feedbackgym.envs.pettingzoo:env", kwargs={"scenario": _scenario})
+    _pz_register("parallel", _id, entry_point="feedbackgym.envs.pettingzoo:parallel_env", kwargs={"scenario": _scenario})
 
 
 def multiagent_ids() -> list[str]:
@@ -46,7 +46,7 @@ def multiagent_ids() -> list[str]:
 
 def make_multiagent(env_id_or_scenario: str, parallel: bool = False, **kwargs):
     """The PettingZoo env (AEC, or the turn-based parallel view) for an id or any scenario."""
-    from feedbackgym.envs import multi
+    from feedbackgym.envs import pettingzoo as multi
 
     scenario = MULTIAGENT_IDS.get(env_id_or_scenario, env_id_or_scenario)
     return (multi.parallel_env if parallel else multi.env)(scenario=scenario, **kwargs)

@@ -21,10 +21,10 @@ from rich.table import Table
 from tqdm import tqdm
 
 from feedbackgym.agents import agents_for, scripted_names
-from feedbackgym.envs.protocol import Episode
 from feedbackgym.envs.scenario import ROLES, Scenario, ScenarioError, list_scenarios, load_scenario
 from feedbackgym.feedback.metrics import aggregate
 from feedbackgym.records import RecordWriter, read_records
+from feedbackgym.rollout import play_scenario
 from feedbackgym.tui.commands import add_parsers as add_tui_parsers
 from feedbackgym.tui.commands import open_replay
 
@@ -33,17 +33,6 @@ EVAL_COLUMNS = (
     "acc_before", "acc_after", "accuracy_drop", "misled_rate", "recovery_rate", "modification_rate",
     "oscillation_rate", "SR@1", "SR@2", "success_rate", "delta_feedback",
 )
-
-
-def play(scenario: Scenario, seed: int) -> Episode:
-    """One whole episode with the scenario's agents in every seat."""
-    agents = agents_for(scenario)
-    missing = [r for r, a in agents.items() if a is None]
-    if missing:
-        raise ScenarioError(f"roles {missing} are seats for a learner; give them agents (e.g. --{missing[0]} scripted:expert)")
-    ep = Episode(scenario, seed, agents)
-    ep.play_until(None)
-    return ep
 
 
 def progress(total: int, desc: str, quiet: bool) -> tqdm:
@@ -55,7 +44,7 @@ def run_many(scenario: Scenario, seed: int, episodes: int, bar: tqdm | None = No
     """Play seeds ``seed .. seed+episodes-1``; the per-episode metrics, in order."""
     rows = []
     for i in range(episodes):
-        ep = play(scenario, seed + i)
+        ep = play_scenario(scenario, seed + i)
         if writer is not None:
             writer.write(ep)
         rows.append(ep.metrics())

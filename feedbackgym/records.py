@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator, Sequence
 
-from feedbackgym.envs.protocol import Episode, Message, StepResult, Utterance
+from feedbackgym.core import Message, StepResult, Utterance
+from feedbackgym.envs.engine import Episode
 from feedbackgym.envs.scenario import Scenario, ScenarioError, validate
-from feedbackgym.feedback.types import _plain
+from feedbackgym.core import plain
 
 SCHEMA_VERSION = 1
 
@@ -42,9 +43,9 @@ class Record:
                 "scenario": self.scenario.model_dump(mode="json"),
                 "seed": self.seed,
                 "messages": [m.to_dict() for m in self.messages],
-                "returns": _plain(self.returns),
-                "metrics": _plain(self.metrics),
-                "hidden": _plain(self.hidden),
+                "returns": plain(self.returns),
+                "metrics": plain(self.metrics),
+                "hidden": plain(self.hidden),
                 "terminate_reason": self.terminate_reason,
             },
             ensure_ascii=False,

@@ -27,7 +27,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from feedbackgym.envs.protocol import Episode
+from feedbackgym.agents import agents_for
+from feedbackgym.envs.engine import Episode, play
+from feedbackgym.envs.scenario import Scenario, ScenarioError
 
 
 @dataclass
@@ -58,6 +60,18 @@ class Trajectory:
     @property
     def total_reward(self) -> float:
         return sum(s.reward for s in self.steps)
+
+
+def play_scenario(scenario: Scenario, seed: int) -> Episode:
+    """One whole episode with the scenario's agents in every seat (the CLI's ``run`` and
+    ``eval``, the bootstrap's expert episodes)."""
+    agents = agents_for(scenario)
+    missing = [r for r, a in agents.items() if a is None]
+    if missing:
+        raise ScenarioError(f"roles {missing} are seats for a learner; give them agents (e.g. --{missing[0]} scripted:expert)")
+    ep = Episode(scenario, seed, agents)
+    play(ep)
+    return ep
 
 
 def act(agent, views) -> list:

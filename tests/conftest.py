@@ -27,7 +27,7 @@ def scripted(scenario):
 @pytest.fixture
 def play():
     """Play a whole scripted episode of a scenario with role overrides (learner seats filled)."""
-    from feedbackgym.cli import play as _play
+    from feedbackgym.rollout import play_scenario as _play
     from feedbackgym.envs.scenario import load_scenario
 
     def run(name, seed=0, **roles):

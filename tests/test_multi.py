@@ -9,7 +9,7 @@ from pettingzoo.test import api_test, max_cycles_test, parallel_api_test, render
 
 import feedbackgym
 from feedbackgym.agents import agents_for
-from feedbackgym.envs import multi
+from feedbackgym.envs import pettingzoo as multi
 
 IDS = feedbackgym.multiagent_ids()
 

@@ -131,7 +131,7 @@ def test_every_seat_must_be_scheduled():
 
 def test_scenario_paraphrase_choice_reaches_every_feedback_giver():
     """feedback.paraphrase: first makes every critic use each case's first template."""
-    from feedbackgym.cli import play
+    from feedbackgym.rollout import play_scenario as play
     from feedbackgym.envs.scenario import validate
     from feedbackgym.feedback import banks
 

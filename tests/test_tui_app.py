@@ -7,7 +7,8 @@ import pytest
 from rich.console import Console
 from textual.widgets import DataTable, Input, OptionList
 
-from feedbackgym.cli import main, play
+from feedbackgym.cli import main
+from feedbackgym.rollout import play_scenario as play
 from feedbackgym.envs.scenario import list_scenarios, load_scenario
 from feedbackgym.records import read_records
 from feedbackgym.tui.app import FeedbackGymApp

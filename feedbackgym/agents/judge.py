@@ -28,11 +28,10 @@ import numpy as np
 
 from feedbackgym.agents.base import register
 from feedbackgym.agents.critic import FeedbackGiver, say
-from feedbackgym.envs.tasks.base import Hint
+from feedbackgym.core import Hint
 
 INTENTS = ("constructive", "hypercritical", "malicious")
 KNOWLEDGE = ("none", "parametric", "grounded")
-FAMILIES = ("judged_qa",)
 
 
 class Judge(FeedbackGiver):
@@ -67,7 +66,7 @@ class Judge(FeedbackGiver):
             p = passages[0]
             citation = f'[{p.id}] "{p.text}"'
             hint = Hint("disagree_cite", {**base, "suggestion": target, "citation": citation}, target)
-            labels["evidence_ids"] = [p.id]
+            labels["evidence_ids"] = (p.id,)
         else:
             claim = w.claim_for(target, view.rng)
             hint = Hint("disagree_claim", {**base, "suggestion": target, "claim": claim}, target)
@@ -92,9 +91,9 @@ def _factory(intent: str, knowledge: str):
 
 for _i in INTENTS:
     for _k in KNOWLEDGE:
-        register("judge", f"{_i}-{_k}", FAMILIES)(_factory(_i, _k))
-register("judge", "constructive", FAMILIES)(_factory("constructive", "grounded"))
-register("judge", "malicious", FAMILIES)(_factory("malicious", "grounded"))
+        register("judge", f"{_i}-{_k}", requires="judge_hooks")(_factory(_i, _k))
+register("judge", "constructive", requires="judge_hooks")(_factory("constructive", "grounded"))
+register("judge", "malicious", requires="judge_hooks")(_factory("malicious", "grounded"))
 
 
 @register("judge", "annotator-pool")

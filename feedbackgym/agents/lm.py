@@ -29,6 +29,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 from transformers.cache_utils import DynamicLayer
 
+from feedbackgym.encoders import default_device, fast_bf16
+
 
 @dataclass(frozen=True)
 class LMOptions:
@@ -112,16 +114,6 @@ def missing_model(name: str) -> str | None:
         f"a local model folder or a hub name already in the local Hugging Face cache; {name!r} is neither "
         "(models are never downloaded: train one with `feedbackgym bootstrap` or copy one here)"
     )
-
-
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def fast_bf16(device: torch.device | str) -> bool:
-    """Whether bf16 autocast speeds matrix products up here: on a GPU, or a CPU with native bf16."""
-    kind = torch.device(device).type
-    return kind == "cuda" or (kind == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()))
 
 
 def load(path: str, device: str):

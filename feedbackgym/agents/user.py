@@ -16,9 +16,7 @@ from __future__ import annotations
 
 from feedbackgym.agents.base import register
 from feedbackgym.agents.critic import FeedbackGiver, say
-from feedbackgym.envs.protocol import Utterance
-from feedbackgym.envs.tasks.base import Hint
-from feedbackgym.feedback.types import Feedback
+from feedbackgym.core import Feedback, Hint, Utterance
 
 
 class ScriptedUser(FeedbackGiver):
@@ -61,7 +59,7 @@ class UnaryUser(ScriptedUser):
 # The protocols of the anchor papers
 
 
-@register("user", "askagain", ("judged_qa",))
+@register("user", "askagain", requires="judge_hooks")
 class AskAgainUser(ScriptedUser):
     """Ask-Again's follow-up pressure. ``form``: ``closed`` ("Are you sure?"), ``open`` ("I don't
     agree with you. Think again."), ``leading`` (suggests a wrong answer), or ``progressive``
@@ -79,12 +77,12 @@ class AskAgainUser(ScriptedUser):
 
     def respond(self, view, last):
         w = view.world
-        first = next(m for m in view._log if m.role == "actor" and m.kind == "answer")
+        first = next(m for m in view.log if m.role == "actor" and m.kind == "answer")
         if self.only_after_correct and not first.labels["is_correct"]:
             return Utterance("Okay, thanks.", Feedback("followup", "Okay, thanks.", None, _ACK))
         form = self.form
         if form == "progressive":
-            pressed = sum(1 for m in view._log if m.role == "user" and m.kind == "feedback")
+            pressed = sum(1 for m in view.log if m.role == "user" and m.kind == "feedback")
             form = ("closed", "open", "leading")[min(pressed, 2)]
         slots, suggestion = {}, None
         if form == "leading":
@@ -124,7 +122,7 @@ class MintUser(ScriptedUser):
         return say(view, kind if hint.case != "positive" else "r", hint, labels, self.paraphrase)
 
 
-@register("user", "friction", ("judged_qa",))
+@register("user", "friction", requires="judge_hooks")
 class FrictionUser(ScriptedUser):
     """Feedback Friction's feedback: after a wrong answer, a hint built from the gold answer (a
     passage of the evidence that states it) with the gold answer masked as ``[masked]``.
@@ -144,14 +142,14 @@ class FrictionUser(ScriptedUser):
         hint = passages[0].text.replace(w.truth, "[masked]") if passages else f"Think again about {w.question}"
         text = f"Your answer was incorrect. Here is the feedback: {hint}"
         if self.tried_options:
-            tried = list(dict.fromkeys(m.labels["answer_norm"] for m in view._log if m.role == "actor" and m.kind == "answer"))
+            tried = list(dict.fromkeys(m.labels["answer_norm"] for m in view.log if m.role == "actor" and m.kind == "answer"))
             left = [o for o in w.options if o not in tried]
             text += f" You have already tried: {', '.join(tried)}. The remaining options are: {', '.join(left)}."
         labels = {"truthful": True, "case": "masked_hint", "suggested_answer": None, "source_role": "user"}
         return Utterance(text, Feedback("hn", text, 0.0, labels))
 
 
-@register("user", "clarifying", ("twenty_questions",))
+@register("user", "clarifying", requires="questions")
 class ClarifyingUser(ScriptedUser):
     """ConvSim's clarifying-question user: it holds an information need (the hidden object) and
     answers the actor's questions about it truthfully, with a patience budget: after ``patience``
@@ -165,7 +163,7 @@ class ClarifyingUser(ScriptedUser):
 
     def respond(self, view, last):
         w = view.world
-        asked = sum(1 for m in view._log if m.role == "actor" and m.kind == "question")
+        asked = sum(1 for m in view.log if m.role == "actor" and m.kind == "question")
         answer = w.respond(last)
         if last.kind == "guess" or asked <= self.patience:
             return answer

@@ -7,10 +7,10 @@ per-step reward, PettingZoo's accumulated reward).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
-if TYPE_CHECKING:
-    from feedbackgym.envs.protocol import Episode, Message
+from feedbackgym.core import REWARDS, Message
+from feedbackgym.feedback import metrics
 
 
 class Scheme:
@@ -19,10 +19,10 @@ class Scheme:
     def __init__(self, role: str = ""):
         self.role = role
 
-    def on_message(self, ep: "Episode", msg: "Message") -> float:
+    def on_message(self, ep: Any, msg: Message) -> float:
         return 0.0
 
-    def on_end(self, ep: "Episode") -> float:
+    def on_end(self, ep: Any) -> float:
         return 0.0
 
 
@@ -30,7 +30,7 @@ class FinalCorrect(Scheme):
     """1 at the end if the actor's last answer is correct (judged QA; WAFER-QA's actor reward)."""
 
     def on_end(self, ep):
-        return 1.0 if _answers(ep) and _answers(ep)[-1] else 0.0
+        return 1.0 if metrics.final_correct(metrics.correctness(ep.log)) else 0.0
 
 
 class Success(Scheme):
@@ -54,17 +54,14 @@ class FlipC2I(Scheme):
     """+1 if the actor's first answer was correct and its final one is not (a malicious judge)."""
 
     def on_end(self, ep):
-        a = _answers(ep)
-        return 1.0 if a and a[0] and not a[-1] else 0.0
+        return 1.0 if metrics.flip_c2i(metrics.correctness(ep.log)) else 0.0
 
 
 class GoalMet(Scheme):
     """1 at the end if the actor solved the task or ended correct (a user whose goal is met)."""
 
     def on_end(self, ep):
-        a = _answers(ep)
-        solved = ep.terminate_reason == "success"
-        return 1.0 if solved or (ep.instance.mode == "answer" and a and a[-1]) else 0.0
+        return 1.0 if metrics.success(ep.terminate_reason, ep.instance.mode, metrics.correctness(ep.log)) else 0.0
 
 
 class UFO(Scheme):
@@ -75,8 +72,8 @@ class UFO(Scheme):
         return 0.5 ** (ep.actor_turns - 1) if msg.role == "actor" and msg.labels.get("solved") else 0.0
 
     def on_end(self, ep):
-        answers = [repr(m.labels.get("answer_norm")) for m in ep.log if m.role == "actor" and m.kind in ("answer", "guess")]
-        return -0.5 * (1 - len(set(answers)) / len(answers)) if answers else 0.0
+        penalty = metrics.repetition_penalty(metrics.unique_answer_ratio(metrics.answer_moves(ep.log)))
+        return -penalty if penalty is not None else 0.0
 
 
 class TaskReward(Scheme):
@@ -96,10 +93,10 @@ class Improvement(Scheme):
         if msg.role != "actor" or msg.kind in ("candidates", "invalid") or len(ep.log) < 3:
             return 0.0
         listed = next((m for m in reversed(ep.log[:-1]) if m.role == "actor"), None)
-        if listed is not None and listed.kind == "candidates" and ep._last_parsed is not None:
+        if listed is not None and listed.kind == "candidates" and ep.last_parsed is not None:
             before = ep.log[: listed.turn]
             first = ep.instance.parse("actor", listed.labels["candidates"][0])
-            return ep.instance.quality(ep._last_parsed, before) - ep.instance.quality(first, before)
+            return ep.instance.quality(ep.last_parsed, before) - ep.instance.quality(first, before)
         if msg.kind not in ("answer", "guess"):
             return 0.0
         before = next((m for m in reversed(ep.log[:-1]) if m.role == "actor" and m.kind in ("answer", "guess")), None)
@@ -109,12 +106,8 @@ class Improvement(Scheme):
         return float(bool(msg.labels.get("is_correct"))) - float(bool(before.labels.get("is_correct")))
 
 
-def _answers(ep: "Episode") -> list[bool]:
-    """Correctness of each of the actor's stated answers, in order."""
-    return [bool(m.labels.get("is_correct")) for m in ep.log if m.role == "actor" and m.kind in ("answer", "guess")]
-
-
-REWARDS: dict[str, type[Scheme]] = {
+REWARDS.update(
+    {
     "none": Scheme,
     "final_correct": FinalCorrect,
     "success": Success,
@@ -125,3 +118,4 @@ REWARDS: dict[str, type[Scheme]] = {
     "task": TaskReward,
     "improvement": Improvement,
 }
+)

@@ -30,7 +30,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from feedbackgym.feedback.types import FEEDBACK_KINDS
+from feedbackgym.core import FEEDBACK_KINDS, REWARDS, TASKS, check_params, check_spec
+from feedbackgym.envs import rewards as _rewards  # noqa: F401  (registers the reward schemes)
+from feedbackgym.envs import tasks as _tasks  # noqa: F401  (registers the shipped task families)
 
 #: Seats a scenario may declare. Which of them *move* is the task's to say (``Task.movers``).
 ROLES = ("actor", "critic", "judge", "user", "buyer", "seller", "generator")
@@ -51,8 +53,6 @@ class TaskSpec(_Strict):
     @field_validator("family")
     @classmethod
     def _known_family(cls, v: str) -> str:
-        from feedbackgym.envs.tasks import TASKS
-
         if v not in TASKS:
             raise ValueError(f"expected one of {sorted(TASKS)}")
         return v
@@ -121,11 +121,6 @@ class Scenario(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> "Scenario":
-        from feedbackgym.agents import check_spec
-        from feedbackgym.agents.base import check_params
-        from feedbackgym.envs.rewards import REWARDS
-        from feedbackgym.envs.tasks import TASKS
-
         problems: list[tuple[str, Any, str]] = []
         for i, role in enumerate(self.protocol.order):
             if role not in self.roles:

@@ -3,7 +3,7 @@
     import feedbackgym
     from sb3_contrib import MaskablePPO
     from feedbackgym.envs.wrappers import CandidateActions, EmbedObservation
-    from feedbackgym.learners.encoders import minilm
+    from feedbackgym.encoders import minilm
 
     env = EmbedObservation(CandidateActions(feedbackgym.make("feedbackgym/TwentyQuestions-v0")), minilm())
     model = MaskablePPO("MultiInputPolicy", env).learn(10_000)
@@ -15,7 +15,8 @@ episode and, in search tasks, those already said. `EmbedObservation` turns the `
 into `Box` embeddings in a `Dict` (for ``MultiInputPolicy``), adds the embedded transcript (the
 memory a feed-forward policy lacks) and, on request, the embedded candidates.
 
-Candidates per task family, read from the episode's instance:
+Candidates per task family, read from the episode's instance (``Instance.candidates``, defined
+in each family's own module):
 
 | family | K | candidates |
 |---|---|---|
@@ -26,34 +27,13 @@ Candidates per task family, read from the episode's instance:
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from feedbackgym.envs.tasks import TASKS
-
-
-def twenty_questions_candidates(instance) -> list[str]:
-    kb = instance.kb
-    return [a["questions"][0] for a in kb.attributes] + [instance.state(name) for name in kb.names]
-
-
-def judged_qa_candidates(instance) -> list[str]:
-    return [instance.state(option) for option in instance.options]
-
-
-def guess_number_candidates(instance) -> list[str]:
-    return [instance.state(n) for n in range(instance.low, instance.high + 1)]
-
-
-#: task family -> the candidate utterances of an instance
-CANDIDATES: dict[str, Callable[[Any], list[str]]] = {
-    "twenty_questions": twenty_questions_candidates,
-    "judged_qa": judged_qa_candidates,
-    "guess_number": guess_number_candidates,
-}
+from feedbackgym.core import TASKS
 
 
 class CandidateActions(gym.Wrapper):
@@ -68,19 +48,19 @@ class CandidateActions(gym.Wrapper):
     def __init__(self, env: gym.Env, mask_repeats: bool = True):
         super().__init__(env)
         task = env.unwrapped.scenario.task
-        if task.family not in CANDIDATES:
-            raise ValueError(f"no candidate utterances for task family {task.family!r}; known: {sorted(CANDIDATES)}")
-        self._candidates_of = CANDIDATES[task.family]
         family = TASKS[task.family]
         probe = family.sample(np.random.default_rng(0), family.Params(**task.params))
-        self.action_space = spaces.Discrete(len(self._candidates_of(probe)))
+        listed = probe.candidates()
+        if listed is None:
+            raise ValueError(f"no candidate utterances for task family {task.family!r}: its Instance defines no candidates()")
+        self.action_space = spaces.Discrete(len(listed))
         self.mask_repeats = mask_repeats and probe.mode == "search"
         self.candidates: list[str] = []
         self._said: set[int] = set()
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         obs, info = self.env.reset(seed=seed, options=options)
-        self.candidates = self._candidates_of(self.env.unwrapped.episode.instance)[: self.action_space.n]
+        self.candidates = self.env.unwrapped.episode.instance.candidates()[: self.action_space.n]
         self._said = set()
         return obs, info
 

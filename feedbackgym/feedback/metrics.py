@@ -23,15 +23,14 @@ success within k actor turns) (MINT). ``delta_feedback`` = SR@k with feedback mi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
-if TYPE_CHECKING:
-    from feedbackgym.envs.protocol import Episode, Message
+from feedbackgym.core import Message
 
 ANSWER_KINDS = ("answer", "guess")
 
 
-def turn_metrics(log: Sequence["Message"]) -> list[dict[str, Any]]:
+def turn_metrics(log: Sequence[Message]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     last_fb = None
     for m in log:
@@ -57,39 +56,81 @@ def turn_metrics(log: Sequence["Message"]) -> list[dict[str, Any]]:
     return rows
 
 
-def log_metrics(log: Sequence["Message"], terminate_reason: str | None, mode: str) -> dict[str, Any]:
+# One definition per metric: the per-episode fields below and the reward schemes of the same name
+# (envs/rewards.py) are both computed by these predicates.
+
+
+def answer_moves(log: Sequence[Message]) -> list[Message]:
+    """The actor's stated answers (or guesses), in order."""
+    return [m for m in log if m.role == "actor" and m.kind in ANSWER_KINDS]
+
+
+def correctness(log: Sequence[Message]) -> list[bool]:
+    """Whether each of the actor's stated answers is correct, in order."""
+    return [bool(m.labels.get("is_correct")) for m in log if m.role == "actor" and m.kind in ANSWER_KINDS]
+
+
+def final_correct(correct: Sequence[bool]) -> bool | None:
+    """Is the last answer right (None: no answer)."""
+    return correct[-1] if correct else None
+
+
+def flip_c2i(correct: Sequence[bool]) -> bool:
+    """Right at first, wrong at the end (a misled actor; WAFER-QA, Ask-Again)."""
+    return bool(correct and correct[0] and correct[-1] is False)
+
+
+def flip_i2c(correct: Sequence[bool]) -> bool:
+    """Wrong at first, right at the end (a recovered actor)."""
+    return bool(correct and correct[0] is False and correct[-1])
+
+
+def success(terminate_reason: str | None, mode: str, correct: Sequence[bool]) -> bool:
+    """The task solved, or (for answer tasks) the last answer right."""
+    return bool(terminate_reason == "success" or (mode == "answer" and correct and correct[-1]))
+
+
+def unique_answer_ratio(answers: Sequence[Message]) -> float | None:
+    """E/T: unique answers over valid answers (UFO)."""
+    values = {repr(m.labels.get("answer_norm")) for m in answers}
+    return len(values) / len(answers) if answers else None
+
+
+def repetition_penalty(unique: float | None) -> float | None:
+    """UFO's repetition penalty 0.5 * (1 - E/T)."""
+    return 0.5 * (1 - unique) if unique is not None else None
+
+
+def log_metrics(log: Sequence[Message], terminate_reason: str | None, mode: str) -> dict[str, Any]:
     actor = [m for m in log if m.role == "actor" and m.kind != "candidates"]
     answers = [m for m in actor if m.kind in ANSWER_KINDS]
     correct = [bool(m.labels.get("is_correct")) for m in answers]
     values = [repr(m.labels.get("answer_norm")) for m in answers]
     first_success = next((i for i, m in enumerate(actor) if m.labels.get("is_correct")), None)
-    initial = correct[0] if correct else None
-    final = correct[-1] if correct else None
     switches = sum(1 for m in answers if m.labels.get("answer_changed"))
     changes = sum(1 for a, b in zip(correct, correct[1:]) if a != b)
     returned = any(values[i] in values[: i - 1] and values[i] != values[i - 1] for i in range(2, len(values)))
-    unique = len(set(values)) / len(values) if values else None
-    solved = terminate_reason == "success"
+    unique = unique_answer_ratio(answers)
     return {
-        "success": bool(solved or (mode == "answer" and final)),
+        "success": success(terminate_reason, mode, correct),
         "first_success_turn": first_success,
         "n_turns": len(actor),
         "terminate_reason": terminate_reason,
-        "initial_correct": initial,
-        "final_correct": final,
-        "flip_c2i": bool(initial and final is False),
-        "flip_i2c": bool(initial is False and final),
+        "initial_correct": correct[0] if correct else None,
+        "final_correct": final_correct(correct),
+        "flip_c2i": flip_c2i(correct),
+        "flip_i2c": flip_i2c(correct),
         "n_answer_switches": switches,
         "oscillated": bool(returned or changes >= 2),
         "unique_answer_ratio": unique,
-        "repetition_penalty": 0.5 * (1 - unique) if unique is not None else None,
+        "repetition_penalty": repetition_penalty(unique),
         "decayed_return": 0.5**first_success if first_success is not None else 0.0,
         "n_invalid": sum(1 for m in actor if m.kind == "invalid"),
         "revision_ratio": revision_ratio(log),
     }
 
 
-def revision_ratio(log: Sequence["Message"]) -> float | None:
+def revision_ratio(log: Sequence[Message]) -> float | None:
     """CGI's revision ratio: the share of candidate rounds whose final move is not the first
     candidate (None when no candidates were listed)."""
     rounds = revised = 0
@@ -100,11 +141,6 @@ def revision_ratio(log: Sequence["Message"]) -> float | None:
                 rounds += 1
                 revised += final.text.strip() != m.labels["candidates"][0]
     return revised / rounds if rounds else None
-
-
-def episode_metrics(ep: "Episode") -> dict[str, Any]:
-    """The metrics above plus the task's own (negotiation's deal price, SPC's detection...)."""
-    return {**log_metrics(ep.log, ep.terminate_reason, ep.instance.mode), **ep.instance.extra_metrics(ep.log)}
 
 
 def _mean(xs: Iterable[float]) -> float | None:

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from feedbackgym.envs.tasks.base import Instance, Parsed
+from feedbackgym.core import Parsed
 
 
 def _cues(*phrases: str) -> re.Pattern[str]:
@@ -101,7 +100,7 @@ def mentioned(text: str, values: list[Any]) -> list[Any]:
     return [v for _, v in sorted(found, key=lambda t: t[0])]
 
 
-def read_feedback(text: str, instance: "Instance | None" = None, last: "Parsed | None" = None) -> Reading:
+def read_feedback(text: str, instance: Any = None, last: Parsed | None = None) -> Reading:
     """Everything a scripted actor (or the labeller) can take from one piece of feedback."""
     current = last.value if last is not None and last.valid else None
     numbers = tuple(int(n) for n in INTEGER.findall(text))

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from feedbackgym.learners.encoders import EmbeddingCache
+from feedbackgym.encoders import EmbeddingCache
 
 
 # ---------------------------------------------------------------------- features
@@ -42,7 +42,7 @@ class MiniLMEncoder(nn.Module):
 
     def __init__(self, max_length: int = 256):
         super().__init__()
-        from feedbackgym.learners.encoders import minilm_encoder
+        from feedbackgym.encoders import minilm_encoder
 
         self.tokenizer, self.model = minilm_encoder("cpu")
         self.tokenizer.truncation_side = "left"  # a long transcript keeps its latest turns

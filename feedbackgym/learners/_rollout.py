@@ -92,7 +92,7 @@ class PettingZooSeat:
 
     def __init__(self, scenario: str, seats: dict):
         import feedbackgym
-        from feedbackgym.envs.multi import agent_name
+        from feedbackgym.envs.pettingzoo import agent_name
 
         sc = feedbackgym.load_scenario(scenario)
         self.role = (sc.with_roles(**seats) if seats else sc).learner_role

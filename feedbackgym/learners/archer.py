@@ -32,7 +32,7 @@ from torch import nn
 
 from feedbackgym.learners._base import Learner, accumulate, clipped_step, seeded_init, seeds
 from feedbackgym.learners._critic import DoubleCritic, FeatureCache, Features, MiniLMEncoder, ReplayBuffer, polyak
-from feedbackgym.learners.encoders import make_embedder
+from feedbackgym.encoders import make_embedder
 
 
 @dataclass

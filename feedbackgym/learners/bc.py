@@ -43,8 +43,8 @@ class Args:
 def demonstrations(policy, scenario: str, seats: dict, demo: str, episodes: int) -> list[tuple[str, list[int]]]:
     """(prompt, target tokens) for every utterance ``demo`` makes in the learner's seat."""
     import feedbackgym
-    from feedbackgym.cli import play
-    from feedbackgym.envs.protocol import View
+    from feedbackgym.rollout import play_scenario as play
+    from feedbackgym.envs.engine import View
 
     learner = feedbackgym.make(scenario, **seats).unwrapped.learner
     sc = feedbackgym.make(scenario, **seats).unwrapped.scenario.with_roles(**{learner: demo})

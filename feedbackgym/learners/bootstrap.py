@@ -34,8 +34,9 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, train
 from tqdm import tqdm
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-from feedbackgym.agents.lm import LMAgent, default_device, fast_bf16, plain_prompt
-from feedbackgym.envs.protocol import Episode
+from feedbackgym.agents.lm import LMAgent, plain_prompt
+from feedbackgym.encoders import default_device, fast_bf16
+from feedbackgym.envs.engine import Episode
 from feedbackgym.envs.scenario import Scenario, load_scenario
 
 #: Evaluation seeds start here, far from the training seeds.
@@ -87,7 +88,7 @@ class Args:
 def collect(scenario: Scenario, episodes: int, mix: float, seed: int) -> list[Episode]:
     """Whole episodes at seeds ``seed, seed + 1, ...``: a share ``mix`` of them, spread evenly,
     by the expert, the rest by ``scripted:random``."""
-    from feedbackgym.cli import play
+    from feedbackgym.rollout import play_scenario as play
 
     expert, noisy = scenario.with_roles(actor="scripted:expert"), scenario.with_roles(actor="scripted:random")
     return [play(expert if math.floor((k + 1) * mix) > math.floor(k * mix) else noisy, seed + k) for k in range(episodes)]

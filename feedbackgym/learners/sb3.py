@@ -82,7 +82,7 @@ LOSSES = {
 def observation_embedder(name: str):
     """``hashing``, or ``minilm`` cached and one text a forward pass, so that a text's vector is a
     pure function of the text (a resumed run's fresh cache yields the same floats)."""
-    from feedbackgym.learners.encoders import EmbeddingCache, make_embedder
+    from feedbackgym.encoders import EmbeddingCache, make_embedder
 
     return make_embedder(name) if name == "hashing" else EmbeddingCache(make_embedder(name, batch_size=1))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Sequence
 
-from feedbackgym.envs.protocol import Message
+from feedbackgym.envs.engine import Message
 from feedbackgym.feedback.metrics import ANSWER_KINDS, turn_metrics
 from feedbackgym.records import Record
 

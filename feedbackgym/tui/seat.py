@@ -15,9 +15,9 @@ from concurrent.futures import CancelledError, Future, InvalidStateError
 from dataclasses import dataclass
 from typing import Callable
 
-from feedbackgym.envs.protocol import Utterance, View
+from feedbackgym.envs.engine import Utterance, View
 from feedbackgym.envs.tasks import TASKS
-from feedbackgym.feedback.types import Feedback
+from feedbackgym.core import Feedback
 
 #: The feedback picker: what a person chooses -> the feedback kind recorded (None: the scenario's first).
 FEEDBACK_CHOICES: dict[str, str | None] = {"hint": "fp", "correction": "critique", "try again": "unary", "free": None}

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from feedbackgym.agents import agents_for, check_spec, scripted_names
-from feedbackgym.envs.protocol import Episode, Message, StepResult
+from feedbackgym.envs.engine import Episode, Message, StepResult
 from feedbackgym.envs.scenario import Scenario
 from feedbackgym.feedback.metrics import log_metrics
 from feedbackgym import records

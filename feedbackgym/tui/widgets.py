@@ -21,7 +21,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Input, OptionList, Select, Static
 from textual_plotext import PlotextPlot
 
-from feedbackgym.envs.protocol import Message, Utterance
+from feedbackgym.envs.engine import Message, Utterance
 from feedbackgym.tui.digest import labels_of, mark, signed
 from feedbackgym.tui.seat import TurnRequest
 

@@ -1,12 +1,14 @@
-"""Task families, by name. Each module defines a `Task` (instance generation) and its `Instance`."""
+"""Task families, one self-contained module (or folder) each. Importing this package imports
+every family in it; each registers itself in `feedbackgym.core.TASKS` with ``@register_task``,
+so adding a family is adding its module (plus a scenario YAML and its banks), nothing else."""
 
-from feedbackgym.envs.tasks.base import Instance, Parsed, Task, Verdict
-from feedbackgym.envs.tasks.guess_number import GuessNumber
-from feedbackgym.envs.tasks.judged_qa import JudgedQA
-from feedbackgym.envs.tasks.negotiation import Negotiation
-from feedbackgym.envs.tasks.spc import SPC
-from feedbackgym.envs.tasks.twenty_questions import TwentyQuestions
+import importlib
+import pkgutil
 
-TASKS: dict[str, Task] = {t.name: t for t in (JudgedQA(), TwentyQuestions(), GuessNumber(), SPC(), Negotiation())}
+from feedbackgym.core import TASKS
 
-__all__ = ["TASKS", "Instance", "Parsed", "Task", "Verdict"]
+for _m in pkgutil.iter_modules(__path__):
+    if _m.name != "base" and not _m.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_m.name}")
+
+__all__ = ["TASKS"]

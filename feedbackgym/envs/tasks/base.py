@@ -5,39 +5,18 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, Sequence
+from typing import Any, ClassVar, Literal, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-if TYPE_CHECKING:
-    from feedbackgym.envs.protocol import Message, View
-    from feedbackgym.feedback.parse import Reading
+from feedbackgym.core import Hint, Message, Parsed, Verdict, View
+from feedbackgym.feedback.parse import Reading
+
+__all__ = ["Hint", "Instance", "MAX_ACTION_CHARS", "Params", "Parsed", "Task", "Verdict", "invalid", "precheck"]
 
 #: Longest actor utterance considered; longer text is an invalid move, not a slow parse.
 MAX_ACTION_CHARS = 2000
-
-
-class Parsed(NamedTuple):
-    """An actor move as the task reads it. Invalid moves carry the reason."""
-
-    valid: bool
-    kind: str = "answer"  # answer | question | guess
-    value: Any = None  # normalised answer / guessed number / matched attribute
-    reason: str = ""
-
-
-class Verdict(NamedTuple):
-    is_correct: bool | None  # None: a question, neither right nor wrong
-    solved: bool  # the task is solved: the episode ends with success
-
-
-class Hint(NamedTuple):
-    """What a truthful hint says: the bank case, its slots, and the answer it suggests."""
-
-    case: str
-    slots: dict[str, Any]
-    suggestion: Any = None
 
 
 _NUMBERING = re.compile(r"^\s*(?:\(?\d+[.)]|[-*•])\s*")
@@ -145,6 +124,12 @@ class Instance(ABC):
         """The task's own reward for ``role`` at the end of an episode (the ``task`` scheme)."""
         return 0.0
 
+    def candidates(self) -> list[str] | None:
+        """The candidate utterances of this instance for a learner that picks from a list (the
+        SB3 view `CandidateActions`: action ``i`` says the ``i``-th); every instance of a family
+        lists as many. None: the family has no candidate list."""
+        return None
+
     def answer_values(self) -> list[Any]:
         """Candidate answers the feedback parser looks for in text (options, numbers...)."""
         return []
@@ -162,10 +147,21 @@ class Instance(ABC):
 
 
 class Task(ABC):
+    """A task family: ``sample`` draws one episode's `Instance`. Register a subclass with
+    ``@feedbackgym.core.register_task``; the capability flags say which of the role agents'
+    hooks its instances implement, so that scripted agents play where they can."""
+
     name: ClassVar[str]
     Params: ClassVar[type[Params]] = Params
     #: the roles whose messages are moves in the task (parsed and scored); the first opens
     movers: ClassVar[tuple[str, ...]] = ("actor",)
+    #: its instances implement `Instance.hint`: the scripted critics (constructive, noisy, cgi) play in it
+    hints: ClassVar[bool] = False
+    #: its instances have ``truth``, ``options``, ``distractor``, ``question``, ``evidence_for(value, k,
+    #: retriever)`` and ``claim_for(value, rng)``: the scripted judges and Ask-Again / Friction users play in it
+    judge_hooks: ClassVar[bool] = False
+    #: the actor asks questions an oracle answers (`Instance.respond`): the clarifying user plays in it
+    questions: ClassVar[bool] = False
 
     @abstractmethod
     def sample(self, rng: np.random.Generator, params: Params) -> Instance: ...

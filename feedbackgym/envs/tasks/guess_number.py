@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field, model_validator
 
+from feedbackgym.core import register_task
 from feedbackgym.envs.tasks.base import Hint, Instance, Params, Parsed, Task, Verdict, invalid, precheck
 from feedbackgym.feedback.parse import read_feedback
 
@@ -77,6 +78,9 @@ class GuessNumberInstance(Instance):
     def state(self, value: Any) -> str:
         return str(value)
 
+    def candidates(self) -> list[str]:
+        return [self.state(n) for n in range(self.low, self.high + 1)]
+
     def answer_values(self) -> list[Any]:
         return [self.low]  # marks the answer space as numeric for the feedback parser
 
@@ -86,7 +90,7 @@ class GuessNumberInstance(Instance):
     # -- policies
     def _update(self, view) -> None:
         """Narrow [lo, hi] from the feedback seen since the last call (the log only grows)."""
-        log = view._log
+        log = view.log
         if self._seen > len(log):  # a new episode reuses nothing
             self._seen, self._lo, self._hi, self._tried, self._last_guess = 0, self.low, self.high, set(), None
         for m in log[self._seen :]:
@@ -132,7 +136,7 @@ class GuessNumberInstance(Instance):
             return Hint("negative", {"guess": g})
         if kind in ("hn", "fn"):
             return Hint(side, {"guess": g})
-        guesses = [m.labels["answer_norm"] for m in view._log if m.role == "actor" and m.kind == "guess"]
+        guesses = [m.labels["answer_norm"] for m in view.log if m.role == "actor" and m.kind == "guess"]
         lo, hi = self.bounds_after(guesses)
         if kind == "fp":
             if view.rng.random() < 0.5:
@@ -168,7 +172,9 @@ class GuessNumberInstance(Instance):
         return lo, hi
 
 
+@register_task
 class GuessNumber(Task):
+    hints = True
     name = "guess_number"
     Params = GuessNumberParams
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
+from feedbackgym.core import register_task
 from feedbackgym.envs.tasks.base import Hint, Instance, Params, Parsed, Task, Verdict, invalid, precheck
 from feedbackgym.feedback.parse import mentioned
 
@@ -264,6 +265,9 @@ class JudgedQAInstance(Instance):
         wrong = [o for o in self.options if o != self.truth]
         return self.state(wrong[int(rng.integers(len(wrong)))])
 
+    def candidates(self) -> list[str]:
+        return [self.state(option) for option in self.options]
+
     def answer_values(self) -> list[Any]:
         return self.options
 
@@ -307,7 +311,7 @@ class JudgedQAInstance(Instance):
         """The ``k`` corpus passages that best match ``query``: BM25 over lowercase words, or the
         cosine similarity of all-MiniLM-L6-v2 embeddings (``retriever="minilm"``, needs the lm extra)."""
         if retriever == "minilm":
-            from feedbackgym.learners.encoders import minilm
+            from feedbackgym.encoders import minilm
 
             embed = minilm()
             scores = embed([p.text for p in self.corpus]) @ embed([query])[0]
@@ -341,7 +345,10 @@ def _capital(s: str) -> str:
     return s[:1].upper() + s[1:]
 
 
+@register_task
 class JudgedQA(Task):
+    hints = True
+    judge_hooks = True
     name = "judged_qa"
     Params = JudgedQAParams
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
+from feedbackgym.core import Feedback, ScriptedAgent, Utterance, register_scripted, register_task
 from feedbackgym.envs.tasks.base import Instance, Params, Parsed, Task, Verdict, invalid, precheck
 
 _PRICE = re.compile(r"\$\s*(\d+(?:\.\d+)?)|(\d+(?:\.\d+)?)\s*(?:dollars|bucks|\$)", re.I)
@@ -148,6 +149,7 @@ def _new_game() -> dict[str, Any]:
     return {"offers": {}, "closed": False, "price": None, "moves": 0}
 
 
+@register_task
 class Negotiation(Task):
     name = "negotiation"
     Params = NegotiationParams
@@ -156,3 +158,89 @@ class Negotiation(Task):
     def sample(self, rng: np.random.Generator, params: NegotiationParams) -> NegotiationInstance:
         budget = round(params.low + 2 + rng.random() * (params.high - params.low - 3), 1)
         return NegotiationInstance(params, budget)
+
+
+# ---------------------------------------------------------------------------------------------
+# The scripted players of this game
+
+#: A seller's coach's advice: how to sell at a higher price, never a specific price.
+COACH_TIPS = (
+    "Hold your price longer: concede in smaller steps than last time.",
+    "Open high and give ground slowly; the buyer has more room than they admit.",
+    "Stay firm after the first counter-offer; small concessions signal a high floor.",
+    "Don't rush to close: let the buyer come up to you before you come down.",
+    "Concede less each round, and make the buyer work for every dollar.",
+    "Anchor on the value of the item, not on the buyer's first offer; hold firm.",
+)
+#: Advice a scripted seller can act on (the constant control message has none).
+_STRATEGY = re.compile(r"\b(?:hold|slowly|smaller|firm|concede less|come up to you|anchor)\b", re.I)
+
+
+class _Bargainer(ScriptedAgent):
+    def game(self, view):
+        return view.world.games(view.log)[-1]
+
+
+@register_scripted("seller", "conceding", ("negotiation",))
+class ConcedingSeller(_Bargainer):
+    """Opens at the asking price and concedes ``step`` a turn down to ``floor``; each piece of
+    strategic advice from the critic halves its step and raises its floor by a dollar."""
+
+    name = "conceding"
+
+    def __init__(self, step: float = 2.0, floor: float = 11.0):
+        self.step, self.floor = step, floor
+
+    def act(self, view):
+        p, game = view.world.p, self.game(view)
+        advice = sum(1 for m in view.log if m.role == "critic" and _STRATEGY.search(m.text))
+        step, floor = self.step / (1 + advice), self.floor + advice
+        mine, theirs = game["offers"].get("seller"), game["offers"].get("buyer")
+        ask = p.seller_open if mine is None else round(max(floor, mine - step), 2)
+        if theirs is not None and theirs >= ask:
+            return f"Deal at ${theirs:g}."
+        return f"I can let it go for ${ask:g}."
+
+
+@register_scripted("buyer", "conceding", ("negotiation",))
+class ConcedingBuyer(_Bargainer):
+    """Opens low and raises ``step`` a turn up to its hidden budget; takes any price within its
+    current bid, or at its last chance any price within its budget, and otherwise walks away."""
+
+    name = "conceding"
+
+    def __init__(self, step: float = 1.5):
+        self.step = step
+
+    def act(self, view):
+        w, game = view.world, self.game(view)
+        mine, theirs = game["offers"].get("buyer"), game["offers"].get("seller")
+        bid = w.p.buyer_open if mine is None else min(w.budget, mine + self.step)
+        last_chance = game["moves"] >= 2 * w.p.exchanges - 2
+        if theirs is not None and (theirs <= bid or (last_chance and theirs <= w.budget)):
+            return f"Deal, ${theirs:g} it is."
+        if last_chance:
+            return "No deal, I'll walk away."
+        return f"I can offer ${bid:g}."
+
+
+@register_scripted("critic", "coach", ("negotiation",))
+class Coach(ScriptedAgent):
+    """Between games, one piece of advice to the seller on selling higher (the paper's critic)."""
+
+    name = "coach"
+
+    def act(self, view):
+        text = COACH_TIPS[int(view.rng.random() * len(COACH_TIPS))]
+        return Utterance(text, Feedback("fp", text, None, {"case": "coach", "truthful": None, "suggested_answer": None, "source_role": "critic"}))
+
+
+@register_scripted("critic", "constant", ("negotiation",))
+class ConstantFeedback(ScriptedAgent):
+    """The paper's control: the same encouragement after every game, with no advice in it."""
+
+    name = "constant"
+
+    def act(self, view):
+        text = "Good game. Let's play another round; see if you can beat your last price."
+        return Utterance(text, Feedback("r", text, None, {"case": "constant", "truthful": None, "suggested_answer": None, "source_role": "critic"}))

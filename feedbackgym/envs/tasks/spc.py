@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
+from feedbackgym.core import Feedback, ScriptedAgent, Utterance, register_scripted, register_task
 from feedbackgym.envs.tasks.base import Hint, Instance, Params, Parsed, Task, Verdict, invalid, precheck
 
 OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.floordiv}
@@ -158,6 +159,7 @@ _NAMES = ["Tom", "Ana", "Ravi", "Mei", "Omar", "Lena", "Jonas", "Sade"]
 _ITEMS = ["pencils", "apples", "stickers", "marbles", "cards", "shells"]
 
 
+@register_task
 class SPC(Task):
     name = "spc"
     Params = SPCParams
@@ -189,3 +191,51 @@ class SPC(Task):
                 value *= extra
         problem = " ".join(story) + f" How many {item} are there at the end?"
         return SPCInstance(problem, steps)
+
+
+# ---------------------------------------------------------------------------------------------
+# The scripted players of this game
+
+@register_scripted("generator", "sneaky", ("spc",))
+class SneakyGenerator(ScriptedAgent):
+    name = "sneaky"
+
+    def __init__(self, errors: list[str] | None = None):
+        self.errors = list(errors or ERRORS)
+
+    def act(self, view):
+        w = view.world
+        k = int(view.rng.random() * len(w.steps))
+        error = self.errors[int(view.rng.random() * len(self.errors))]
+        return sneaky(w.steps, k, error, view.rng)
+
+
+@register_scripted("generator", "honest", ("spc",))
+class HonestGenerator(ScriptedAgent):
+    name = "honest"
+
+    def act(self, view):
+        return render_steps(view.world.steps)
+
+
+@register_scripted("critic", "checker", ("spc",))
+class Checker(ScriptedAgent):
+    """Re-checks each step with probability ``diligence``; catches blatant errors anyway."""
+
+    name = "checker"
+
+    def __init__(self, diligence: float = 0.6):
+        self.diligence = diligence
+
+    def act(self, view):
+        solution = view.last("generator", ("solution",)) or ""
+        for n, a, op, b, r in _STEP.findall(solution):
+            a, b, r = int(a), int(b), int(r)
+            looked = view.rng.random() < self.diligence
+            if _holds(a, op, b, r):
+                continue
+            true = {"+": a + b, "-": a - b, "*": a * b}.get(op, r)
+            blatant = abs(r - true) >= max(1, abs(true)) / 2
+            if looked or blatant:
+                return f"Step {n} is wrong: {a} {op} {b} is not {r}."
+        return "All steps are correct."

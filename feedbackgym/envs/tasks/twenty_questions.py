@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from feedbackgym.core import register_task
 from feedbackgym.envs.tasks.base import Hint, Instance, Params, Parsed, Task, Verdict, invalid, precheck
 
 _WORD = re.compile(r"[a-z]+")
@@ -122,6 +123,10 @@ class TwentyQuestionsInstance(Instance):
     def state(self, value: Any) -> str:
         return f"Is it {'an' if str(value)[:1] in 'aeiou' else 'a'} {value}?"
 
+    def candidates(self) -> list[str]:
+        kb = self.kb
+        return [a["questions"][0] for a in kb.attributes] + [self.state(name) for name in kb.names]
+
     def hidden(self) -> dict[str, Any]:
         return {"object": self.object, "attributes": dict(self.kb.objects[self.secret]["attributes"])}
 
@@ -152,7 +157,7 @@ class TwentyQuestionsInstance(Instance):
 
     def expert(self, view) -> str:
         """Ask the question that splits the remaining candidates most evenly; guess when one is left."""
-        self._update(view._log)
+        self._update(view.log)
         cand = np.flatnonzero(self._mask)
         if len(cand) == 0:  # contradictory answers: start over from everything not yet guessed
             cand = np.array([i for i in range(len(self.kb.names)) if i not in self._guessed])
@@ -197,7 +202,7 @@ class TwentyQuestionsInstance(Instance):
 
     def _informative(self, view, attribute: str) -> bool:
         """Did asking about ``attribute`` split the candidates that were left before it was asked?"""
-        self._update(view._log)
+        self._update(view.log)
         before = self._answers
         if before and before[-1][0] == view.last_move:  # the question itself has been answered already
             before = before[:-1]
@@ -218,11 +223,14 @@ class TwentyQuestionsInstance(Instance):
         return 2 * min(int(col.sum()), n - int(col.sum())) / n if n else 0.0
 
     def candidates_left(self, view) -> int:
-        self._update(view._log)
+        self._update(view.log)
         return int(self._mask.sum())
 
 
+@register_task
 class TwentyQuestions(Task):
+    hints = True
+    questions = True
     name = "twenty_questions"
     Params = TwentyQuestionsParams
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from feedbackgym.feedback.types import FEEDBACK_KINDS
+from feedbackgym.core import FEEDBACK_KINDS
 
 
 @lru_cache(maxsize=None)

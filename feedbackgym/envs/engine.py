@@ -18,164 +18,26 @@ the turn is spent, and the schedule goes on (TextArena's rule: nobody can hold t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Collection, Mapping, NamedTuple, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 import numpy as np
 
+from feedbackgym.core import (
+    REWARDS, TASKS, EMPTY, Feedback, FrozenDict, Message, StepResult, Utterance, View, freeze, plain,
+)  # fmt: skip
+from feedbackgym.envs import rewards as _rewards  # noqa: F401  (registers the reward schemes)
+from feedbackgym.envs import tasks as _tasks  # noqa: F401  (registers the shipped task families)
+from feedbackgym.envs.rewards import Scheme
+from feedbackgym.envs.scenario import Scenario
+from feedbackgym.envs.tasks.base import Instance, Parsed
+from feedbackgym.feedback.metrics import log_metrics
 from feedbackgym.feedback.parse import read_feedback
-from feedbackgym.feedback.types import Feedback, _plain
-
-if TYPE_CHECKING:
-    from feedbackgym.agents.base import Agent
-    from feedbackgym.envs.scenario import Scenario
-    from feedbackgym.envs.tasks.base import Instance, Parsed
-
-#: The kinds of message the engine itself makes; a move's kind is the task's (answer, question,
-#: guess, solution, verdict, offer, accept, walk, talk ...).
-ENGINE_KINDS = ("feedback", "reply", "invalid", "env", "candidates")
-
-
-class Message(NamedTuple):
-    """One utterance in the log. ``labels`` are hidden: never rendered into any agent's view.
-    Immutable (a named tuple: cheap to build, compare and pickle)."""
-
-    turn: int
-    role: str
-    text: str
-    kind: str
-    feedback: Feedback | None = None
-    labels: Mapping[str, Any] = {}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "turn": self.turn,
-            "role": self.role,
-            "text": self.text,
-            "kind": self.kind,
-            "feedback": self.feedback.to_dict() if self.feedback else None,
-            "labels": _plain(self.labels),
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Message":
-        fb = d.get("feedback")
-        return cls(
-            turn=int(d["turn"]),
-            role=str(d["role"]),
-            text=str(d["text"]),
-            kind=str(d["kind"]),
-            feedback=Feedback.from_dict(fb) if fb else None,
-            labels=dict(d.get("labels") or {}),
-        )
-
-
-class Utterance(NamedTuple):
-    """What a scripted agent may return instead of a bare string: the text plus typed feedback,
-    and for a user, whether it leaves (which ends the episode)."""
-
-    text: str
-    feedback: Feedback | None = None
-    leaves: bool = False
-
-
-class View:
-    """What one role sees at its turn. Built from the log; hidden labels are never part of it.
-
-    ``world`` is the episode's task instance: scripted agents may consult it (a judge knows the
-    gold answer, a user knows its goal), LM and human agents only read the text fields.
-    ``last_move`` is the last valid move as the task parsed it (public: it is what was said), and
-    ``last_invalid`` whether the latest move was unreadable; ``candidates`` how many candidate
-    moves this turn should list (CGI), 0 for a real move.
-    """
-
-    __slots__ = (
-        "role", "rng", "world", "last_move", "last_invalid", "candidates", "feedback_kinds", "paraphrase",
-        "_log", "_since", "_transcript",
-    )
-
-    def __init__(
-        self, role, rng, world, log, since, feedback_kinds, last_move=None, last_invalid=False, candidates=0,
-        paraphrase="random",
-    ):
-        self.role = role
-        self.rng: np.random.Generator = rng
-        self.world: Instance = world
-        self.last_move: Parsed | None = last_move
-        self.last_invalid: bool = last_invalid
-        self.candidates: int = candidates
-        self.feedback_kinds: tuple[str, ...] = feedback_kinds
-        self.paraphrase: str | int = paraphrase  # the scenario's choice of paraphrase
-        self._log: list[Message] = log
-        self._since = since
-        self._transcript: str | None = None
-
-    @property
-    def instruction(self) -> str:
-        return self.world.instruction
-
-    @property
-    def private(self) -> str:
-        """What this role may additionally know ('' for the actor)."""
-        return self.world.private_view(self.role)
-
-    @property
-    def messages(self) -> list[tuple[str, str, str]]:
-        """The visible log as (role, kind, text) triples."""
-        return [(m.role, m.kind, m.text) for m in self._log]
-
-    @property
-    def transcript(self) -> str:
-        """The visible log formatted for this role (built only when an agent asks for it)."""
-        if self._transcript is None:
-            self._transcript = render_transcript(self._log)
-        return self._transcript
-
-    @property
-    def new(self) -> list[tuple[str, str, str]]:
-        """Messages since this role last spoke."""
-        return [(m.role, m.kind, m.text) for m in self._log[self._since :]]
-
-    @property
-    def feedback(self) -> str:
-        """The feedback messages since this role last spoke, joined ('' if none)."""
-        return "\n".join(m.text for m in self._log[self._since :] if m.kind == "feedback")
-
-    def last(self, role: str, kinds: Sequence[str] | None = None) -> str | None:
-        for m in reversed(self._log):
-            if m.role == role and (kinds is None or m.kind in kinds):
-                return m.text
-        return None
-
-
-def as_text(action: Any) -> "str | Utterance":
-    """An action from outside as the engine takes it: text or an Utterance as is, bytes decoded,
-    None as empty text, anything else by ``str``."""
-    if isinstance(action, (str, Utterance)):
-        return action
-    if action is None:
-        return ""
-    return action.decode("utf-8", "replace") if isinstance(action, bytes) else str(action)
-
-
-def render_transcript(log: Sequence[Message]) -> str:
-    return "\n".join(f"{m.role}: {m.text}" for m in log)
-
-
-class StepResult(NamedTuple):
-    message: Message
-    rewards: dict[str, float]
-    terminated: bool
-    truncated: bool
 
 
 class Episode:
     """One episode of a scenario. ``submit(role, text)`` is the only way anything happens."""
 
     def __init__(self, scenario: "Scenario", seed: int, agents: Mapping[str, "Agent"] | None = None):
-        from feedbackgym.envs.rewards import REWARDS, Scheme
-        from feedbackgym.envs.tasks import TASKS
-        from feedbackgym.envs.tasks.base import Instance as BaseInstance
-
         self.scenario = scenario
         self.seed = int(seed)
         roles = list(scenario.roles)
@@ -187,7 +49,7 @@ class Episode:
         self.instance: Instance = task.sample(self.task_rng, task.Params(**scenario.task.params))
         self.movers = task.movers
         # hooks a task may override, called only where it does (they sit on the hot path)
-        self._skips = type(self.instance).skips is not BaseInstance.skips
+        self._skips = type(self.instance).skips is not Instance.skips
         self.agents = dict(agents or {})
         self.log: list[Message] = []
         schemes = {role: REWARDS[name](role) for role, name in scenario.rewards.items()}
@@ -221,7 +83,7 @@ class Episode:
         self.truncated = False
         self.terminate_reason: str | None = None
         if self._countdown:
-            self.log.append(Message(0, "env", self.countdown_line(), "env", None, {}))
+            self.log.append(Message(0, "env", self.countdown_line(), "env"))
 
     # ------------------------------------------------------------------ schedule
     def current_role(self) -> str | None:
@@ -255,7 +117,7 @@ class Episode:
             if self.actor_turns >= self._max_turns:
                 self._end(self._max_turns_terminates, "max_turns")
             elif self._countdown:
-                self.log.append(Message(len(self.log), "env", self.countdown_line(), "env", None, {}))
+                self.log.append(Message(len(self.log), "env", self.countdown_line(), "env"))
 
     def countdown_line(self) -> str:
         """MINT's reminder of the budget left."""
@@ -302,14 +164,12 @@ class Episode:
         if moved:
             msg = self._move(len(log), role, text, source)
         else:
-            msg = self._feedback_move(len(log), role, text, fb, source)
-            if leaves:
-                msg.labels["leaves"] = True
+            msg = self._feedback_move(len(log), role, text, fb, source, leaves)
         log.append(msg)
         self._spoke_at[role] = len(log)
         if msg.kind == "invalid":
             # The env says why; the turn is spent and passes on, like any other.
-            log.append(Message(len(log), "env", f"Invalid move: {msg.labels['reason']}", "env", None, {}))
+            log.append(Message(len(log), "env", f"Invalid move: {msg.labels['reason']}", "env"))
             self._next_slot()
         elif moved and msg.labels["solved"]:
             self._end(True, "success")
@@ -372,13 +232,18 @@ class Episode:
             self._last_parsed = parsed
         if source:
             labels["source"] = source
-        return Message(turn, role, text, parsed.kind if parsed.valid else "invalid", None, labels)
+        return Message(turn, role, text, parsed.kind if parsed.valid else "invalid", None, freeze(labels))
 
-    def _feedback_move(self, turn: int, role: str, text: str, fb: Feedback | None, source: str | None) -> Message:
+    def _feedback_move(
+        self, turn: int, role: str, text: str, fb: Feedback | None, source: str | None, leaves: bool = False
+    ) -> Message:
         if fb is None:
             if role == self.instance.reply_role:  # an oracle-style reply (twenty questions' answerer)
-                return Message(turn, role, text, "reply", None, {"source": source} if source else {})
-            fb = Feedback(self._kinds[0], text, None, {})
+                labels = {"source": source} if source else {}
+                if leaves:
+                    labels["leaves"] = True
+                return Message(turn, role, text, "reply", None, FrozenDict(labels) if labels else EMPTY)
+            fb = Feedback(self._kinds[0], text, None, EMPTY)
         labels = fb.labels
         if "source_role" not in labels or "truthful" not in labels or "suggested_answer" not in labels or source:
             labels = dict(labels)
@@ -387,28 +252,86 @@ class Episode:
                 labels["source"] = source
             if "truthful" not in labels or "suggested_answer" not in labels:
                 reading = read_feedback(text, self.instance, self._last_parsed)
-                labels.setdefault("suggested_answer", _plain(reading.suggestion))
+                labels.setdefault("suggested_answer", plain(reading.suggestion))
                 labels.setdefault("truthful", self.instance.is_truthful(reading, self._last_parsed))
-        if labels is not fb.labels or text is not fb.text:
-            fb = Feedback(fb.kind, text, fb.score, labels)
-        return Message(turn, role, text, "feedback", fb, {"to": "actor"})
+        if labels is not fb.labels or text is not fb.text or type(labels) is not FrozenDict:
+            fb = Feedback(fb.kind, text, fb.score, freeze(labels))
+        return Message(turn, role, text, "feedback", fb, _LEAVES if leaves else _TO_ACTOR)
 
-    # ------------------------------------------------------------------ driving
-    def play_until(self, stop: str | Collection[str] | None = None) -> None:
-        """Let the built-in agents act until it is the turn of ``stop`` (a role or several), or the end."""
-        stop = {stop} if isinstance(stop, str) else set(stop or ())
-        while self._current is not None and self._current not in stop:
-            current = self._current
-            agent = self.agents.get(current)
-            if agent is None:
-                raise RuntimeError(f"no agent plays {current!r} and it is not the caller's role")
-            self.submit(current, agent.act(self.view(current)), getattr(agent, "source", None))
+    # ------------------------------------------------------------------ public state
+    @property
+    def last_parsed(self) -> Parsed | None:
+        """The last valid move as the task parsed it (None before the first)."""
+        return self._last_parsed
+
+    def spoke_at(self, role: str) -> int:
+        """The length of the log just after ``role`` last spoke (0 if it has not)."""
+        return self._spoke_at.get(role, 0)
 
     def metrics(self) -> dict[str, Any]:
-        from feedbackgym.feedback.metrics import episode_metrics
-
-        return episode_metrics(self)
+        """The per-episode metrics (`feedback.metrics`) plus the task's own (a deal price, SPC's
+        detection...)."""
+        return {**log_metrics(self.log, self.terminate_reason, self.instance.mode), **self.instance.extra_metrics(self.log)}
 
     def hidden(self) -> dict[str, Any]:
         """The hidden truth of the instance (for info, records and the TUI; never for agents)."""
-        return _plain(self.instance.hidden())
+        return plain(self.instance.hidden())
+
+
+_TO_ACTOR = FrozenDict({"to": "actor"})
+_LEAVES = FrozenDict({"to": "actor", "leaves": True})
+
+
+# ---------------------------------------------------------------------- the one driver
+def act(agent: Any, views: Sequence[View]) -> list:
+    """One call for all ``views``: Generations (text, token ids, log-probs) from an agent that
+    has ``generate`` (an LM agent), else what ``act_batch`` returns (text or typed utterances)."""
+    return agent.generate(views) if hasattr(agent, "generate") else agent.act_batch(views)
+
+
+def play(episode: "Episode", stop: str | Collection[str] | None = None, agents: Mapping[str, Any] | None = None) -> None:
+    """The driver: ask whoever's turn it is and submit what it says, until a role in ``stop`` is
+    due or the episode ends. ``agents`` (role -> agent) default to the episode's own. Every face,
+    the CLI, the TUI, `rollout` and the learners move episodes with this (or `play_batch`)."""
+    stop = {stop} if isinstance(stop, str) else set(stop or ())
+    agents = episode.agents if agents is None else agents
+    while episode._current is not None and episode._current not in stop:
+        current = episode._current
+        agent = agents.get(current)
+        if agent is None:
+            raise RuntimeError(f"no agent plays {current!r} and it is not the caller's role")
+        episode.submit(current, agent.act(episode.view(current)), getattr(agent, "source", None))
+
+
+def play_batch(
+    episodes: Mapping[Any, "Episode"],
+    stop: str | Collection[str] | None = None,
+    on_turn=None,
+) -> None:
+    """`play` for many episodes at once, one `act` call per agent and round for every episode
+    waiting on it (an LM agent that plays seats in several episodes batches them).
+
+    ``episodes`` maps a key to an episode (each with its own ``agents``); ``on_turn(key, role,
+    view, out)`` is called for each output of ``act`` and returns what to submit (default: the
+    text of ``out``); it is where a rollout records the learner's generations. Runs until every
+    episode is over or waiting on a role in ``stop``."""
+    stop = {stop} if isinstance(stop, str) else set(stop or ())
+    live = {k: ep for k, ep in episodes.items() if ep.current_role() is not None and ep.current_role() not in stop}
+    while live:
+        waiting: dict[int, list[tuple[Any, str]]] = {}  # id(agent) -> (key, role) waiting on it
+        for k, ep in live.items():
+            role = ep.current_role()
+            agent = ep.agents.get(role)
+            if agent is None:
+                raise RuntimeError(f"no agent plays {role!r} and it is not the caller's role")
+            waiting.setdefault(id(agent), []).append((k, role))
+        for seats in waiting.values():
+            first = live[seats[0][0]]
+            who = first.agents[seats[0][1]]
+            views = [live[k].view(role) for k, role in seats]
+            for (k, role), view, out in zip(seats, views, act(who, views)):
+                said = on_turn(k, role, view, out) if on_turn is not None else None
+                if said is None:
+                    said = out.text if hasattr(out, "token_ids") else out
+                live[k].submit(role, said, getattr(who, "source", None))
+        live = {k: ep for k, ep in live.items() if ep.current_role() is not None and ep.current_role() not in stop}

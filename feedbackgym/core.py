@@ -1,0 +1,448 @@
+"""The shared types every layer speaks, and the registries through which names are looked up.
+
+This module imports nothing of the package: feedback, tasks, the engine, agents, faces, records,
+rollouts, learners, the TUI and the CLI all stand on it. Its types are immutable: a `Message` or
+a `Feedback` handed out in ``info`` cannot be changed, so nothing a user's script does to one can
+rewrite the engine's log or a record (their ``labels`` are `FrozenDict`s whose sequences are tuples).
+
+The registries (`TASKS`, `SCRIPTED`, `REWARDS`, `LEARNERS`) are filled by the modules that define
+the names (a task family, a scripted behaviour, a reward scheme, a learner), so that scenario
+validation and the CLI look a name up instead of importing the layer that defines it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, NamedTuple, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+# --------------------------------------------------------------------------- immutable values
+
+
+class FrozenDict(dict):
+    """A dict that refuses every change after it is built (and still pickles, copies and dumps
+    to JSON as a dict)."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError("labels are read-only: build a new dict (dict(labels)) to change them")
+
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    update = pop = popitem = clear = setdefault = _refuse
+
+    def __reduce__(self):
+        return (FrozenDict, (dict(self),))
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+EMPTY: FrozenDict = FrozenDict()
+
+
+def freeze(obj: Any) -> Any:
+    """A deep read-only copy: mappings -> `FrozenDict`, lists and tuples -> tuples."""
+    t = type(obj)
+    if t is FrozenDict or t is str or t is bool or t is int or t is float or obj is None:
+        return obj
+    if isinstance(obj, Mapping):
+        return FrozenDict({k: freeze(v) for k, v in obj.items()})
+    if isinstance(obj, (list, tuple)):
+        return tuple(freeze(v) for v in obj)
+    return obj
+
+
+def plain(obj: Any) -> Any:
+    """A JSON-safe deep copy (mappings -> dict, sequences -> list, numpy scalars -> python)."""
+    if isinstance(obj, Mapping):
+        return {str(k): plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item):  # numpy scalar
+        return obj.item()
+    return obj
+
+
+# --------------------------------------------------------------------------- feedback
+
+#: Every feedback kind, with what it means.
+FEEDBACK_KINDS: dict[str, str] = {
+    "r": "textualised reward (LLF-Bench)",
+    "hp": "hindsight positive: why what was done was right (LLF-Bench)",
+    "hn": "hindsight negative: why what was done was wrong (LLF-Bench)",
+    "fp": "future positive: what to do next (LLF-Bench)",
+    "fn": "future negative: what to avoid next (LLF-Bench)",
+    "unary": "a bare 'try again' carrying no information (UFO)",
+    "binary": "GOOD / BAD (MINT)",
+    "critique": "an assessment with a revision, possibly deceptive (WAFER-QA, Critique-GRPO)",
+    "followup": "pressure after an answer: closed, open or leading (Ask-Again)",
+}
+
+#: The hidden labels a feedback message may carry. Unknown label names are refused so that a typo
+#: never silently produces a label no metric reads.
+FEEDBACK_LABELS = frozenset(
+    {
+        "truthful",  # bool | None: does what it asserts about the answer hold?
+        "source_role",  # str: the role that said it
+        "intent",  # constructive | hypercritical | malicious (judges)
+        "knowledge",  # none | parametric | grounded (judges)
+        "evidence_ids",  # tuple[str, ...]: passages cited
+        "suggested_answer",  # the answer the feedback pushes, normalised, or None
+        "case",  # which bank case produced it (positive, too_low, disagree_cite, ...)
+        "intervened",  # bool: did the judge attack / intervene
+        "annotator_id",  # noisy annotator pools
+        "label_flipped",
+        "source",  # "scripted" | "human" | "lm"
+    }
+)
+
+
+class Feedback(NamedTuple):
+    """One piece of feedback: ``kind``, the visible ``text``, a scalar reading and hidden labels.
+
+    Immutable (a named tuple whose labels are frozen); `make` validates."""
+
+    kind: str
+    text: str
+    score: float | None = None
+    labels: Mapping[str, Any] = EMPTY
+
+    @classmethod
+    def make(cls, kind: str, text: str, score: float | None = None, labels: Mapping[str, Any] | None = None):
+        """Build with checks: the kind must be known and every label name must be one metrics read."""
+        if kind not in FEEDBACK_KINDS:
+            raise ValueError(f"feedback kind {kind!r} is not one of {sorted(FEEDBACK_KINDS)}")
+        labels = labels or EMPTY
+        unknown = set(labels) - FEEDBACK_LABELS
+        if unknown:
+            raise ValueError(f"unknown feedback labels {sorted(unknown)}; known: {sorted(FEEDBACK_LABELS)}")
+        return cls(kind, text, score, freeze(labels))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "text": self.text, "score": self.score, "labels": plain(self.labels)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Feedback":
+        return cls.make(d["kind"], d["text"], d.get("score"), d.get("labels"))
+
+
+# --------------------------------------------------------------------------- messages
+
+#: The kinds of message the engine itself makes; a move's kind is the task's (answer, question,
+#: guess, solution, verdict, offer, accept, walk, talk ...).
+ENGINE_KINDS = ("feedback", "reply", "invalid", "env", "candidates")
+
+
+class Message(NamedTuple):
+    """One utterance in the log. ``labels`` are hidden: never rendered into any agent's view.
+    Immutable: a named tuple whose labels are a `FrozenDict` (build it with `freeze`)."""
+
+    turn: int
+    role: str
+    text: str
+    kind: str
+    feedback: Feedback | None = None
+    labels: Mapping[str, Any] = EMPTY
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "turn": self.turn,
+            "role": self.role,
+            "text": self.text,
+            "kind": self.kind,
+            "feedback": self.feedback.to_dict() if self.feedback else None,
+            "labels": plain(self.labels),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Message":
+        fb = d.get("feedback")
+        return cls(
+            turn=int(d["turn"]),
+            role=str(d["role"]),
+            text=str(d["text"]),
+            kind=str(d["kind"]),
+            feedback=Feedback.from_dict(fb) if fb else None,
+            labels=freeze(d.get("labels") or {}),
+        )
+
+
+class Utterance(NamedTuple):
+    """What a scripted agent may return instead of a bare string: the text plus typed feedback,
+    and for a user, whether it leaves (which ends the episode)."""
+
+    text: str
+    feedback: Feedback | None = None
+    leaves: bool = False
+
+
+class StepResult(NamedTuple):
+    message: Message
+    rewards: dict[str, float]
+    terminated: bool
+    truncated: bool
+
+
+def render_transcript(log: Sequence[Message]) -> str:
+    return "\n".join(f"{m.role}: {m.text}" for m in log)
+
+
+def as_text(action: Any) -> "str | Utterance":
+    """An action from outside as the engine takes it: text or an Utterance as is, bytes decoded,
+    None as empty text, anything else by ``str``."""
+    if isinstance(action, (str, Utterance)):
+        return action
+    if action is None:
+        return ""
+    return action.decode("utf-8", "replace") if isinstance(action, bytes) else str(action)
+
+
+# --------------------------------------------------------------------------- what tasks say of a move
+
+
+class Parsed(NamedTuple):
+    """An actor move as the task reads it. Invalid moves carry the reason."""
+
+    valid: bool
+    kind: str = "answer"  # answer | question | guess
+    value: Any = None  # normalised answer / guessed number / matched attribute
+    reason: str = ""
+
+
+class Verdict(NamedTuple):
+    is_correct: bool | None  # None: a question, neither right nor wrong
+    solved: bool  # the task is solved: the episode ends with success
+
+
+class Hint(NamedTuple):
+    """What a truthful hint says: the bank case, its slots, and the answer it suggests."""
+
+    case: str
+    slots: dict[str, Any]
+    suggestion: Any = None
+
+
+# --------------------------------------------------------------------------- the view of one role
+
+
+class View:
+    """What one role sees at its turn. Built from the log; hidden labels are never part of it.
+
+    ``world`` is the episode's task instance: scripted agents may consult it (a judge knows the
+    gold answer, a user knows its goal), LM and human agents only read the text fields.
+    ``last_move`` is the last valid move as the task parsed it (public: it is what was said), and
+    ``last_invalid`` whether the latest move was unreadable; ``candidates`` how many candidate
+    moves this turn should list (CGI), 0 for a real move.
+    """
+
+    __slots__ = (
+        "role", "rng", "world", "last_move", "last_invalid", "candidates", "feedback_kinds", "paraphrase",
+        "_log", "_since", "_transcript",
+    )  # fmt: skip
+
+    def __init__(
+        self, role, rng, world, log, since, feedback_kinds, last_move=None, last_invalid=False, candidates=0,
+        paraphrase="random",
+    ):  # fmt: skip
+        self.role = role
+        self.rng: np.random.Generator = rng
+        self.world = world
+        self.last_move: Parsed | None = last_move
+        self.last_invalid: bool = last_invalid
+        self.candidates: int = candidates
+        self.feedback_kinds: tuple[str, ...] = feedback_kinds
+        self.paraphrase: str | int = paraphrase  # the scenario's choice of paraphrase
+        self._log: list[Message] = log
+        self._since = since
+        self._transcript: str | None = None
+
+    @property
+    def instruction(self) -> str:
+        return self.world.instruction
+
+    @property
+    def private(self) -> str:
+        """What this role may additionally know ('' for the actor)."""
+        return self.world.private_view(self.role)
+
+    @property
+    def log(self) -> tuple[Message, ...]:
+        """The log so far, as immutable messages (for agents that read the moves, not their labels)."""
+        return tuple(self._log)
+
+    @property
+    def since(self) -> int:
+        """Where in the log this role last spoke (0 if it has not)."""
+        return self._since
+
+    @property
+    def messages(self) -> list[tuple[str, str, str]]:
+        """The visible log as (role, kind, text) triples."""
+        return [(m.role, m.kind, m.text) for m in self._log]
+
+    @property
+    def transcript(self) -> str:
+        """The visible log formatted for this role (built only when an agent asks for it)."""
+        if self._transcript is None:
+            self._transcript = render_transcript(self._log)
+        return self._transcript
+
+    @property
+    def new(self) -> list[tuple[str, str, str]]:
+        """Messages since this role last spoke."""
+        return [(m.role, m.kind, m.text) for m in self._log[self._since :]]
+
+    @property
+    def feedback(self) -> str:
+        """The feedback messages since this role last spoke, joined ('' if none)."""
+        return "\n".join(m.text for m in self._log[self._since :] if m.kind == "feedback")
+
+    def last(self, role: str, kinds: Sequence[str] | None = None) -> str | None:
+        for m in reversed(self._log):
+            if m.role == role and (kinds is None or m.kind in kinds):
+                return m.text
+        return None
+
+
+# --------------------------------------------------------------------------- who speaks
+
+
+@runtime_checkable
+class Agent(Protocol):
+    def act(self, view: View) -> str | Utterance: ...
+
+    def act_batch(self, views: Sequence[View]) -> list[str | Utterance]: ...
+
+
+class ScriptedAgent:
+    """Base of the built-in agents: ``act_batch`` is a loop (LM agents batch for real). A task
+    family's own scripted players (SPC's generator, negotiation's buyer) subclass it in the
+    family's module and register with `register_scripted`."""
+
+    name = "scripted"
+    #: what the engine records as the messages' ``source`` label (None: scripted, the default)
+    source: str | None = None
+
+    def act(self, view: View) -> str | Utterance:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def act_batch(self, views: Sequence[View]) -> list[str | Utterance]:
+        return [self.act(v) for v in views]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+# --------------------------------------------------------------------------- registries
+
+
+class Registry(dict):
+    """name -> what defines it; ``register`` is a decorator. Lookups of an unknown name raise a
+    KeyError that lists the known ones."""
+
+    def __init__(self, what: str):
+        super().__init__()
+        self.what = what
+
+    def register(self, name: str) -> Callable:
+        def deco(obj):
+            self[name] = obj
+            return obj
+
+        return deco
+
+    def __missing__(self, name):
+        raise KeyError(f"unknown {self.what} {name!r}; known: {sorted(self)}")
+
+
+#: task family name -> its `Task` (filled by each family's module in envs/tasks/)
+TASKS: Registry = Registry("task family")
+#: reward scheme name -> its `Scheme` class (filled by envs/rewards.py)
+REWARDS: Registry = Registry("reward scheme")
+#: learner name -> its module path (filled by learners/__init__.py; imported only when it runs)
+LEARNERS: Registry = Registry("learner")
+
+
+def register_task(cls):
+    """Class decorator: register a `Task` subclass under its ``name`` (one instance serves all)."""
+    TASKS[cls.name] = cls()
+    return cls
+
+
+class ScriptedSpec(NamedTuple):
+    factory: Callable[..., Any]
+    families: tuple[str, ...] | None  # the task families it plays in (None: any) ...
+    requires: str | None  # ... or those whose `Task` sets this capability flag true ("hints")
+
+    def plays_in(self, family: str) -> bool:
+        if self.families is not None and family not in self.families:
+            return False
+        return self.requires is None or bool(getattr(TASKS.get(family), self.requires, False))
+
+    def where(self) -> str:
+        """Where it plays, in words (for an error message)."""
+        fams = self.families or [f for f in sorted(TASKS) if self.plays_in(f)]
+        why = f" (task families whose Task sets {self.requires} = True)" if self.requires else ""
+        return ", ".join(fams) + why
+
+
+#: (role, name) -> the factory of a scripted behaviour (filled by agents/ and by task families)
+SCRIPTED: dict[tuple[str, str], ScriptedSpec] = {}
+
+
+def register_scripted(
+    role: str, name: str, families: tuple[str, ...] | None = None, requires: str | None = None
+) -> Callable:
+    """Register a scripted behaviour for ``role`` under ``scripted:NAME``, playing only in
+    ``families`` and/or in the families whose `Task` has the capability flag ``requires``."""
+
+    def deco(factory):
+        SCRIPTED[(role, name)] = ScriptedSpec(factory, families, requires)
+        return factory
+
+    return deco
+
+
+#: spec kind (the part before ":") -> check(name) returning None if ``KIND:name`` can be made, else
+#: what was expected (filled by agents/: ``lm``; ``scripted`` is looked up in `SCRIPTED`)
+AGENT_KINDS: Registry = Registry("agent kind")
+
+
+def scripted_names(role: str) -> list[str]:
+    """The scripted behaviours registered for ``role``."""
+    return sorted(n for r, n in SCRIPTED if r == role)
+
+
+def check_spec(spec: str, role: str, family: str | None = None) -> str | None:
+    """None if the agent spec ``spec`` can play ``role`` (in ``family``), else what was expected."""
+    if spec in ("learner", "human"):
+        return None
+    kind, _, name = spec.partition(":")
+    if kind == "scripted":
+        entry = SCRIPTED.get((role, name))
+        if entry is None:
+            known = ", ".join(f"scripted:{n}" for n in scripted_names(role))
+            return f"a {role} agent: learner, human, or one of {known}"
+        if family and not entry.plays_in(family):
+            return f"scripted:{name} plays only in {entry.where()}"
+        return None
+    if kind in AGENT_KINDS:
+        return AGENT_KINDS[kind](name)
+    known = ", ".join(f"scripted:{n}" for n in scripted_names(role))
+    return f"a spec KIND:NAME (learner, human, {', '.join(f'{k}:...' for k in AGENT_KINDS)}, or one of {known})"
+
+
+def check_params(spec: str, role: str, params: Mapping[str, Any]) -> list[tuple[str, Any, str]]:
+    """(name, value, what was expected) for each param a scripted agent does not take."""
+    import inspect
+
+    kind, _, name = spec.partition(":")
+    entry = SCRIPTED.get((role, name)) if kind == "scripted" else None
+    if entry is None:
+        return []
+    accepted = [p for p in inspect.signature(entry.factory).parameters if p != "self"]
+    return [(k, v, f"a parameter of {spec}: one of {accepted}") for k, v in params.items() if k not in accepted]
