@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from feedbackgym.agents import agents_for, scripted_names
 from feedbackgym.envs.scenario import ROLES, Scenario, ScenarioError, list_scenarios, load_scenario
-from feedbackgym.feedback.metrics import aggregate
+from feedbackgym.feedback.metrics import aggregate, delta_feedback
 from feedbackgym.records import RecordWriter, read_records
 from feedbackgym.rollout import play_scenario
 from feedbackgym.tui.commands import add_parsers as add_tui_parsers
@@ -158,17 +158,18 @@ def cmd_eval(args) -> int:
 
 
 def evaluate(base: Scenario, actors: list[str], judges: list[str], episodes: int, seed: int, quiet: bool = True):
-    """One row per (actor, judge): the aggregate metrics, and delta_feedback = success_rate with
-    the judge minus success_rate of the same actor with no judge on the same seeds (MINT's
-    "with feedback minus without", taken at the episode's end; see metrics.delta_feedback)."""
+    """One row per (actor, judge): the aggregate metrics, and `metrics.delta_feedback` at the
+    episode's end: success with the judge minus success of the same actor with no judge, on the
+    same seeds."""
     rows: list[dict[str, Any]] = []
     with progress(len(actors) * (len(judges) + 1) * episodes, f"eval {base.name}", quiet) as bar:
         for actor in actors:
-            alone = aggregate(run_many(base.with_roles(actor=actor, judge=None), seed, episodes, bar))
+            alone = run_many(base.with_roles(actor=actor, judge=None), seed, episodes, bar)
             for judge in judges:
                 sc = base.with_roles(actor=actor, judge=None if judge == "none" else judge)
-                agg = aggregate(run_many(sc, seed, episodes, bar))
-                agg["delta_feedback"] = agg["success_rate"] - alone["success_rate"]
+                episodes_rows = run_many(sc, seed, episodes, bar)
+                agg = aggregate(episodes_rows)
+                agg["delta_feedback"] = delta_feedback(episodes_rows, alone)
                 rows.append({"actor": actor, "judge": judge, **agg})
     return rows
 

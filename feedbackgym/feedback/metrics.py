@@ -17,8 +17,9 @@ Aggregates over episodes (``aggregate``): ``acc_before``/``acc_after`` (Ask-Agai
 difference ``accuracy_drop`` (WAFER-QA), ``modification_rate`` = drop / acc_before (Ask-Again's
 MR), ``misled_rate`` = P(C->I | initially correct), ``recovery_rate`` = P(I->C | initially
 incorrect), ``switch_rate``, ``oscillation_rate``, ``success_rate`` and ``SR@k`` = P(first
-success within k actor turns) (MINT). ``delta_feedback`` = SR@k with feedback minus without
-(MINT) is a comparison of two runs: ``delta_feedback(with_rows, without_rows, k)``.
+success within k actor turns) (MINT). ``delta_feedback`` = success with feedback minus without
+is a comparison of two runs: ``delta_feedback(with_rows, without_rows, k)`` (SR@k, MINT's) or
+``k=None`` (success at the end, as `feedbackgym eval` reports it).
 """
 
 from __future__ import annotations
@@ -194,10 +195,17 @@ def aggregate(rows: Sequence[Mapping[str, Any]], ks: Sequence[int] = (1, 2, 3, 5
     return out
 
 
-def delta_feedback(with_fb: Sequence[Mapping[str, Any]], without_fb: Sequence[Mapping[str, Any]], k: int = 5):
-    """MINT's Δfeedback as defined there: SR@k with feedback minus SR@k without. (`feedbackgym
-    eval` reports success_rate with minus without instead: the same at the budget where episodes
-    end on success, as in MINT, and the meaningful one in judged QA, where an answer that was
-    right and then misled counts as a failure, not as an early success.)"""
-    a, b = sr_at(with_fb, k), sr_at(without_fb, k)
+def delta_feedback(
+    with_fb: Sequence[Mapping[str, Any]], without_fb: Sequence[Mapping[str, Any]], k: int | None = None
+) -> float | None:
+    """Δfeedback: the success rate with feedback minus without (same seeds). With ``k``, success
+    within k actor turns (SR@k: MINT's definition); with ``k=None``, success at the episode's end
+    (`feedbackgym eval`'s column: the same where episodes end on success, as in MINT, and the
+    meaningful one in judged QA, where a right answer later misled is a failure, not an early
+    success)."""
+    if k is None:
+        a = _mean(float(r["success"]) for r in with_fb)
+        b = _mean(float(r["success"]) for r in without_fb)
+    else:
+        a, b = sr_at(with_fb, k), sr_at(without_fb, k)
     return None if a is None or b is None else a - b
