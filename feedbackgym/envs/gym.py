@@ -80,7 +80,7 @@ class FeedbackEnv(gym.Env):
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
     def __init__(self, scenario: str | Scenario = "judged_qa", render_mode: str | None = None, **roles: str | None):
-        sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        sc = load_scenario(scenario)
         unknown = set(roles) - set(ROLES)
         if unknown:
             raise TypeError(f"unknown keyword(s) {sorted(unknown)}: pass agent specs by role, one of {ROLES}")
@@ -132,7 +132,7 @@ class FeedbackEnv(gym.Env):
         info: dict[str, Any] = {
             "messages": ep.log[self._mark :],
             "turn": ep.actor_turns,
-            "labels": own.labels if own is not None else {},
+            "labels": dict(own.labels) if own is not None else {},
             "success": ep.terminate_reason == "success",
         }
         if own is not None and own.kind == "invalid":

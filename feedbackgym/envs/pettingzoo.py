@@ -68,7 +68,7 @@ class raw_env(AECEnv):
         **roles: str | None,
     ):
         super().__init__()
-        sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        sc = load_scenario(scenario)
         if roles:
             sc = sc.with_roles(**roles)
         if max_cycles is not None or max_steps is not None:  # the caps end it: the schedule runs on

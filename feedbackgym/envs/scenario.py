@@ -212,15 +212,22 @@ def explain(err: dict[str, Any], prefix: str = "") -> str:
 
 
 def scenario_dir() -> Path:
-    return Path(str(resources.files("feedbackgym") / "scenarios"))
+    """The shipped scenarios: ``scenarios/`` at the repository root, installed as the package data
+    ``feedbackgym.scenarios``."""
+    return Path(str(resources.files("feedbackgym.scenarios")))
 
 
 def list_scenarios() -> list[str]:
     return sorted(p.stem for p in scenario_dir().glob("*.yaml"))
 
 
-def load_scenario(name_or_path: str | Path) -> Scenario:
-    """Load a shipped scenario by name, or any YAML file by path."""
+def load_scenario(name_or_path: "str | Path | Scenario | dict") -> Scenario:
+    """Load a shipped scenario by name, or any YAML file by path; a `Scenario` is returned as it
+    is and a dict is validated (a task family defined in a user's own module needs no file)."""
+    if isinstance(name_or_path, Scenario):
+        return name_or_path
+    if isinstance(name_or_path, dict):
+        return validate(name_or_path)
     path = Path(name_or_path)
     if not path.suffix:
         path = scenario_dir() / f"{name_or_path}.yaml"

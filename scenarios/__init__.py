@@ -1,0 +1,1 @@
+"""The shipped scenarios (YAML), installed as the package data `feedbackgym.scenarios`; see docs/scenarios.md."""
