@@ -174,6 +174,7 @@ class GuessNumberInstance(Instance):
 
 @register_task
 class GuessNumber(Task):
+    """Guess the secret integer of a range; feedback says higher, lower or right."""
     hints = True
     name = "guess_number"
     Params = GuessNumberParams

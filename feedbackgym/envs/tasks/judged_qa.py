@@ -347,6 +347,8 @@ def _capital(s: str) -> str:
 
 @register_task
 class JudgedQA(Task):
+    """Questions about a fictional world drawn from the seed, with options, a gold answer, an
+    evidence corpus (with hedged distractor passages) and claims a judge can argue from."""
     hints = True
     judge_hooks = True
     name = "judged_qa"

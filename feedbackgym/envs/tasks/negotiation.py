@@ -151,6 +151,8 @@ def _new_game() -> dict[str, Any]:
 
 @register_task
 class Negotiation(Task):
+    """A buyer and a seller bargain over an item for several games; a critic coaches the seller
+    between games (Fu et al., 2023)."""
     name = "negotiation"
     Params = NegotiationParams
     movers = ("buyer", "seller")

@@ -161,6 +161,8 @@ _ITEMS = ["pencils", "apples", "stickers", "marbles", "cards", "shells"]
 
 @register_task
 class SPC(Task):
+    """Self-play critic: a generator writes a step-by-step solution, possibly with a planted error,
+    and a critic must find the wrong step (zero-sum)."""
     name = "spc"
     Params = SPCParams
     movers = ("generator", "critic")

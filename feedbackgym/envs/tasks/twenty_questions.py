@@ -229,6 +229,7 @@ class TwentyQuestionsInstance(Instance):
 
 @register_task
 class TwentyQuestions(Task):
+    """Twenty Questions over 126 objects x 20 attributes: the actor asks, a rule oracle answers."""
     hints = True
     questions = True
     name = "twenty_questions"
