@@ -193,6 +193,10 @@ class LMAgent:
     def __repr__(self) -> str:
         return f"LMAgent({self.name!r})"
 
+    def forget(self) -> None:
+        """Drop every conversation's KV cache (after the model's weights change, its entries are stale)."""
+        self._kv.clear()
+
     # ------------------------------------------------------------------ prompts
     def prompt(self, view) -> str:
         messages = [(who, text) for who, _, text in view.messages]
