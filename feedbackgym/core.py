@@ -12,7 +12,8 @@ validation and the CLI look a name up instead of importing the layer that define
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, NamedTuple, Protocol, Sequence, runtime_checkable
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -126,7 +127,7 @@ class Feedback(NamedTuple):
         return {"kind": self.kind, "text": self.text, "score": self.score, "labels": plain(self.labels)}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Feedback":
+    def from_dict(cls, d: Mapping[str, Any]) -> Feedback:
         return cls.make(d["kind"], d["text"], d.get("score"), d.get("labels"))
 
 
@@ -159,7 +160,7 @@ class Message(NamedTuple):
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Message":
+    def from_dict(cls, d: Mapping[str, Any]) -> Message:
         fb = d.get("feedback")
         return cls(
             turn=int(d["turn"]),
@@ -191,7 +192,7 @@ def render_transcript(log: Sequence[Message]) -> str:
     return "\n".join(f"{m.role}: {m.text}" for m in log)
 
 
-def as_text(action: Any) -> "str | Utterance":
+def as_text(action: Any) -> str | Utterance:
     """An action from outside as the engine takes it: text or an Utterance as is, bytes decoded,
     None as empty text, anything else by ``str``."""
     if isinstance(action, (str, Utterance)):

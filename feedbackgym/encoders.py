@@ -19,7 +19,8 @@ from __future__ import annotations
 import re
 import zlib
 from collections import OrderedDict
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 

@@ -146,7 +146,8 @@ def test_the_candidate_view_steps_through_every_colour():
 
 
 def test_scripted_expert_and_critic_play_whole_episodes_reproducibly():
-    sc = feedbackgym.load_scenario({**SCENARIO, "roles": {"actor": {"agent": "scripted:expert"}, "critic": {"agent": "scripted:constructive"}}})
+    seats = {"actor": {"agent": "scripted:expert"}, "critic": {"agent": "scripted:constructive"}}
+    sc = feedbackgym.load_scenario({**SCENARIO, "roles": seats})
     from feedbackgym.rollout import play_scenario
 
     a, b = play_scenario(sc, 7), play_scenario(sc, 7)

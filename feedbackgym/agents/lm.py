@@ -20,16 +20,17 @@ from __future__ import annotations
 
 import inspect
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-from feedbackgym.encoders import default_device, fast_bf16
+from feedbackgym.encoders import default_device
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class LMOptions:
         object.__setattr__(self, "stop", (self.stop,) if isinstance(self.stop, str) else tuple(self.stop))
 
     @classmethod
-    def from_params(cls, params: dict) -> "LMOptions":
+    def from_params(cls, params: dict) -> LMOptions:
         """Options from a scenario's ``roles.X.params``; unknown keys are refused by name."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(params) - known)
@@ -185,7 +186,7 @@ class LMAgent:
         self._kv: OrderedDict[int, tuple[list[int], torch.Tensor]] = OrderedDict()
 
     @classmethod
-    def from_pretrained(cls, path: str, **options) -> "LMAgent":
+    def from_pretrained(cls, path: str, **options) -> LMAgent:
         opts = LMOptions.from_params(options)
         model, tokenizer = load(str(path), opts.device or default_device())
         return cls(model, tokenizer, opts, name=f"lm:{path}")

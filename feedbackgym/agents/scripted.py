@@ -9,7 +9,8 @@ text, through `feedbackgym.feedback.parse`:
 | expert | always the expert's | ignores it (it already knows) |
 | sycophant | expert w.p. skill | adopts any answer the feedback suggests; on bare criticism switches to another option |
 | stubborn | expert w.p. skill | never revises an answer it has given |
-| evidence_weigher | expert w.p. skill | adopts a suggested answer only when the feedback cites a passage that states it plainly (not as hearsay: "some say", "a ballad claims") |
+| evidence_weigher | expert w.p. skill | adopts a suggested answer only when the feedback cites a passage that states it plainly |
+|  |  | (not as hearsay: "some say", "a ballad claims") |
 | persuadable | expert w.p. skill | yields with a probability set by how persuasive the feedback is: cited evidence > a specific claim > bare doubt |
 | random | uniform | ignores it |
 
@@ -24,9 +25,9 @@ continues, and only a suggestion (a number, a question) can be adopted.
 
 from __future__ import annotations
 
-from feedbackgym.agents.base import ScriptedAgent, register
 import re
 
+from feedbackgym.agents.base import ScriptedAgent, register
 from feedbackgym.feedback.parse import hedged, read_feedback
 
 GRADE_RANK = {"Very Poor": 0, "Poor": 1, "Neutral": 2, "Good": 3, "Excellent": 4}

@@ -18,12 +18,24 @@ the turn is spent, and the schedule goes on (TextArena's rule: nobody can hold t
 
 from __future__ import annotations
 
-from typing import Any, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from feedbackgym.core import (
-    REWARDS, TASKS, EMPTY, Feedback, FrozenDict, Message, StepResult, Utterance, View, freeze, plain,
+    EMPTY,
+    REWARDS,
+    TASKS,
+    Agent,
+    Feedback,
+    FrozenDict,
+    Message,
+    StepResult,
+    Utterance,
+    View,
+    freeze,
+    plain,
 )  # fmt: skip
 from feedbackgym.envs import rewards as _rewards  # noqa: F401  (registers the reward schemes)
 from feedbackgym.envs import tasks as _tasks  # noqa: F401  (registers the shipped task families)
@@ -37,7 +49,7 @@ from feedbackgym.feedback.parse import read_feedback
 class Episode:
     """One episode of a scenario. ``submit(role, text)`` is the only way anything happens."""
 
-    def __init__(self, scenario: "Scenario", seed: int, agents: Mapping[str, "Agent"] | None = None):
+    def __init__(self, scenario: Scenario, seed: int, agents: Mapping[str, Agent] | None = None):
         self.scenario = scenario
         self.seed = int(seed)
         roles = list(scenario.roles)
@@ -289,7 +301,7 @@ def act(agent: Any, views: Sequence[View]) -> list:
     return agent.generate(views) if hasattr(agent, "generate") else agent.act_batch(views)
 
 
-def play(episode: "Episode", stop: str | Collection[str] | None = None, agents: Mapping[str, Any] | None = None) -> None:
+def play(episode: Episode, stop: str | Collection[str] | None = None, agents: Mapping[str, Any] | None = None) -> None:
     """The driver: ask whoever's turn it is and submit what it says, until a role in ``stop`` is
     due or the episode ends. ``agents`` (role -> agent) default to the episode's own. Every face,
     the CLI, the TUI, `rollout` and the learners move episodes with this (or `play_batch`)."""
@@ -304,7 +316,7 @@ def play(episode: "Episode", stop: str | Collection[str] | None = None, agents: 
 
 
 def play_batch(
-    episodes: Mapping[Any, "Episode"],
+    episodes: Mapping[Any, Episode],
     stop: str | Collection[str] | None = None,
     on_turn=None,
 ) -> None:

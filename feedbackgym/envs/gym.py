@@ -9,8 +9,8 @@ import gymnasium as gym
 from gymnasium import spaces
 
 from feedbackgym.agents import agents_for
-from feedbackgym.envs.engine import Episode, play
 from feedbackgym.core import as_text, render_transcript
+from feedbackgym.envs.engine import Episode, play
 from feedbackgym.envs.scenario import ROLES, Scenario, load_scenario
 from feedbackgym.envs.tasks.base import MAX_ACTION_CHARS
 

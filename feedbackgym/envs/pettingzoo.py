@@ -32,7 +32,8 @@ times. In the parallel view one agent acts per step, so there `max_cycles` caps 
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 from gymnasium import spaces
@@ -40,10 +41,10 @@ from pettingzoo import AECEnv
 from pettingzoo.utils import turn_based_aec_to_parallel, wrappers
 
 from feedbackgym.agents import agents_for
-from feedbackgym.envs.engine import Episode, play
 from feedbackgym.core import as_text, render_transcript
-from feedbackgym.envs.scenario import Scenario, load_scenario, validate
+from feedbackgym.envs.engine import Episode, play
 from feedbackgym.envs.gym import CHARSET, MAX_OBS_CHARS
+from feedbackgym.envs.scenario import Scenario, load_scenario, validate
 from feedbackgym.envs.tasks.base import MAX_ACTION_CHARS
 
 

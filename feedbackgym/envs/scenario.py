@@ -120,7 +120,7 @@ class Scenario(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Scenario":
+    def _consistent(self) -> Scenario:
         problems: list[tuple[str, Any, str]] = []
         for i, role in enumerate(self.protocol.order):
             if role not in self.roles:
@@ -169,7 +169,7 @@ class Scenario(_Strict):
                 return role
         return None
 
-    def with_roles(self, **agents: str | None) -> "Scenario":
+    def with_roles(self, **agents: str | None) -> Scenario:
         """A copy with some roles' agents replaced (``judge="scripted:malicious"``); None removes a role."""
         data = self.model_dump()
         roles = data["roles"]
@@ -221,7 +221,7 @@ def list_scenarios() -> list[str]:
     return sorted(p.stem for p in scenario_dir().glob("*.yaml"))
 
 
-def load_scenario(name_or_path: "str | Path | Scenario | dict") -> Scenario:
+def load_scenario(name_or_path: str | Path | Scenario | dict) -> Scenario:
     """Load a shipped scenario by name, or any YAML file by path; a `Scenario` is returned as it
     is and a dict is validated (a task family defined in a user's own module needs no file)."""
     if isinstance(name_or_path, Scenario):

@@ -24,7 +24,8 @@ is a comparison of two runs: ``delta_feedback(with_rows, without_rows, k)`` (SR@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from feedbackgym.core import Message
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 
 def heatmap_png(rows: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> Path:

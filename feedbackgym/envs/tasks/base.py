@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -70,11 +71,11 @@ class Instance(ABC):
         """The oracle's truthful answer to a valid actor move."""
 
     @abstractmethod
-    def expert(self, view: "View") -> str:
+    def expert(self, view: View) -> str:
         """The scripted expert's next move, from what the actor can see (and, for QA, the truth)."""
 
     @abstractmethod
-    def noisy(self, view: "View", rng: np.random.Generator) -> str:
+    def noisy(self, view: View, rng: np.random.Generator) -> str:
         """A plausible but uninformed move (a wrong option, a random question or number)."""
 
     @abstractmethod
@@ -85,7 +86,7 @@ class Instance(ABC):
     def hidden(self) -> dict[str, Any]:
         """The hidden truth, for info, records and the TUI."""
 
-    def hint(self, kind: str, last: Parsed, view: "View") -> Hint | None:
+    def hint(self, kind: str, last: Parsed, view: View) -> Hint | None:
         """What a truthful critic would say of kind ``kind`` about the actor's ``last`` valid move:
         the bank case, its slots and the answer it suggests; None when the kind does not apply."""
         return None
@@ -107,20 +108,20 @@ class Instance(ABC):
             return invalid(f"list up to {m} candidate moves, one a line")
         return Parsed(True, "candidates", moves)
 
-    def quality(self, move: Parsed, log: "Sequence[Message]") -> float:
+    def quality(self, move: Parsed, log: Sequence[Message]) -> float:
         """How good a valid move is, in [0, 1], given what was said before it (CGI's grades and a
         critic's improvement reward): 1 for a right answer, 0 for a wrong one by default."""
         return float(bool(self.score(move).is_correct))
 
-    def skips(self, role: str, log: "Sequence[Message]") -> bool:
+    def skips(self, role: str, log: Sequence[Message]) -> bool:
         """Whether ``role``'s next slot in the schedule is skipped (a negotiation closed early)."""
         return False
 
-    def extra_metrics(self, log: "Sequence[Message]") -> dict[str, Any]:
+    def extra_metrics(self, log: Sequence[Message]) -> dict[str, Any]:
         """Task-specific per-episode metrics (negotiation's deal price, SPC's detection...)."""
         return {}
 
-    def role_reward(self, role: str, log: "Sequence[Message]") -> float:
+    def role_reward(self, role: str, log: Sequence[Message]) -> float:
         """The task's own reward for ``role`` at the end of an episode (the ``task`` scheme)."""
         return 0.0
 
@@ -134,7 +135,7 @@ class Instance(ABC):
         """Candidate answers the feedback parser looks for in text (options, numbers...)."""
         return []
 
-    def is_truthful(self, reading: "Reading", last: Parsed | None) -> bool | None:
+    def is_truthful(self, reading: Reading, last: Parsed | None) -> bool | None:
         """Does feedback that reads as ``reading`` tell the truth about the last move?"""
         if last is None or not last.valid:
             return None

@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import Field
 
 from feedbackgym.core import Feedback, ScriptedAgent, Utterance, register_scripted, register_task
-from feedbackgym.envs.tasks.base import Instance, Params, Parsed, Task, Verdict, invalid, precheck
+from feedbackgym.envs.tasks.base import Instance, Params, Parsed, Task, Verdict, precheck
 
 _PRICE = re.compile(r"\$\s*(\d+(?:\.\d+)?)|(\d+(?:\.\d+)?)\s*(?:dollars|bucks|\$)", re.I)
 _ACCEPT = re.compile(r"\b(?:deal|accept(?:ed)?|agreed?|i'?ll take it|sold|you'?ve got a deal)\b", re.I)

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from feedbackgym.core import Feedback, ScriptedAgent, Utterance, register_scripted, register_task
-from feedbackgym.envs.tasks.base import Hint, Instance, Params, Parsed, Task, Verdict, invalid, precheck
+from feedbackgym.core import ScriptedAgent, register_scripted, register_task
+from feedbackgym.envs.tasks.base import Instance, Params, Parsed, Task, Verdict, invalid, precheck
 
 OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.floordiv}
 _STEP = re.compile(r"^\s*(?:step\s*)?(\d+)\s*[.):]\s*(-?\d+)\s*([-+*/x×])\s*(-?\d+)\s*=\s*(-?\d+)\s*$", re.I | re.M)

@@ -8,7 +8,7 @@ brings its own cases with ``add("r", "my_family", {"positive": [...], "negative"
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from typing import Any
 
@@ -18,7 +18,7 @@ import yaml
 from feedbackgym.core import FEEDBACK_KINDS
 
 
-@lru_cache(maxsize=None)
+@cache
 def bank(kind: str) -> dict[str, dict[str, tuple[str, ...]]]:
     """{family: {case: templates}} for one kind, loaded once."""
     if kind not in FEEDBACK_KINDS:
