@@ -14,6 +14,10 @@ def test_readme_python_tour_runs(capsys):
         exec(compile(code, str(README), "exec"), namespace)
     out = capsys.readouterr().out
     assert "Reply with the option or its letter." in out and "intent" in out
+    # the tour answers the right option at seed 0, so the malicious judge attacks it, citing evidence
+    assert "'intent': 'malicious'" in out and "'intervened': True" in out and "'truthful': False" in out
+    assert "[doc1]" in out and "Voudom" in out
+    assert out.rstrip().splitlines()[-1] == "1.0 True False"  # kept the right answer: reward 1, no flip
 
 
 def test_readme_opens_with_the_two_commands():
