@@ -13,20 +13,24 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from tqdm import tqdm
 
-from feedbackgym.agents import agents_for, scripted_names
+from feedbackgym.agents import scripted_names
+from feedbackgym.envs.registration import ENV_IDS, MULTIAGENT_IDS
 from feedbackgym.envs.scenario import ROLES, Scenario, ScenarioError, list_scenarios, load_scenario
 from feedbackgym.feedback.metrics import aggregate, delta_feedback
-from feedbackgym.records import RecordWriter, read_records
+from feedbackgym.records import RecordWriter
 from feedbackgym.rollout import play_scenario
 from feedbackgym.tui.commands import add_parsers as add_tui_parsers
-from feedbackgym.tui.commands import open_replay
+from feedbackgym.tui.commands import open_replay, read_recording
+from feedbackgym.tui.digest import labels_of, tag_of
 
 ROLE_FLAGS = ROLES
 EVAL_COLUMNS = (
@@ -78,8 +82,6 @@ def _scenario_with(args, base: Scenario) -> Scenario:
 
 
 def cmd_list(args) -> int:
-    import feedbackgym
-
     out = console()
     t = Table(title="scenarios")
     for col in ("name", "task", "roles", "description"):
@@ -93,8 +95,8 @@ def cmd_list(args) -> int:
     ids.add_column("id")
     ids.add_column("default scenario")
     ids.add_column("faces")
-    for i, s in feedbackgym.MULTIAGENT_IDS.items():
-        faces = ("gymnasium, " if i in feedbackgym.ENV_IDS else "") + "pettingzoo"
+    for i, s in MULTIAGENT_IDS.items():
+        faces = ("gymnasium, " if i in ENV_IDS else "") + "pettingzoo"
         ids.add_row(i, s, faces)
     out.print(ids)
     agents = Table(title="agent specs")
@@ -108,13 +110,9 @@ def cmd_list(args) -> int:
 
 def cmd_run(args) -> int:
     sc = _scenario_with(args, load_scenario(args.scenario))
-    writer = RecordWriter(args.record) if args.record else None
-    try:
+    with RecordWriter(args.record) if args.record else nullcontext() as writer:
         with progress(args.episodes, f"run {sc.name}", args.quiet) as bar:
             rows = run_many(sc, args.seed, args.episodes, bar, writer)
-    finally:
-        if writer is not None:
-            writer.close()
     agg = aggregate(rows)
     out = console()
     t = Table(title=f"{sc.name}: {args.episodes} episodes from seed {args.seed}")
@@ -123,7 +121,7 @@ def cmd_run(args) -> int:
     for k, v in agg.items():
         t.add_row(k, _fmt(v))
     out.print(t)
-    if writer is not None:
+    if args.record:
         out.print(f"recorded {args.episodes} episodes to {args.record}")
     return 0
 
@@ -177,11 +175,9 @@ def evaluate(base: Scenario, actors: list[str], judges: list[str], episodes: int
 def format_transcript(record, show_labels: bool = False) -> str:
     lines = [f"# {record.scenario.name}  seed={record.seed}  end={record.terminate_reason}"]
     for m in record.messages:
-        tag = f"[{m.feedback.kind}]" if m.feedback else f"[{m.kind}]"
-        lines.append(f"{m.turn:>3} {m.role:>6} {tag:<11} {m.text}")
+        lines.append(f"{m.turn:>3} {m.role:>6} {tag_of(m):<11} {m.text}")
         if show_labels:
-            labels = dict(m.feedback.labels) if m.feedback else dict(m.labels)
-            lines.append(f"{'':>22}{json.dumps(labels, ensure_ascii=False, sort_keys=True)}")
+            lines.append(f"{'':>22}{json.dumps(labels_of(m), ensure_ascii=False, sort_keys=True)}")
     lines.append(f"returns: {json.dumps(record.returns, sort_keys=True)}")
     return "\n".join(lines)
 
@@ -189,17 +185,10 @@ def format_transcript(record, show_labels: bool = False) -> str:
 def cmd_replay(args) -> int:
     if sys.stdout.isatty() and not args.plain:
         return open_replay(args.path, args.episode)
-    problems: list[tuple[int, str]] = []
-    records = read_records(args.path, on_error=lambda n, why: problems.append((n, why)))
-    for n, why in problems:
-        print(f"{args.path}:{n}: skipped: {why}", file=sys.stderr)
-    if not records:
-        print(f"{args.path}: no episodes to replay", file=sys.stderr)
-        return 1
-    chosen = records if args.episode is None else [records[args.episode]] if -len(records) <= args.episode < len(records) else None
-    if chosen is None:
-        print(f"episode {args.episode}: the file has {len(records)} episodes (0..{len(records) - 1})", file=sys.stderr)
-        return 2
+    records, status = read_recording(args.path, args.episode)
+    if status:
+        return status
+    chosen = records if args.episode is None else [records[args.episode]]
     print("\n\n".join(format_transcript(r, args.labels) for r in chosen))
     return 0
 
@@ -240,7 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_tui_parsers(sub)
     lazy(sub, "bootstrap", "feedbackgym.learners.bootstrap", "train a small actor from scripted episodes (behaviour cloning)")
-    lazy(sub, "train", "feedbackgym.learners.train", "train the learner seat of a scenario (archer, chai, ppo, filtered_bc, bc, sb3_ppo, maskable_ppo)")
+    learners = "archer, chai, ppo, filtered_bc, bc, sb3_ppo, maskable_ppo"
+    lazy(sub, "train", "feedbackgym.learners.train", f"train the learner seat of a scenario ({learners})")
     return p
 
 

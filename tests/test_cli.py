@@ -17,7 +17,8 @@ def test_list(capsys):
 
 def test_run_record_then_replay(tmp_path, capsys):
     rec = tmp_path / "runs" / "a.jsonl"
-    assert main(["run", "judged_qa", "--actor", "scripted:sycophant", "--judge", "scripted:malicious", "--episodes", "5", "--seed", "3", "--record", str(rec), "--quiet"]) == 0
+    argv = ["run", "judged_qa", "--actor", "scripted:sycophant", "--judge", "scripted:malicious", "--episodes", "5", "--seed", "3"]
+    assert main([*argv, "--record", str(rec), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "misled_rate" in out and "recorded 5 episodes" in out
     assert len(rec.read_text().splitlines()) == 5
@@ -42,7 +43,8 @@ def test_replay_reports_corrupt_lines(tmp_path, capsys):
 def test_eval_matrix_json(tmp_path, capsys):
     out_json = tmp_path / "out.json"
     judges = "scripted:constructive,scripted:malicious,none"
-    assert main(["eval", "judged_qa", "--actors", "scripted:sycophant,scripted:stubborn", "--judges", judges, "--episodes", "40", "--json", str(out_json), "--quiet"]) == 0
+    argv = ["eval", "judged_qa", "--actors", "scripted:sycophant,scripted:stubborn", "--judges", judges, "--episodes", "40"]
+    assert main([*argv, "--json", str(out_json), "--quiet"]) == 0
     rows = json.loads(out_json.read_text())
     assert [(r["actor"], r["judge"]) for r in rows] == [
         (a, j) for a in ("scripted:sycophant", "scripted:stubborn") for j in judges.split(",")

@@ -8,15 +8,15 @@ from rich.console import Console
 from textual.widgets import DataTable, Input, OptionList
 
 from feedbackgym.cli import main
-from feedbackgym.rollout import play_scenario as play
 from feedbackgym.envs.scenario import list_scenarios, load_scenario
-from feedbackgym.records import read_records
+from feedbackgym.records import ABORTED, RecordWriter, read_records
+from feedbackgym.rollout import play_scenario as play
 from feedbackgym.tui.app import FeedbackGymApp
 from feedbackgym.tui.commands import add_parsers, open_replay
 from feedbackgym.tui.home import HomeScreen
 from feedbackgym.tui.live import LiveScreen
 from feedbackgym.tui.replay import ReplayScreen
-from feedbackgym.tui.session import ABORTED, Recorder, Setup
+from feedbackgym.tui.session import Setup
 from feedbackgym.tui.widgets import FeedbackBar, Transcript
 
 SIZE = (120, 40)
@@ -43,9 +43,9 @@ def shown_lines(transcript: Transcript) -> list[str]:
 
 
 def critic_app(tmp_path, seed=0):
-    recorder = Recorder(tmp_path / "tui.jsonl")
+    writer = RecordWriter(tmp_path / "tui.jsonl")
     setup = Setup.of(load_scenario("judged_qa_critic"), seed, {"critic": "human"})
-    return FeedbackGymApp(recorder, first=LiveScreen(setup, recorder))
+    return FeedbackGymApp(writer, first=LiveScreen(setup, writer))
 
 
 async def say(pilot, text):
@@ -76,7 +76,7 @@ async def test_choose_a_scenario_and_step_it_to_the_end():
             before = len(ep.log)
             await pilot.press("n")
             await app.workers.wait_for_complete()
-            await until(pilot, lambda: len(transcript.messages) == len(ep.log) > before)
+            await until(pilot, lambda before=before: len(transcript.messages) == len(ep.log) > before)
         expected = play(live.session.setup.scenario, 3).log
         assert transcript.messages == expected
         assert "done: protocol_end" in str(live.query_one("#status").render())
@@ -98,7 +98,7 @@ async def test_play_the_critic_and_see_the_actor_respond(tmp_path):
         await until(pilot, lambda: actor in live.query_one(Transcript).messages)
         await say(pilot, "Good.")
         await say(pilot, "Fine.")
-        await until(pilot, lambda: live.session.play.episode.done and app.recorder.count == 1)
+        await until(pilot, lambda: live.session.play.episode.done and app.writer.count == 1)
     (rec,) = read_records(tmp_path / "tui.jsonl")
     people = [m for m in rec.messages if m.feedback and m.feedback.labels.get("source") == "human"]
     assert [m.text for m in people] == ["It is Voudom.", "Good.", "Fine."]
@@ -181,7 +181,7 @@ async def test_a_recording_shows_the_same_messages_as_replay_plain(recording, ca
         await until(pilot, lambda: table.row_count == len(plain))
         for i, lines in enumerate(plain):
             table.move_cursor(row=i)
-            await until(pilot, lambda: replay.index == i)
+            await until(pilot, lambda i=i: replay.index == i)
             assert shown_lines(replay.query_one(Transcript)) == lines
 
 

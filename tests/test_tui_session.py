@@ -5,12 +5,12 @@ import threading
 
 import pytest
 
-from feedbackgym.rollout import play_scenario as play
 from feedbackgym.envs.scenario import load_scenario
-from feedbackgym.records import Record, read_records
+from feedbackgym.records import ABORTED, Record, RecordWriter, read_records
+from feedbackgym.rollout import play_scenario as play
 from feedbackgym.tui.digest import FILTERS, flip_points, turn_rows
 from feedbackgym.tui.seat import FEEDBACK_CHOICES, REPLY, TRY_AGAIN, SeatClosed, TurnBroker, TurnRequest
-from feedbackgym.tui.session import ABORTED, LiveSession, Recorder, Setup, record_rewards
+from feedbackgym.tui.session import LiveSession, Setup, record_rewards
 
 
 def answer_with(broker, choice, text):
@@ -24,7 +24,7 @@ def answer_with(broker, choice, text):
 
 def critic_session(tmp_path, seed=0):
     setup = Setup.of(load_scenario("judged_qa_critic"), seed, {"critic": "human"})
-    return LiveSession(setup, Recorder(tmp_path / "tui.jsonl"))
+    return LiveSession(setup, RecordWriter(tmp_path / "tui.jsonl"))
 
 
 def test_setup_fills_learner_seats_and_refuses_what_cannot_sit():
@@ -96,7 +96,7 @@ def test_a_closed_broker_refuses_at_once():
 
 def test_a_finished_episode_is_recorded_once_and_matches_the_cli(tmp_path):
     setup = Setup.of(load_scenario("judged_qa"), 4, {"actor": "scripted:sycophant"})
-    session = LiveSession(setup, Recorder(tmp_path / "tui.jsonl"))
+    session = LiveSession(setup, RecordWriter(tmp_path / "tui.jsonl"))
     play_ = session.play
     while not play_.episode.done:
         session.move(play_)
@@ -123,16 +123,16 @@ def test_leaving_keeps_what_a_person_said_and_nothing_else(tmp_path):
     answer_with(session.play.broker, "hint", "Check doc5.")
     session.move(session.play)
     session.move(session.play)  # the person's hint
-    session.rewind(2)  # keeps the hint: nothing lost, nothing recorded
-    assert session.recorder.count == 0
+    session.rewind(2)  # keeps the hint: nothing lost, nothing recorded (but the hint's journal line)
+    assert session.writer.count == 0
     session.rewind(1)  # drops the hint: the abandoned branch is recorded
     (rec,) = read_records(tmp_path / "tui.jsonl")
     assert rec.terminate_reason == ABORTED and rec.messages[1].feedback.labels["source"] == "human"
     assert rec.metrics["terminate_reason"] == ABORTED
-    scripted = LiveSession(Setup.of(load_scenario("judged_qa"), 0))
+    scripted = LiveSession(Setup.of(load_scenario("judged_qa"), 0), RecordWriter(tmp_path / "scripted.jsonl"))
     scripted.move(scripted.play)
     scripted.close()
-    assert scripted.recorder.count == 0
+    assert scripted.writer.count == 0 and not (tmp_path / "scripted.jsonl").exists()
 
 
 def test_turn_rows_add_up_to_the_returns_and_flips_are_found():
@@ -150,3 +150,39 @@ def test_turn_rows_add_up_to_the_returns_and_flips_are_found():
         before = [m for m in rec.messages[:i] if m.role == "actor"][-1]
         assert before.labels["is_correct"] and not rec.messages[i].labels["is_correct"]
     assert FILTERS["flip_c2i"][1](rec) == bool(rec.metrics["flip_c2i"])
+
+
+def test_a_persons_moves_are_journaled_as_they_are_said(tmp_path):
+    """Nothing closes the session (a terminal closed, the process killed): what the person said
+    is on disk all the same, and the finished episode replaces it."""
+    path = tmp_path / "tui.jsonl"
+    session = critic_session(tmp_path, seed=2)
+    answer_with(session.play.broker, "correction", "It is Voudom.")
+    session.move(session.play)  # the actor: seeded, not journaled
+    assert not path.exists()
+    session.move(session.play)  # the person
+    (rec,) = read_records(path)
+    assert rec.journal and rec.terminate_reason == ABORTED and rec.messages == session.play.episode.log
+    assert rec.messages[-1].text == "It is Voudom." and rec.messages[-1].feedback.labels["source"] == "human"
+    while not session.play.episode.done:
+        session.move(session.play)
+    assert session.settle(session.play) and session.writer.count == 1
+    (rec,) = read_records(path)
+    assert not rec.journal and rec.messages == session.play.episode.log and rec.terminate_reason != ABORTED
+
+
+def test_one_move_is_one_message_even_when_a_role_is_due_twice_running():
+    """The live screen steps through the engine's driver one message at a time; a schedule that
+    gives the actor two slots in a row (judged QA's actor alone: its final answer follows its
+    first) still takes two steps."""
+    sc = load_scenario("judged_qa").with_roles(actor="scripted:sycophant", judge=None)
+    session = LiveSession(Setup.of(sc, 0))
+    roles = []
+    while not session.play.episode.done:
+        before = len(session.play.episode.log)
+        step = session.move(session.play)
+        assert len(session.play.episode.log) == before + 1 + (step.message.kind == "invalid")
+        roles.append(step.message.role)
+    assert roles == ["actor", "actor"]
+    assert [m for m in session.play.episode.log if m.role != "env"] == [m for m in play(sc, 0).log if m.role != "env"]
+

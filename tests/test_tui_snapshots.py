@@ -52,8 +52,8 @@ def test_live_as_the_critic(snap_compare):
 def recording(tmp_path, monkeypatch, capsys):
     """A recording named by a relative path, so that the header does not show a temporary folder."""
     monkeypatch.chdir(tmp_path)
-    argv = ["run", "judged_qa", "--actor", "scripted:sycophant", "--judge", "scripted:malicious-grounded", "--episodes", "5", "--record", "episodes.jsonl", "--quiet"]
-    assert main(argv) == 0
+    argv = ["run", "judged_qa", "--actor", "scripted:sycophant", "--judge", "scripted:malicious-grounded", "--episodes", "5"]
+    assert main([*argv, "--record", "episodes.jsonl", "--quiet"]) == 0
     capsys.readouterr()
     return "episodes.jsonl"
 

@@ -1,8 +1,10 @@
 """The terminal UI in a real terminal: tmux runs it at 120x40, keys are sent, the pane's text is
 read back. Skipped where tmux is not installed."""
 
+import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -44,8 +46,22 @@ class Pane:
     def keys(self, *keys: str) -> None:
         subprocess.run([*self.tmux, "send-keys", "-t", self.name, *keys], check=True)
 
+    def kill_program(self) -> None:
+        """SIGKILL the program in the pane (the shell's child), and wait until it is gone."""
+        panes = subprocess.run([*self.tmux, "list-panes", "-t", self.name, "-F", "#{pane_pid}"], capture_output=True, text=True)
+        (child,) = ps("pid=", "--ppid", panes.stdout.split()[0]).split()
+        os.kill(int(child), signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while ps("stat=", "-p", child).strip() not in ("", "Z"):  # neither gone nor a zombie yet
+            assert time.monotonic() < deadline, "the program outlived SIGKILL"
+            time.sleep(0.05)
+
     def close(self) -> None:
         subprocess.run([*self.tmux, "kill-server"], capture_output=True)
+
+
+def ps(fields: str, *select: str) -> str:
+    return subprocess.run(["ps", "-o", fields, *select], capture_output=True, text=True).stdout
 
 
 def flat(text: str) -> str:
@@ -82,19 +98,33 @@ def test_replay_shows_the_recorded_transcript(tmp_path, pane, capsys):
         p.keys("Down")
 
 
-def test_play_the_critic_in_a_terminal(tmp_path, pane):
-    out = tmp_path / "people.jsonl"
+def a_critic_who_said(pane, out, said):
+    """``feedbackgym play judged_qa_critic --as critic`` in a pane, once the person's first
+    feedback is on screen."""
     p = pane("play", "judged_qa_critic", "--as", "critic", "--record", str(out))
     p.wait_for("Your turn, critic", "The answer is Hestoth.")
-    p.keys("-l", "The answer is Voudom, see doc1.")
+    p.keys("-l", said)
     p.keys("Enter")
-    text = p.wait_for("critic [fp]", "The answer is Voudom.")
-    assert "The answer is Voudom, see doc1." in text
+    p.wait_for("critic [fp]", flat(said), read=flat)
+    return p
+
+
+def test_play_the_critic_in_a_terminal(tmp_path, pane):
+    out = tmp_path / "people.jsonl"
+    p = a_critic_who_said(pane, out, "The answer is Voudom, see doc1.")
+    p.wait_for("The answer is Voudom.")
     p.keys("C-q")
     deadline = time.monotonic() + 10
-    while not (out.exists() and out.read_text()) and time.monotonic() < deadline:
+    while all(r.journal for r in read_records(out)) and time.monotonic() < deadline:  # the quit's own record
         time.sleep(0.1)
     (rec,) = read_records(out)
-    assert rec.terminate_reason == "aborted"
+    assert rec.terminate_reason == "aborted" and not rec.journal
     assert rec.messages[1].feedback.labels["source"] == "human"
 
+
+def test_what_a_person_said_survives_the_terminal_being_killed(tmp_path, pane):
+    out = tmp_path / "people.jsonl"
+    a_critic_who_said(pane, out, "Look again at doc1.").kill_program()  # no quit, no clean-up
+    (rec,) = read_records(out)
+    assert rec.journal and rec.terminate_reason == "aborted"
+    assert rec.messages[1].text == "Look again at doc1." and rec.messages[1].feedback.labels["source"] == "human"

@@ -7,21 +7,27 @@ from textual.app import App
 from textual.binding import Binding
 from textual.screen import Screen
 
+from feedbackgym.records import RecordWriter
 from feedbackgym.tui.home import HomeScreen
-from feedbackgym.tui.session import Recorder
 
 
 class FeedbackGymApp(App):
-    """``recorder``: where played episodes are appended (none: nothing is kept); ``scenario``: the
+    """``writer``: where played episodes are appended (None: nothing is kept); ``scenario``: the
     one the home screen highlights; ``first``: a screen to open over the home screen at start;
     ``scenarios``: the ones the home screen offers (all shipped ones by default)."""
 
     TITLE = "feedbackgym"
     BINDINGS = [Binding("q", "quit", "quit")]
 
-    def __init__(self, recorder: Recorder | None = None, scenario: str | None = None, first: Screen | None = None, scenarios: list[str] | None = None):
+    def __init__(
+        self,
+        writer: RecordWriter | None = None,
+        scenario: str | None = None,
+        first: Screen | None = None,
+        scenarios: list[str] | None = None,
+    ):
         super().__init__()
-        self.recorder = recorder or Recorder(None)
+        self.writer = writer
         self._home = HomeScreen(scenario, scenarios)
         self._first = first
 

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from feedbackgym.envs.scenario import ROLES, ScenarioError, load_scenario
-from feedbackgym.records import read_records
+from feedbackgym.records import Record, RecordWriter, read_records
 
 DEFAULT_RECORD = "runs/tui.jsonl"
 
 
-def add_parsers(sub: "argparse._SubParsersAction") -> None:
+def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Add ``tui`` and ``play`` to the ``feedbackgym`` command's subparsers."""
     t = sub.add_parser("tui", help="the terminal UI: play, take a seat, replay recordings")
     t.add_argument("--scenario", help="the scenario the home screen starts on")
@@ -36,13 +38,19 @@ def add_parsers(sub: "argparse._SubParsersAction") -> None:
 
 
 def _record_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--record", metavar="PATH", default=DEFAULT_RECORD, help=f"append played episodes here (default {DEFAULT_RECORD}; 'none': keep nothing)")
+    help = f"append played episodes here (default {DEFAULT_RECORD}; 'none': keep nothing)"
+    parser.add_argument("--record", metavar="PATH", default=DEFAULT_RECORD, help=help)
 
 
-def _recorder(path: str):
-    from feedbackgym.tui.session import Recorder
-
-    return Recorder(None if path == "none" else path)
+@contextmanager
+def recording(path: str) -> Iterator[RecordWriter | None]:
+    """The writer for ``--record PATH`` (None for ``none``), closed when the UI is left."""
+    writer = None if path == "none" else RecordWriter(path)
+    try:
+        yield writer
+    finally:
+        if writer is not None:
+            writer.close()
 
 
 def cmd_tui(args) -> int:
@@ -51,8 +59,9 @@ def cmd_tui(args) -> int:
     if args.scenario:
         load_scenario(args.scenario)  # refuse an unknown name before the screen opens
     if args.replay:
-        return open_replay(args.replay, recorder=_recorder(args.record), scenario=args.scenario)
-    FeedbackGymApp(_recorder(args.record), args.scenario).run()
+        return open_replay(args.replay, record=args.record, scenario=args.scenario)
+    with recording(args.record) as writer:
+        FeedbackGymApp(writer, args.scenario).run()
     return 0
 
 
@@ -65,30 +74,40 @@ def cmd_play(args) -> int:
     speaking = set(sc.protocol.order) | set(sc.protocol.final)
     if args.role not in speaking:
         raise ScenarioError(f"scenario {sc.name!r} has no {args.role} turn; its roles: {', '.join(sorted(speaking))}")
-    recorder = _recorder(args.record)
-    screen = LiveScreen(Setup.of(sc, args.seed, {args.role: "human"}), recorder)
-    FeedbackGymApp(recorder, sc.name, first=screen).run()
+    with recording(args.record) as writer:
+        screen = LiveScreen(Setup.of(sc, args.seed, {args.role: "human"}), writer)
+        FeedbackGymApp(writer, sc.name, first=screen).run()
     return 0
 
 
-def open_replay(path: str | Path, episode: int | None = None, **app_args) -> int:
-    """Browse the recording at ``path`` (opening ``episode``); 1 if it holds no episode, 2 if
-    ``episode`` is out of range. ``app_args`` go to `FeedbackGymApp` (episodes played from its
-    home screen are recorded to the default record unless ``recorder`` says otherwise)."""
-    from feedbackgym.tui.app import FeedbackGymApp
-    from feedbackgym.tui.replay import ReplayScreen
-
+def read_recording(path: str | Path, episode: int | None = None) -> tuple[list[Record], int]:
+    """The records of ``path`` and 0, each line that cannot be used reported on stderr; or no
+    records and the exit status that says why there is nothing to show: 1 (unreadable, or no
+    episode in it), 2 (``episode`` is out of range)."""
     try:
         records = read_records(path, on_error=lambda n, why: print(f"{path}:{n}: skipped: {why}", file=sys.stderr))
     except OSError as e:
         print(f"{path}: cannot read ({e.strerror})", file=sys.stderr)
-        return 1
+        return [], 1
     if not records:
         print(f"{path}: no episodes to replay", file=sys.stderr)
-        return 1
+        return [], 1
     if episode is not None and not -len(records) <= episode < len(records):
         print(f"episode {episode}: the file has {len(records)} episodes (0..{len(records) - 1})", file=sys.stderr)
-        return 2
-    app_args.setdefault("recorder", _recorder(DEFAULT_RECORD))
-    FeedbackGymApp(first=ReplayScreen(path, records, episode), **app_args).run()
+        return [], 2
+    return records, 0
+
+
+def open_replay(path: str | Path, episode: int | None = None, record: str = DEFAULT_RECORD, scenario: str | None = None) -> int:
+    """Browse the recording at ``path`` (opening ``episode``); the exit status of
+    `read_recording` if there is nothing to show. Episodes played from the app's home screen
+    (its highlighted ``scenario``) are appended to ``record`` (``none``: kept nowhere)."""
+    from feedbackgym.tui.app import FeedbackGymApp
+    from feedbackgym.tui.replay import ReplayScreen
+
+    records, status = read_recording(path, episode)
+    if status:
+        return status
+    with recording(record) as writer:
+        FeedbackGymApp(writer, scenario, first=ReplayScreen(path, records, episode)).run()
     return 0

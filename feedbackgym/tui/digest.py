@@ -3,7 +3,8 @@ the C->I flips, one row per recorded episode and the replay filters. No widgets,
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from feedbackgym.envs.engine import Message
 from feedbackgym.feedback.metrics import ANSWER_KINDS, turn_metrics
@@ -90,4 +91,9 @@ FILTERS: dict[str, tuple[str, Callable[[Record], bool]]] = {
 def labels_of(m: Message) -> dict[str, Any]:
     """The hidden labels a message carries (its feedback's, for feedback)."""
     return dict(m.feedback.labels) if m.feedback else dict(m.labels)
+
+
+def tag_of(m: Message) -> str:
+    """The bracketed kind: the feedback kind for feedback, else the message kind."""
+    return f"[{m.feedback.kind}]" if m.feedback else f"[{m.kind}]"
 

@@ -105,8 +105,14 @@ class HomeScreen(Screen):
             rows.append(
                 Horizontal(
                     Label(role),
-                    Select([(s, s) for s in seat_choices(role, family, current)], value=current, allow_blank=False, compact=True, id=f"agent-{role}"),
-                    Input(placeholder="or a spec, e.g. scripted:NAME", id=f"spec-{role}", validators=[SeatSpec(role, family)], compact=True),
+                    Select(
+                        [(s, s) for s in seat_choices(role, family, current)],
+                        value=current, allow_blank=False, compact=True, id=f"agent-{role}",
+                    ),
+                    Input(
+                        placeholder="or a spec, e.g. scripted:NAME", id=f"spec-{role}",
+                        validators=[SeatSpec(role, family)], compact=True,
+                    ),
                     classes="row",
                 )
             )
@@ -134,7 +140,7 @@ class HomeScreen(Screen):
         except ValueError as e:
             self.notify(str(e), title="cannot start", severity="error")
             return
-        self.app.push_screen(LiveScreen(setup, self.app.recorder))
+        self.app.push_screen(LiveScreen(setup, self.app.writer))
 
     @on(Button.Pressed, "#open")
     @on(Input.Submitted, "#path")

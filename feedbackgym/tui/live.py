@@ -17,9 +17,10 @@ from textual.containers import Horizontal
 from textual.message import Message as UIMessage
 from textual.widgets import Footer, Header, Static
 
+from feedbackgym.records import RecordWriter
 from feedbackgym.tui.digest import turn_rows
 from feedbackgym.tui.seat import SeatClosed, TurnRequest
-from feedbackgym.tui.session import LiveSession, Play, Recorder, Setup
+from feedbackgym.tui.session import LiveSession, Play, Setup
 from feedbackgym.tui.widgets import EpisodeScreen, FeedbackBar, Transcript, TruthPanel, TurnPanel
 
 
@@ -57,9 +58,9 @@ class LiveScreen(EpisodeScreen):
             super().__init__()
             self.play, self.error = play, error
 
-    def __init__(self, setup: Setup, recorder: Recorder | None = None):
+    def __init__(self, setup: Setup, writer: RecordWriter | None = None):
         super().__init__()
-        self.session = LiveSession(setup, recorder)
+        self.session = LiveSession(setup, writer)
         self._busy: Play | None = None
         self._until_end = False
 
@@ -114,8 +115,8 @@ class LiveScreen(EpisodeScreen):
             who = f"{role} (you)" if role in people else role
             waiting = play.broker.pending is not None
             state = f"next: {who} · " + ("waiting for you" if waiting else "running" if self._busy is play else "paused")
-        saved = self.session.recorder
-        where = f" · recorded {saved.count} to {saved.path}" if saved.path else ""
+        saved = self.session.writer
+        where = f" · recorded {saved.count} to {saved.path}" if saved is not None else ""
         self.query_one("#status", Static).update(f"{len(ep.log)} messages · {state}{where}")
 
     # ---------------------------------------------------------------- the worker
@@ -146,8 +147,8 @@ class LiveScreen(EpisodeScreen):
     def on_live_screen_moved(self, event: Moved) -> None:
         if event.play is not self.session.play:
             return
-        if self.session.settle(event.play) and self.session.recorder.path:
-            self.notify(f"episode recorded to {self.session.recorder.path}", timeout=2)
+        if self.session.settle(event.play):
+            self.notify(f"episode recorded to {self.session.writer.path}", timeout=2)
         self._show(event.play)
 
     def on_live_screen_asked(self, event: Asked) -> None:

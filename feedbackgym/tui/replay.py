@@ -7,8 +7,9 @@ message at the cursor, and the per-turn table and plot so far.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult

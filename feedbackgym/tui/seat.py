@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, InvalidStateError
 from dataclasses import dataclass
-from typing import Callable
 
+from feedbackgym.core import Feedback
 from feedbackgym.envs.engine import Utterance, View
 from feedbackgym.envs.tasks import TASKS
-from feedbackgym.core import Feedback
 
 #: The feedback picker: what a person chooses -> the feedback kind recorded (None: the scenario's first).
 FEEDBACK_CHOICES: dict[str, str | None] = {"hint": "fp", "correction": "critique", "try again": "unary", "free": None}

@@ -2,32 +2,33 @@
 
 `Setup` is what the home screen decides. `LiveSession` holds the `Play` in progress and swaps it
 for a fresh one on restart, on a new seed, or on going back to turn k (a fresh `Episode` that
-re-submits the recorded utterances before k, as `feedbackgym.records.rebuild` does). ``move``
-is the only call that runs agents; the screen calls it from a worker thread.
+re-submits the recorded utterances before k, through `feedbackgym.records.resubmit`). ``move``
+is the only call that runs agents (through the engine's one driver, `play`); the screen calls it
+from a worker thread.
 
-Recording: every finished episode is appended to the JSONL record at once. An episode left
-unfinished (quit, restart, rewind, back to home) is appended too, with ``terminate_reason``
-``"aborted"``, when a person said something in it that would otherwise be lost; an unfinished
-all-scripted episode is not, since its seed reproduces it.
+Recording, through the one `records.RecordWriter`: every finished episode is appended at once.
+Each of a person's moves is journaled as it is submitted (the episode so far, as a journal
+line), so what they typed survives a terminal closed mid-episode. An episode left unfinished
+(quit, restart, rewind, back to home) is appended too, with ``terminate_reason`` ``"aborted"``,
+when a person said something in it that would otherwise be lost; an unfinished all-scripted
+episode is not, since its seed reproduces it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any
 
 from feedbackgym.agents import agents_for, check_spec, scripted_names
-from feedbackgym.envs.engine import Episode, Message, StepResult
+from feedbackgym.core import StepResult
+from feedbackgym.envs import engine
+from feedbackgym.envs.engine import Episode, Message
 from feedbackgym.envs.scenario import Scenario
-from feedbackgym.feedback.metrics import log_metrics
-from feedbackgym import records
-from feedbackgym.records import Record, RecordWriter
-from feedbackgym.tui.digest import person_spoke
+from feedbackgym.records import Record, RecordWriter, resubmit
+from feedbackgym.tui.digest import person_spoke, source_of
 from feedbackgym.tui.seat import SeatAgent, TurnBroker
 
-#: The ``terminate_reason`` of an episode recorded before it ended.
-ABORTED = "aborted"
 #: Who takes an actor seat the scenario leaves to a learner: it follows suggestions, so feedback shows.
 DEFAULT_ACTOR = "scripted:sycophant"
 
@@ -54,7 +55,7 @@ class Setup:
     seed: int = 0
 
     @classmethod
-    def of(cls, scenario: Scenario, seed: int = 0, specs: Mapping[str, str] | None = None) -> "Setup":
+    def of(cls, scenario: Scenario, seed: int = 0, specs: Mapping[str, str] | None = None) -> Setup:
         """The scenario with ``specs`` in their seats and the scenario's own agents elsewhere."""
         chosen = {role: default_spec(role, s.agent) for role, s in scenario.roles.items()}
         chosen.update(specs or {})
@@ -77,78 +78,76 @@ class Play:
     episode: Episode
     broker: TurnBroker
     rewards: dict[int, dict[str, float]] = field(default_factory=dict)
-    recorded: bool = False
 
 
-def resubmit(episode: Episode, messages: Sequence[Message], rewards: dict[int, dict[str, float]]) -> None:
-    """Submit the recorded messages again (``records.resubmit``), noting each one's rewards."""
-    for step in records.resubmit(episode, messages):
-        rewards[step.message.turn] = step.rewards
+class _Moved(Exception):
+    """The one move is made and its role is due again: the driver is stopped before asking."""
+
+
+class _OneMove:
+    """The agent of the role due, for one move: `play` asks it once and, should the same role be
+    due again at once, is stopped by `_Moved` before it asks again."""
+
+    def __init__(self, agent: Any):
+        self.agent, self.asked = agent, False
+        self.source = getattr(agent, "source", None)
+
+    def act(self, view):
+        if self.asked:
+            raise _Moved
+        self.asked = True
+        return self.agent.act(view)
+
+
+def taken(episode: Episode) -> dict[str, float]:
+    """The rewards handed out since they were last taken: what the last move earned, per role."""
+    return {role: v for role in episode.pending if (v := episode.take_reward(role))}
 
 
 def record_rewards(record: Record) -> dict[int, dict[str, float]]:
     """The reward each message of ``record`` earned (empty if the record no longer replays)."""
-    rewards: dict[int, dict[str, float]] = {}
     try:
-        resubmit(Episode(record.scenario, record.seed), record.messages, rewards)
+        return {step.message.turn: step.rewards for step in resubmit(Episode(record.scenario, record.seed), record.messages)}
     except (ValueError, RuntimeError, KeyError):
         return {}
-    return rewards
-
-
-def aborted_record(episode: Episode) -> Record:
-    """The record of an episode left before its end."""
-    metrics = log_metrics(episode.log, ABORTED, episode.instance.mode)
-    return Record(episode.scenario, episode.seed, list(episode.log), dict(episode.returns), metrics, episode.hidden(), ABORTED)
-
-
-class Recorder:
-    """Appends episode records to one JSONL file (opened per record, so nothing is held open)."""
-
-    def __init__(self, path: str | Path | None):
-        self.path = Path(path) if path else None
-        self.count = 0
-
-    def write(self, record: Record) -> None:
-        if self.path is None:
-            return
-        with RecordWriter(self.path) as w:
-            w.write(record)
-        self.count += 1
 
 
 class LiveSession:
-    """The episode in play for one `Setup`, and the moves that restart, rewind and record it."""
+    """The episode in play for one `Setup`, and the moves that restart, rewind and record it.
+    ``writer``: where episodes are appended (None: nothing is kept)."""
 
-    def __init__(self, setup: Setup, recorder: Recorder | None = None):
+    def __init__(self, setup: Setup, writer: RecordWriter | None = None):
         self.setup = setup
-        self.recorder = recorder or Recorder(None)
+        self.writer = writer
         self.play = self._new_play(setup.seed)
 
     def _new_play(self, seed: int, messages: Sequence[Message] = ()) -> Play:
         broker = TurnBroker()
         agents = agents_for(self.setup.scenario) | {role: SeatAgent(role, broker) for role in self.setup.people}
         play = Play(Episode(self.setup.scenario, seed, agents), broker)
-        resubmit(play.episode, messages, play.rewards)
+        for step in resubmit(play.episode, messages):
+            play.rewards[step.message.turn] = taken(play.episode)
         return play
 
     def move(self, play: Play) -> StepResult:
-        """Let the agent whose turn it is say one thing (blocks while a person's seat waits;
-        raises `SeatClosed` if the play is left meanwhile)."""
+        """Let the agent whose turn it is say one thing, through the engine's driver (blocks
+        while a person's seat waits; raises `SeatClosed` if the play is left meanwhile). A
+        person's move is journaled at once."""
         ep = play.episode
-        role = ep.current_role()
-        agent = ep.agents[role]
-        step = ep.submit(role, agent.act(ep.view(role)), getattr(agent, "source", None))
-        play.rewards[step.message.turn] = step.rewards
-        return step
+        role, n = ep.current_role(), len(ep.log)
+        try:
+            engine.play(ep, set(ep.scenario.roles) - {role}, {role: _OneMove(ep.agents[role])})
+        except _Moved:
+            pass
+        said = ep.log[n]
+        play.rewards[said.turn] = rewards = taken(ep)
+        if self.writer is not None and source_of(said) == "human":
+            self.writer.journal(ep)
+        return StepResult(said, rewards, ep.terminated, ep.truncated)
 
     def settle(self, play: Play) -> bool:
         """Record ``play`` if it has just ended; True if it was recorded now."""
-        if not play.episode.done or play.recorded:
-            return False
-        play.recorded = True
-        self.recorder.write(Record.of(play.episode))
-        return True
+        return play.episode.done and self.writer is not None and self.writer.write_once(play.episode)
 
     def restart(self, seed: int | None = None) -> Play:
         """Leave the play in progress and start the same seed again, or ``seed``."""
@@ -167,11 +166,11 @@ class LiveSession:
         self._leave(0)
 
     def _leave(self, kept: int) -> Play:
-        """Release the play's waiting seats; record it if unfinished and a person spoke from ``kept`` on."""
+        """Release the play's waiting seats; record it (`records.ABORTED`) if unfinished and a person
+        spoke from ``kept`` on."""
         play = self.play
         play.broker.close()
         ep = play.episode
-        if not ep.done and not play.recorded and person_spoke(ep.log, since=kept):
-            play.recorded = True
-            self.recorder.write(aborted_record(ep))
+        if not ep.done and self.writer is not None and person_spoke(ep.log, since=kept):
+            self.writer.write_once(ep)
         return play

@@ -5,7 +5,8 @@ is never parsed as markup: it goes to widgets as `rich.text.Text` or with markup
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import yaml
 from rich.console import Console, ConsoleOptions, RenderResult
@@ -22,7 +23,7 @@ from textual.widgets import DataTable, Input, OptionList, Select, Static
 from textual_plotext import PlotextPlot
 
 from feedbackgym.envs.engine import Message, Utterance
-from feedbackgym.tui.digest import labels_of, mark, signed
+from feedbackgym.tui.digest import labels_of, mark, signed, tag_of
 from feedbackgym.tui.seat import TurnRequest
 
 ROLE_STYLES = {"actor": "bold cyan", "critic": "bold green", "judge": "bold magenta", "user": "bold yellow", "env": "dim"}
@@ -33,11 +34,6 @@ KIND_STYLES = {
 }  # fmt: skip
 #: Labels the truth panel lists first, in this order.
 KEY_LABELS = ("truthful", "intent", "knowledge", "evidence_ids", "source", "is_correct", "answer_changed")
-
-
-def tag_of(m: Message) -> str:
-    """The bracketed kind: the feedback kind for feedback, else the message kind."""
-    return f"[{m.feedback.kind}]" if m.feedback else f"[{m.kind}]"
 
 
 class Entry:
