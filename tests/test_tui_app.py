@@ -1,5 +1,6 @@
 """The terminal UI driven by Pilot: choose a scenario and step it to the end, play the critic,
-go back to a turn, keep what a person said on quit, and browse a recording down to a C->I flip."""
+go back to a turn, keep what a person said on quit, and browse a recording down to an R->W turn
+(an answer wrong right after a right one) and filter it to its C->I episodes (`flip_c2i`)."""
 
 import asyncio
 
@@ -161,7 +162,7 @@ async def test_a_scenario_that_does_not_load_is_named_not_fatal():
 
 @pytest.fixture
 def recording(tmp_path, capsys):
-    """Six judged QA episodes recorded by ``feedbackgym run``, some of them with C->I flips."""
+    """Six judged QA episodes recorded by ``feedbackgym run``, some of them C->I (`flip_c2i`)."""
     path = tmp_path / "run.jsonl"
     argv = ["run", "judged_qa_multiround", "--actor", "scripted:sycophant", "--episodes", "6", "--record", str(path), "--quiet"]
     assert main(argv) == 0
@@ -185,7 +186,7 @@ async def test_a_recording_shows_the_same_messages_as_replay_plain(recording, ca
             assert shown_lines(replay.query_one(Transcript)) == lines
 
 
-async def test_scrub_a_recording_and_jump_to_the_next_flip(recording):
+async def test_scrub_a_recording_and_jump_to_the_next_right_to_wrong_turn(recording):
     records = read_records(recording)
     app = FeedbackGymApp(first=ReplayScreen(recording, records))
     async with app.run_test(size=SIZE) as pilot:
@@ -201,7 +202,7 @@ async def test_scrub_a_recording_and_jump_to_the_next_flip(recording):
         before = [m for m in transcript.messages[:-1] if m.role == "actor"][-1]
         assert before.labels["is_correct"] and last.role == "actor" and not last.labels["is_correct"]
         assert f"message {replay.shown}/" in str(replay.query_one("#status").render())
-        await pilot.press("f")  # only the episodes with a C->I flip
+        await pilot.press("f")  # only the C->I episodes (`flip_c2i`)
         kept = [i for i, r in enumerate(records) if r.metrics["flip_c2i"]]
         assert replay.kept == kept and 0 < len(kept) < len(records)
         assert replay.query_one("#episodes", DataTable).row_count == len(kept)

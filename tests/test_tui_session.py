@@ -5,10 +5,12 @@ import threading
 
 import pytest
 
+from feedbackgym.core import EMPTY, Feedback, Message, freeze
 from feedbackgym.envs.scenario import load_scenario
+from feedbackgym.feedback.metrics import correctness, flip_c2i, log_metrics
 from feedbackgym.records import ABORTED, Record, RecordWriter, read_records
 from feedbackgym.rollout import play_scenario as play
-from feedbackgym.tui.digest import FILTERS, flip_points, turn_rows
+from feedbackgym.tui.digest import EPISODE_COLUMNS, FILTERS, episode_row, mark, right_to_wrong, turn_rows
 from feedbackgym.tui.seat import FEEDBACK_CHOICES, REPLY, TRY_AGAIN, SeatClosed, TurnBroker, TurnRequest
 from feedbackgym.tui.session import LiveSession, Setup, record_rewards
 
@@ -135,7 +137,7 @@ def test_leaving_keeps_what_a_person_said_and_nothing_else(tmp_path):
     assert scripted.writer.count == 0 and not (tmp_path / "scripted.jsonl").exists()
 
 
-def test_turn_rows_add_up_to_the_returns_and_flips_are_found():
+def test_turn_rows_add_up_to_the_returns_and_right_to_wrong_turns_are_found():
     ep = play(load_scenario("judged_qa_multiround").with_roles(actor="scripted:sycophant"), 0)
     rec = Record.of(ep)
     rows = turn_rows(rec.messages, record_rewards(rec))
@@ -144,7 +146,7 @@ def test_turn_rows_add_up_to_the_returns_and_flips_are_found():
         for role, v in r["reward"].items():
             totals[role] = totals.get(role, 0.0) + v
     assert totals == {r: v for r, v in ep.returns.items() if v}
-    points = flip_points(rec.messages)
+    points = right_to_wrong(rec.messages)
     assert points, "the sycophant is talked out of a right answer"
     for i in points:
         before = [m for m in rec.messages[:i] if m.role == "actor"][-1]
@@ -186,3 +188,31 @@ def test_one_move_is_one_message_even_when_a_role_is_due_twice_running():
     assert roles == ["actor", "actor"]
     assert [m for m in session.play.episode.log if m.role != "env"] == [m for m in play(sc, 0).log if m.role != "env"]
 
+
+def answers(*correct):
+    """A log of actor answers, right or wrong in turn, with a judge's critique between them."""
+    log = []
+    for ok in correct:
+        log.append(Message(len(log), "actor", "The answer is X.", "answer", None, freeze({"is_correct": ok})))
+        log.append(Message(len(log), "judge", "Are you sure?", "feedback", Feedback("critique", "Are you sure?", None, EMPTY)))
+    return log[:-1]
+
+
+@pytest.mark.parametrize(
+    "correct, c2i, turns",
+    [
+        ((True, False), True, [2]),
+        ((True, False, True), False, [2]),  # an R->W turn undone: no C->I
+        ((True, False, True, False), True, [2, 6]),
+        ((False, True, False), False, [4]),  # wrong first: an R->W turn, never a C->I
+        ((True, True), False, []),
+    ],
+)
+def test_c2i_is_the_episode_metric_and_r2w_the_turn_the_jump_lands_on(correct, c2i, turns):
+    log = answers(*correct)
+    assert flip_c2i(correctness(log)) is c2i
+    assert right_to_wrong(log) == turns
+    rec = Record(load_scenario("judged_qa"), 0, log, metrics=log_metrics(log, "protocol_end", "answer"))
+    assert rec.metrics["flip_c2i"] is c2i
+    assert episode_row(0, rec)[EPISODE_COLUMNS.index("C→I")] == mark(c2i)  # the column
+    assert FILTERS["flip_c2i"][1](rec) is c2i  # the filter

@@ -1,5 +1,12 @@
 """What the screens show, computed from a message log or a record: who spoke, the per-turn table,
-the C->I flips, one row per recorded episode and the replay filters. No widgets, no engine."""
+the R->W turns, one row per recorded episode and the replay filters. No widgets, no engine.
+
+Two names that are easy to confuse, each with one meaning here: **C->I** is the episode metric
+`flip_c2i` (the first answer right, the last one wrong; `feedback.metrics`), shown in the
+episode table's column and kept by the ``flip_c2i`` filter; an **R->W turn** is one actor answer
+that is wrong right after a right one (`right_to_wrong`), where the replay browser's ``]`` and
+``[`` jump. Every C->I episode has an R->W turn; an R->W turn can be undone later (right, wrong,
+right: no C->I)."""
 
 from __future__ import annotations
 
@@ -7,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from feedbackgym.envs.engine import Message
-from feedbackgym.feedback.metrics import ANSWER_KINDS, turn_metrics
+from feedbackgym.feedback.metrics import answer_moves, correctness, turn_metrics
 from feedbackgym.records import Record
 
 
@@ -21,16 +28,11 @@ def person_spoke(messages: Sequence[Message], since: int = 0) -> bool:
     return any(source_of(m) == "human" for m in messages if m.turn >= since)
 
 
-def flip_points(messages: Sequence[Message]) -> list[int]:
-    """Indexes of the actor answers that are wrong right after a right one (each C->I flip)."""
-    points, last = [], None
-    for i, m in enumerate(messages):
-        if m.role == "actor" and m.kind in ANSWER_KINDS:
-            correct = m.labels.get("is_correct")
-            if last is True and correct is False:
-                points.append(i)
-            last = correct
-    return points
+def right_to_wrong(messages: Sequence[Message]) -> list[int]:
+    """The R->W turns: the turns (indexes into the log) of the actor answers that are wrong right
+    after a right one, by the same correctness the metrics read (`metrics.correctness`)."""
+    answers, correct = answer_moves(messages), correctness(messages)
+    return [m.turn for m, before, now in zip(answers[1:], correct, correct[1:]) if before and not now]
 
 
 def turn_rows(messages: Sequence[Message], rewards: Mapping[int, Mapping[str, float]]) -> list[dict[str, Any]]:
@@ -81,8 +83,8 @@ def episode_row(index: int, record: Record) -> tuple[str, ...]:
 #: The replay browser's filters, in the order the filter key cycles through them: name -> (label, keep?).
 FILTERS: dict[str, tuple[str, Callable[[Record], bool]]] = {
     "all": ("all episodes", lambda r: True),
-    "flip_c2i": ("C→I flips", lambda r: bool(r.metrics.get("flip_c2i"))),
-    "flip_i2c": ("I→C flips", lambda r: bool(r.metrics.get("flip_i2c"))),
+    "flip_c2i": ("C→I: right first, wrong last", lambda r: bool(r.metrics.get("flip_c2i"))),
+    "flip_i2c": ("I→C: wrong first, right last", lambda r: bool(r.metrics.get("flip_i2c"))),
     "oscillated": ("oscillating", lambda r: bool(r.metrics.get("oscillated"))),
     "person": ("a person spoke", lambda r: person_spoke(r.messages)),
 }

@@ -1,5 +1,6 @@
-"""The replay browser: the episodes of a JSONL recording with their metrics, a filter, and a
-transcript to scrub turn by turn, with a jump to the next C->I flip.
+"""The replay browser: the episodes of a JSONL recording with their metrics (C->I: the episode
+metric `flip_c2i`), a filter, and a transcript to scrub turn by turn, with a jump to the next
+R->W turn (an answer wrong right after a right one; see `digest`).
 
 Scrubbing shows the episode as it grew: the messages up to the cursor, the truth panel for the
 message at the cursor, and the per-turn table and plot so far.
@@ -19,7 +20,7 @@ from textual.message import Message as UIMessage
 from textual.widgets import DataTable, Footer, Header, Static
 
 from feedbackgym.records import Record, read_records
-from feedbackgym.tui.digest import EPISODE_COLUMNS, FILTERS, episode_row, flip_points, turn_rows
+from feedbackgym.tui.digest import EPISODE_COLUMNS, FILTERS, episode_row, right_to_wrong, turn_rows
 from feedbackgym.tui.session import record_rewards
 from feedbackgym.tui.widgets import EpisodeScreen, Transcript, TruthPanel, TurnPanel
 
@@ -33,8 +34,8 @@ class ReplayScreen(EpisodeScreen):
         Binding("right,l", "scrub(1)", "forward", priority=True),
         Binding("0", "scrub_to(0)", "first", show=False),
         Binding("$", "scrub_to(-1)", "last", show=False),
-        Binding("]", "flip(1)", "next flip"),
-        Binding("[", "flip(-1)", "prev flip"),
+        Binding("]", "right_to_wrong(1)", "next R→W"),
+        Binding("[", "right_to_wrong(-1)", "prev R→W"),
         Binding("f", "filter", "filter"),
     ]
     DEFAULT_CSS = """
@@ -160,22 +161,22 @@ class ReplayScreen(EpisodeScreen):
         if self.index is not None:
             self._scrub(1 if where == 0 else len(self.records[self.index].messages))
 
-    def action_flip(self, direction: int) -> None:
-        """Show the episode up to the next (or previous) C->I flip, in this or a later (earlier) episode."""
+    def action_right_to_wrong(self, direction: int) -> None:
+        """Show the episode up to the next (or previous) R->W turn, in this or a later (earlier) episode."""
         if self.index is None:
             return
         at = self.shown - 1
         pos = self.kept.index(self.index) if self.index in self.kept else 0
         order = self.kept[pos:] if direction > 0 else self.kept[pos::-1]
         for index in order:
-            points = flip_points(self.records[index].messages)
+            points = right_to_wrong(self.records[index].messages)
             if index == self.index:
                 points = [p for p in points if (p > at if direction > 0 else p < at)]
             if points:
                 self.query_one("#episodes", DataTable).move_cursor(row=self.kept.index(index))
                 self._open(index, (points[0] if direction > 0 else points[-1]) + 1)
                 return
-        self.notify("no further C→I flip" if direction > 0 else "no earlier C→I flip", timeout=2)
+        self.notify("no further R→W turn" if direction > 0 else "no earlier R→W turn", timeout=2)
 
     def action_filter(self) -> None:
         """The next filter."""
