@@ -99,7 +99,7 @@ class _OneMove:
         return self.agent.act(view)
 
 
-def taken(episode: Episode) -> dict[str, float]:
+def _taken(episode: Episode) -> dict[str, float]:
     """The rewards handed out since they were last taken: what the last move earned, per role."""
     return {role: v for role in episode.pending if (v := episode.take_reward(role))}
 
@@ -126,7 +126,7 @@ class LiveSession:
         agents = agents_for(self.setup.scenario) | {role: SeatAgent(role, broker) for role in self.setup.people}
         play = Play(Episode(self.setup.scenario, seed, agents), broker)
         for step in resubmit(play.episode, messages):
-            play.rewards[step.message.turn] = taken(play.episode)
+            play.rewards[step.message.turn] = _taken(play.episode)
         return play
 
     def move(self, play: Play) -> StepResult:
@@ -140,7 +140,7 @@ class LiveSession:
         except _Moved:
             pass
         said = ep.log[n]
-        play.rewards[said.turn] = rewards = taken(ep)
+        play.rewards[said.turn] = rewards = _taken(ep)
         if self.writer is not None and source_of(said) == "human":
             self.writer.journal(ep)
         return StepResult(said, rewards, ep.terminated, ep.truncated)
