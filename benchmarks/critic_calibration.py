@@ -54,7 +54,7 @@ def main(argv=None) -> int:
         print("no complete episode in the replay buffer", file=sys.stderr)
         return 1
     with torch.no_grad():
-        v = torch.minimum(*learner.critic.v(learner.features(learner.critic, [t.state for t in items]))).numpy()
+        v = torch.minimum(*learner.critic.v(learner.features(learner.critic, [t.prompt for t in items]))).numpy()
     g = returns_to_go(items, learner.args.gamma)
     print(json.dumps({
         "run": str(run), "transitions": len(items), "gamma": learner.args.gamma,

@@ -1,35 +1,61 @@
-"""Batched rollouts: N episodes in flight, one model call per agent for every episode waiting on it.
+"""The one collection loop: N episodes in flight, one model call per agent for every episode waiting on it.
 
     from feedbackgym.agents.lm import LMAgent
     from feedbackgym.rollout import rollout
     trajectories = rollout(LMAgent.from_pretrained("models/actor"), "feedbackgym/TwentyQuestions-v0",
                            n_envs=32, episodes=256, seed=0)
 
-The env id (or scenario name) and ``env_kwargs`` are resolved exactly as ``feedbackgym.make``
-resolves them (the scenario, the learner's seat, the agents of the other seats); ``agent`` then
-plays the learner's seat. Episode ``k`` always runs with seed ``seed + k``, whatever ``n_envs``
-is, so a batched rollout and the sequential loop give the same episodes.
+``env`` is a registered env id, a scenario name or path, or a `Scenario`; ``roles`` replace its
+agent specs (``judge="lm:models/judge"``, ``actor="learner"``, None removes a role), as
+``feedbackgym.make`` does. ``agent`` plays the learner's seat (whichever role the scenario gives
+``agent: learner``). Episode ``k`` runs with ``seeds[k]`` (default ``seed + k``) whatever
+``n_envs`` is, and every agent draws from its own role's per-episode generator, so a batched
+rollout and the sequential loop give the same episodes. The learners collect through this loop
+too (`feedbackgym.learners.train`), with a `Learner` as the agent.
 
-Why the episodes are stepped directly rather than through ``gymnasium.vector``: a vector env
-batches the *env*, but here the cost is the model, and the model calls that can share a batch
-are those of every seat played by the same agent (an LM judge waits alongside an LM actor);
-``AsyncVectorEnv`` would put pure-Python episodes (microseconds a step) behind pickling, and
-its NEXT_STEP autoreset draws the next episode's seed from the slot's generator and spends a
-step (whose action is ignored) on the reset. Here a finished episode's slot opens the next
-seed at once, and no model call is spent on a reset: every view handed to an agent belongs to
-an episode waiting on that agent.
+``face`` says what each slot steps:
+
+- ``None`` (the default): the engine's `Episode` itself, driven by `play_batch`: every seat's
+  model calls are batched across the episodes waiting on it (an LM judge alongside an LM actor);
+- ``"gymnasium"``: a `FeedbackEnv` per slot; the learner's utterance goes through ``env.step``,
+  which plays the other seats (one episode at a time) and returns the reward and both end flags;
+- ``"pettingzoo"``: the AEC env per slot with the learner's role the one agent driven from
+  outside (``external=[role]``); the reward is the agent's entry in ``env.rewards`` after its move,
+  the flags its ``terminations`` / ``truncations``.
+
+All three run the same engine, so they give the same trajectories and the same records
+(``tests/test_train_faces.py``). (The AEC env reports what an agent accrued from its move on: a
+reward paid to the learner's role before its first turn is not reported there, and no shipped
+reward scheme pays one.)
+
+Each round, a free slot opens the next seed (the other seats move until the learner is due: no
+model call is spent on a reset), then every live episode's learner speaks once, in one call, and
+the other seats answer until the learner is due again or the episode ends. Why not
+``gymnasium.vector``: a vector env batches the *env*, but the cost is the model, and what can
+share a model call is every seat played by the same agent; ``AsyncVectorEnv`` would put
+pure-Python episodes behind pickling, and its NEXT_STEP autoreset spends a step (whose action is
+ignored) on each reset and draws the next seed from the slot's generator.
 
 Rewards are the Gymnasium face's: a step's reward is what the learner's role accrued from its
-utterance until its next turn or the end.
+utterance until its next turn or the end; ``terminated`` and ``truncated`` are kept apart.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
 
 from feedbackgym.agents import agents_for
-from feedbackgym.envs.engine import Episode, play
-from feedbackgym.envs.scenario import Scenario, ScenarioError
+from feedbackgym.envs import pettingzoo
+from feedbackgym.envs.engine import Episode, act, play, play_batch
+from feedbackgym.envs.gym import FeedbackEnv
+from feedbackgym.envs.scenario import Scenario, ScenarioError, load_scenario
+
+#: the faces a rollout can step besides the engine itself (``face=None``)
+FACES = ("gymnasium", "pettingzoo")
 
 
 @dataclass
@@ -41,12 +67,17 @@ class Step:
     action: str
     """the utterance"""
     token_ids: list[int]
-    """the generated tokens ([] for agents without tokens)"""
+    """the generated tokens, through the stop token ([] for agents without tokens)"""
     logprobs: list[float]
-    """their log-probabilities under the model"""
+    """their log-probabilities under the model that generated them"""
     reward: float = 0.0
+    """what the learner's role accrued from this utterance until its next turn or the end"""
+    next_prompt: str = ""
+    """the prompt at the learner's next turn (or after the end)"""
     terminated: bool = False
+    """the episode ended here by the task's rules (no bootstrapping from next_prompt)"""
     truncated: bool = False
+    """the episode was cut here (a turn budget): bootstrap from next_prompt"""
 
 
 @dataclass
@@ -59,7 +90,16 @@ class Trajectory:
 
     @property
     def total_reward(self) -> float:
-        return sum(s.reward for s in self.steps)
+        return float(sum(s.reward for s in self.steps))
+
+
+def scenario_for(env: str | Scenario, **roles: str | None) -> Scenario:
+    """The scenario of a registered env id, a scenario name or path, or a `Scenario`, with
+    ``roles`` replacing its agent specs (what ``feedbackgym.make`` resolves)."""
+    if isinstance(env, str) and env in gym.registry:  # an id: the scenario it opens by default
+        env = gym.spec(env).kwargs.get("scenario", env)
+    sc = load_scenario(env)
+    return sc.with_roles(**roles) if roles else sc
 
 
 def play_scenario(scenario: Scenario, seed: int) -> Episode:
@@ -74,55 +114,219 @@ def play_scenario(scenario: Scenario, seed: int) -> Episode:
     return ep
 
 
-def act(agent, views) -> list:
-    """One call for all ``views``: Generations (text, token ids, log-probs) from an agent that
-    has ``generate`` (an LMAgent), else what ``act_batch`` returns (text or typed utterances)."""
-    return agent.generate(views) if hasattr(agent, "generate") else agent.act_batch(views)
+# ---------------------------------------------------------------------- the learner's agent
+class LearnerAgent:
+    """The agent in the learner's seat, as the loop sees it: its messages are recorded with the
+    source ``learner``; each of its outputs becomes a `Step`."""
+
+    source = "learner"
+
+    def __init__(self, agent: Any):
+        self.agent = agent
+
+    def act_batch(self, views: Sequence) -> list:
+        return act(self.agent, views)  # Generations from an LM (or a learner), else text or utterances
+
+    def prompt(self, view) -> str:
+        """What the agent is conditioned on at ``view``: its prompt if it has one, else the transcript."""
+        return self.agent.prompt(view) if hasattr(self.agent, "prompt") else view.transcript
+
+    def step(self, view, out) -> Step:
+        if hasattr(out, "token_ids"):
+            return Step(out.prompt, out.text, list(out.token_ids), list(out.logprobs))
+        return Step(self.prompt(view), out if isinstance(out, str) else out.text, [], [])
 
 
-def record(view, out) -> Step:
-    """The learner's step for one output of ``act``."""
-    if hasattr(out, "token_ids"):
-        return Step(out.prompt, out.text, out.token_ids, out.logprobs)
-    return Step(view.transcript, out if isinstance(out, str) else out.text, [], [])
+# ---------------------------------------------------------------------- slots
+class Slot:
+    """One slot of the loop: an episode (opened anew for each seed) that `play_batch` drives.
+
+    It offers `play_batch` what an `Episode` does (``current_role``, ``agents``, ``view``,
+    ``submit``), and yields once its learner has spoken this round and is due again: the loop
+    then finishes or refills slots before the next round."""
+
+    episode: Episode
+    learner: str
+    moved = False
+
+    def current_role(self) -> str | None:
+        raise NotImplementedError
+
+    def view(self, role: str):
+        return self.episode.view(role)
+
+    @property
+    def done(self) -> bool:
+        return self.episode.done
 
 
-def rollout(agent, env_id: str, n_envs: int, episodes: int, seed: int = 0, **env_kwargs) -> list[Trajectory]:
-    """Play ``episodes`` episodes (seeds ``seed .. seed + episodes - 1``), ``n_envs`` at a time,
-    with ``agent`` in the learner's seat; the trajectories in seed order."""
-    import feedbackgym
+class EngineSlot(Slot):
+    """The engine's episode itself: every seat is asked through `play_batch`."""
 
-    if n_envs < 1 or episodes < 0:
-        raise ValueError(f"need n_envs >= 1 and episodes >= 0, got n_envs={n_envs}, episodes={episodes}")
-    env = feedbackgym.make(env_id, **env_kwargs).unwrapped  # resolves the scenario and the other seats
-    learner = env.learner
-    agents = {**env.agents, learner: agent}
-    trajectories = [Trajectory(seed + k) for k in range(episodes)]
-    running: dict[int, Episode] = {}  # episode index -> its episode, at most n_envs of them
-    next_k = 0
-    while running or next_k < episodes:
-        while len(running) < n_envs and next_k < episodes:  # autoreset: a free slot opens the next seed
-            running[next_k] = Episode(env.scenario, seed + next_k, agents)
-            next_k += 1
-        waiting: dict[int, list[tuple[int, str]]] = {}  # id(agent) -> (episode, role) waiting on it
-        for k, ep in running.items():
-            role = ep.current_role()
-            waiting.setdefault(id(agents[role]), []).append((k, role))
-        for seats in waiting.values():
-            who = agents[seats[0][1]]
-            views = [running[k].view(role) for k, role in seats]
-            for (k, role), view, out in zip(seats, views, act(who, views)):
-                ep, traj = running[k], trajectories[k]
-                if role == learner:
-                    traj.steps.append(record(view, out))
-                    ep.submit(role, traj.steps[-1].action, source="learner")
-                else:
-                    ep.submit(role, out.text if hasattr(out, "token_ids") else out, getattr(who, "source", None))
-                if traj.steps and (ep.done or ep.current_role() == learner):
-                    traj.steps[-1].reward += ep.take_reward(learner)
-                if ep.done:
-                    if traj.steps:
-                        traj.steps[-1].terminated, traj.steps[-1].truncated = ep.terminated, ep.truncated
-                    traj.success = ep.terminate_reason == "success"
-                    del running[k]
+    def __init__(self, scenario: Scenario, learner: str, agents: dict):
+        self.scenario, self.learner, self.agents = scenario, learner, agents
+
+    def open(self, seed: int) -> None:
+        self.episode, self.moved = Episode(self.scenario, seed, self.agents), False
+
+    def current_role(self) -> str | None:
+        role = self.episode.current_role()
+        return None if self.moved and role == self.learner else role
+
+    def submit(self, role: str, text, source: str | None = None):
+        self.moved = self.moved or role == self.learner
+        return self.episode.submit(role, text, source)
+
+    def take_reward(self, role: str) -> float:
+        return self.episode.take_reward(role)
+
+    @property
+    def terminated(self) -> bool:
+        return self.episode.terminated
+
+    @property
+    def truncated(self) -> bool:
+        return self.episode.truncated
+
+
+class FaceSlot(Slot):
+    """The learner's seat of a face: the face plays the other seats inside its step, and reports
+    the reward and the two end flags."""
+
+    def __init__(self, learner: str, agent: LearnerAgent):
+        self.learner, self.agents = learner, {learner: agent}
+        self.reward, self.terminated, self.truncated = 0.0, False, False
+
+    def open(self, seed: int) -> None:
+        self.reset(seed)  # the other seats act until the learner is due (or the episode ends)
+        self.reward, self.moved = 0.0, False
+        self.terminated, self.truncated = self.episode.terminated, self.episode.truncated
+
+    def current_role(self) -> str | None:
+        return None if self.moved or self.done else self.learner
+
+    def submit(self, role: str, text, source: str | None = None) -> None:
+        assert role == self.learner, (role, self.learner)
+        reward, self.terminated, self.truncated = self.step(text)
+        self.reward += reward
+        self.moved = True
+
+    def take_reward(self, role: str) -> float:
+        reward, self.reward = self.reward, 0.0
+        return reward
+
+
+class GymnasiumSlot(FaceSlot):
+    def __init__(self, scenario: Scenario, learner: str, agent: LearnerAgent):
+        super().__init__(learner, agent)
+        self.env = FeedbackEnv(scenario)
+
+    @property
+    def episode(self) -> Episode:
+        return self.env.unwrapped.episode
+
+    def reset(self, seed: int) -> None:
+        self.env.reset(seed=seed)
+
+    def step(self, text) -> tuple[float, bool, bool]:
+        _, reward, terminated, truncated, _ = self.env.step(text)
+        return float(reward), bool(terminated), bool(truncated)
+
+
+class PettingZooSlot(FaceSlot):
+    def __init__(self, scenario: Scenario, learner: str, agent: LearnerAgent):
+        super().__init__(learner, agent)
+        self.env = pettingzoo.env(scenario=scenario, external=[learner])
+        self.name = pettingzoo.agent_name(learner)
+
+    @property
+    def episode(self) -> Episode:
+        return self.env.unwrapped.episode
+
+    def reset(self, seed: int) -> None:
+        self.env.reset(seed=seed)
+
+    def step(self, text) -> tuple[float, bool, bool]:
+        env, name = self.env, self.name
+        assert env.agent_selection == name, (env.agent_selection, name)
+        env.step(text)
+        return float(env.rewards[name]), bool(env.terminations[name]), bool(env.truncations[name])
+
+
+def slot_factory(face: str | None, scenario: Scenario, learner: str, agent: LearnerAgent):
+    """A function that makes one slot of ``face`` (None: the engine)."""
+    if face is None:
+        agents = {**{r: a for r, a in agents_for(scenario).items() if a is not None}, learner: agent}
+        return lambda: EngineSlot(scenario, learner, agents)
+    if face not in FACES:
+        raise ValueError(f"unknown face {face!r}; known: None (the engine), {', '.join(FACES)}")
+    cls = GymnasiumSlot if face == "gymnasium" else PettingZooSlot
+    return lambda: cls(scenario, learner, agent)
+
+
+# ---------------------------------------------------------------------- the loop
+def rollout(
+    agent: Any, env: str | Scenario, n_envs: int = 16, episodes: int | None = None, seed: int = 0, *,
+    seeds: Sequence[int] | None = None, face: str | None = None, writer=None, **roles: str | None,
+) -> list[Trajectory]:  # fmt: skip
+    """Play one episode per seed (``seeds``, or ``seed .. seed + episodes - 1``), ``n_envs`` at a
+    time, with ``agent`` in the learner's seat; the trajectories in seed order. ``writer`` (a
+    `RecordWriter`) gets each episode as it finishes."""
+    if seeds is None:
+        if episodes is None or episodes < 0:
+            raise ValueError(f"give episodes >= 0 or seeds, got episodes={episodes}")
+        seeds = [seed + k for k in range(episodes)]
+    seeds = [int(s) for s in seeds]
+    if n_envs < 1:
+        raise ValueError(f"need n_envs >= 1, got n_envs={n_envs}")
+    scenario = scenario_for(env, **roles)
+    learner = scenario.learner_role
+    if learner is None:
+        raise ValueError(f"scenario {scenario.name!r}: no role is played by the learner (give one agent='learner', e.g. actor='learner')")
+    seat = LearnerAgent(agent)
+    new_slot = slot_factory(face, scenario, learner, seat)
+    slots = [new_slot() for _ in range(min(n_envs, len(seeds)))]
+    trajectories = [Trajectory(s) for s in seeds]
+    running: dict[int, int] = {}  # slot -> index of its episode
+
+    def on_turn(e: int, role: str, view, out):
+        if role != learner:
+            return None
+        steps = trajectories[running[e]].steps
+        step = seat.step(view, out)
+        if steps:  # the previous step's reward is complete: the learner is due again
+            steps[-1].reward += slots[e].take_reward(learner)
+            steps[-1].next_prompt = step.prompt
+        steps.append(step)
+        return step.action
+
+    def finish_done(group: dict[int, Slot]) -> None:
+        for e, slot in group.items():
+            if not slot.done:
+                continue
+            traj = trajectories[running.pop(e)]
+            if traj.steps:
+                last = traj.steps[-1]
+                last.reward += slot.take_reward(learner)
+                last.next_prompt = seat.prompt(slot.view(learner))
+                last.terminated, last.truncated = slot.terminated, slot.truncated
+            traj.success = slot.episode.terminate_reason == "success"
+            if writer is not None:
+                writer.write(slot.episode)
+
+    nxt = 0
+    while running or nxt < len(seeds):
+        fresh = {}
+        for e, slot in enumerate(slots):  # autoreset: a free slot opens the next seed
+            if e not in running and nxt < len(seeds):
+                slot.open(seeds[nxt])
+                running[e], fresh[e] = nxt, slot
+                nxt += 1
+        play_batch(fresh, stop=learner)  # the other seats, until the learner's first turn
+        finish_done(fresh)  # the other seats ended it before the learner spoke
+        live = {e: slots[e] for e in sorted(running)}
+        for slot in live.values():
+            slot.moved = False
+        play_batch(live, on_turn=on_turn)  # each learner speaks once; the others answer
+        finish_done(live)
     return trajectories

@@ -18,9 +18,9 @@ from feedbackgym.learners import archer  # noqa: E402
 from feedbackgym.learners._base import accumulate  # noqa: E402
 from feedbackgym.learners._critic import FeatureCache, ReplayBuffer, polyak  # noqa: E402
 from feedbackgym.learners._policy import token_logprobs  # noqa: E402
-from feedbackgym.learners._rollout import Transition  # noqa: E402
 from feedbackgym.learners.filtered_bc import FilteredBC, select_top  # noqa: E402
 from feedbackgym.learners.ppo import gae  # noqa: E402
+from feedbackgym.rollout import Step  # noqa: E402
 
 # Hand-made 2-d features: states s0, s1; the replay action "a"; fresh policy samples "f", "g".
 VECTORS = {"s0": [1.0, 0.0], "s1": [0.0, 1.0], "a": [1.0, 1.0], "f": [0.0, 2.0], "g": [2.0, 0.0]}
@@ -81,9 +81,9 @@ def hand_made_archer(v_samples=1, gamma=0.9):
 
 
 BATCH = [
-    Transition("s0", "a", [1], [0.0], -1.0, "s1", terminated=False, truncated=False),
-    Transition("s0", "a", [1], [0.0], -1.0, "s1", terminated=False, truncated=True),
-    Transition("s1", "a", [1], [0.0], 0.0, "s0", terminated=True, truncated=False),
+    Step("s0", "a", [1], [0.0], -1.0, "s1", terminated=False, truncated=False),
+    Step("s0", "a", [1], [0.0], -1.0, "s1", terminated=False, truncated=True),
+    Step("s1", "a", [1], [0.0], 0.0, "s0", terminated=True, truncated=False),
 ]
 
 
@@ -214,11 +214,11 @@ def test_filtered_bc_keeps_only_the_top_fraction_of_all_trajectories_so_far():
             return self.scale * torch.ones(len(prompts), 1) * -1.0, torch.ones(len(prompts), 1)
 
     def traj(tag, ret):
-        return SimpleNamespace(ret=ret, steps=[SimpleNamespace(state=tag, token_ids=[1])])
+        return SimpleNamespace(total_reward=ret, steps=[SimpleNamespace(prompt=tag, token_ids=[1])])
 
     from feedbackgym.learners.filtered_bc import Args
 
-    learner = FilteredBC(Recording(), Args(fraction=0.25, steps=3, batch_size=4, grad_accum=1), seed=0)
+    learner = FilteredBC(Recording(), Args(fraction=0.25, actor_steps=3, batch_size=4, grad_accum=1), seed=0)
     out = learner.update([traj("bad", -9), traj("good", -1), traj("meh", -5), traj("worse", -8)], 0)
     assert out["kept"] == 1 and set(trained) == {"good"}
     trained.clear()

@@ -48,9 +48,9 @@ def test_training_tokens_are_the_tokens_the_agent_prompts_with(task):
 
 def test_bootstrap_saves_a_model_that_plays_any_seat(tmp_path):
     out = tmp_path / "actor"
-    ns = parse("twenty_questions", "--out", str(out), "--episodes", "16", "--epochs", "1", "--batch-size", "8",
+    ns = parse("twenty_questions", "--out", str(out), "--episodes", "16", "--update-epochs", "1", "--batch-size", "8",
                "--vocab-size", "400", "--n-layer", "1", "--n-embd", "32", "--n-head", "2", "--n-positions", "256",
-               "--eval-episodes", "4", "--eval-envs", "4")  # fmt: skip
+               "--eval-episodes", "4", "--num-envs", "4")  # fmt: skip
     assert ns.func(ns) == 0
     for name in ("config.json", "model.safetensors", "tokenizer.json", "loss.png", "bootstrap.json"):
         assert (out / name).is_file(), name

@@ -16,8 +16,8 @@ from test_train import comparable, kill_after_first_checkpoint_and_resume  # noq
 from feedbackgym.learners import train  # noqa: E402
 from feedbackgym.records import read_records  # noqa: E402
 
-SMALL = dict(scenario="guess_number", n_envs=2, eval_every=2, eval_episodes=3)
-SB3 = dict(n_steps=16, batch_size=16, n_epochs=2)
+SMALL = dict(scenario="guess_number", num_envs=2, eval_every=2, eval_episodes=3)
+SB3 = dict(num_steps=16, batch_size=16, update_epochs=2)
 
 
 def flags(out, iterations: int, algo: str = "maskable_ppo", **extra) -> list[str]:
@@ -32,7 +32,7 @@ def test_each_sb3_learner_runs_two_iterations(algo, tmp_path):
     cls = train.learner_class(algo)
     lines = train.run(algo, train.TrainArgs(out=str(tmp_path), iterations=2, **SMALL), cls.Args(**SB3), quiet=True)
     assert [m["iteration"] for m in lines] == [0, 1, 2]
-    assert [m["env_steps"] for m in lines] == [0, 32, 64]  # n_steps * n_envs per iteration
+    assert [m["env_steps"] for m in lines] == [0, 32, 64]  # num_steps * num_envs per iteration
     assert lines[2]["episodes"] >= 2 and "eval_return" in lines[0] and "eval_return" in lines[2]
     for key in ("return", "success", "pg_loss", "value_loss", "entropy_loss", "approx_kl"):
         assert math.isfinite(lines[2][key]), (key, lines[2])
@@ -76,8 +76,8 @@ def test_killed_and_resumed_run_matches_an_uninterrupted_run(tmp_path):
 
 
 def test_sb3_learners_take_no_actor_and_no_face(tmp_path, capsys):
-    assert train.main(["sb3_ppo", "--quiet", "--out", str(tmp_path / "a"), "--iterations", "1", "--n-envs", "1",
-                       "--n-steps", "8", "--batch-size", "8", "--eval-episodes", "1"]) == 0  # fmt: skip
+    assert train.main(["sb3_ppo", "--quiet", "--out", str(tmp_path / "a"), "--iterations", "1", "--num-envs", "1",
+                       "--num-steps", "8", "--batch-size", "8", "--eval-episodes", "1"]) == 0  # fmt: skip
     with pytest.raises(SystemExit):  # not a flag of the SB3 learners
         train.main(["sb3_ppo", "--actor", "lm:x", "--out", str(tmp_path / "b")])
     assert "unrecognized arguments: --actor" in capsys.readouterr().err

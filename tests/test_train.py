@@ -33,13 +33,13 @@ def tiny_actor(tmp_path_factory):
     return f"lm:{out}"
 
 
-SMALL = dict(scenario="guess_number", rollout_size=4, n_envs=4, max_new_tokens=6, eval_every=2, eval_episodes=4)
+SMALL = dict(scenario="guess_number", rollout_size=4, num_envs=4, max_new_tokens=6, eval_every=2, eval_episodes=4)
 LEARNER = {
     "archer": dict(embedder="hashing", batch_size=4, grad_accum=2, critic_steps=2, warmup_iters=1),
     "chai": dict(embedder="hashing", batch_size=4, grad_accum=2, critic_steps=2, k=3),
-    "ppo": dict(batch_size=4, grad_accum=2, epochs=1),
-    "filtered_bc": dict(batch_size=4, grad_accum=1, steps=2),
-    "bc": dict(batch_size=4, grad_accum=1, steps=2, demo_episodes=3),
+    "ppo": dict(batch_size=4, grad_accum=2, update_epochs=1),
+    "filtered_bc": dict(batch_size=4, grad_accum=1, actor_steps=2),
+    "bc": dict(batch_size=4, grad_accum=1, actor_steps=2, demo_episodes=3),
 }
 LOSSES = {"archer": ["critic_loss", "actor_loss"], "chai": ["critic_loss"], "ppo": ["pg_loss", "value_loss"], "filtered_bc": ["bc_loss"], "bc": ["bc_loss"]}
 

@@ -1,14 +1,15 @@
 """The shape every learner has, so that `train.py` runs them all the same way.
 
 A learner owns the policy it trains, its optimizers and a numpy generator (its only source of
-randomness: replay sampling, seeds of fresh policy samples). Each iteration the loop hands it
-the trajectories it just collected with ``learner.act`` in the learner's seat; ``update``
-returns the iteration's metrics. ``state_dict`` holds everything a resumed run needs.
+randomness: replay sampling, seeds of fresh policy samples). It is itself the agent in the
+learner's seat: `feedbackgym.rollout.rollout` asks its ``generate`` (which samples with ``act``)
+and records `Trajectory`s; each iteration the loop hands it the ones it just collected, and
+``update`` returns the iteration's metrics. ``state_dict`` holds everything a resumed run needs.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -50,6 +51,19 @@ class Learner:
     def act(self, prompts: Sequence[str], seeds_: Sequence[int], keys: Sequence | None = None):
         return self.policy.sample(prompts, seeds_, keys)
 
+    # the agent in the learner's seat (what `rollout` asks)
+    def prompt(self, view) -> str:
+        return self.policy.prompt(view)
+
+    def generate(self, views: Sequence) -> list:
+        """One utterance per view from ``act``, row i seeded with a draw from its view's
+        generator (as `LMAgent.generate` draws it). The KV cache's key of a conversation is that
+        generator object itself, not its ``id()``: the cache then holds it, so a later episode's
+        generator cannot take a freed one's address and reuse its entry (which made the
+        log-probs depend on memory addresses, in their last bits)."""
+        seeds_ = [int(v.rng.integers(2**63)) for v in views]
+        return self.act([self.prompt(v) for v in views], seeds_, [v.rng for v in views])
+
     def update(self, trajectories: list, iteration: int) -> dict:
         raise NotImplementedError
 
@@ -74,3 +88,20 @@ def seeded_init(seed: int, build: Callable[[], torch.nn.Module]) -> torch.nn.Mod
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return build()
+
+
+def plot(path, series: Sequence[tuple], xlabel: str, ylabel: str, title: str) -> None:
+    """A line chart saved to ``path``: one line per ``(xs, ys, matplotlib keywords)`` of ``series``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for xs, ys, style in series:
+        ax.plot(xs, ys, **style)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -10,8 +10,8 @@ right padding put pads mid-sequence and shifted GPT-2's positions.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -70,7 +70,7 @@ class Policy:
         self.pad_id = self.agent.pad_id
 
     @classmethod
-    def load(cls, path: str | Path, **kw) -> "Policy":
+    def load(cls, path: str | Path, **kw) -> Policy:
         """A private copy of the model at ``path`` (not the cache `lm:` agents share)."""
         tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=torch.float32)
@@ -91,7 +91,7 @@ class Policy:
 
     def forget(self) -> None:
         """Drop the prompt KV cache: after a weight update its entries are stale."""
-        self.agent._kv.clear()
+        self.agent.forget()
 
     def logprobs(self, prompts: Sequence[str], token_ids: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-token log-probs (with grad) of ``token_ids`` after each prompt: ``(logp, mask)``."""

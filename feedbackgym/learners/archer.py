@@ -30,13 +30,20 @@ import numpy as np
 import torch
 from torch import nn
 
+from feedbackgym.encoders import make_embedder
 from feedbackgym.learners._base import Learner, accumulate, clipped_step, seeded_init, seeds
 from feedbackgym.learners._critic import DoubleCritic, FeatureCache, Features, MiniLMEncoder, ReplayBuffer, polyak
-from feedbackgym.encoders import make_embedder
+from feedbackgym.learners.args import LMOptimArgs
 
 
 @dataclass
-class Args:
+class Args(LMOptimArgs):
+    """ArCHer's fields. From the base: ``learning_rate`` 1e-4 is the actor's (anchor 1e-6 summed
+    over 32 micro-batches, 3.2e-5 effective, for a 124M GPT-2; OfflineArcher's 20Q: 1e-4; at 3e-5 a
+    2M-param actor barely moved in 30 iterations), ``batch_size`` 16 transitions per micro-batch
+    (anchor 8), ``grad_accum`` 2 (anchor 32, summed), ``max_grad_norm`` 1.0 for actor and critic
+    (anchor 1.0)."""
+
     gamma: float = 0.95
     """discount per utterance (anchor: 0.95 in every config)"""
     tau: float = 0.1
@@ -45,24 +52,16 @@ class Args:
     """Adam lr of the critic heads (anchor 2e-5 fine-tunes RoBERTa; heads trained from scratch on frozen features need more)"""
     encoder_lr: float = 2e-5
     """Adam lr of MiniLM when --fine-tune (anchor's critic lr)"""
-    actor_lr: float = 1e-4
-    """Adam lr of the actor (anchor 1e-6 summed over 32 micro-batches, 3.2e-5 effective, for 124M-param GPT-2; OfflineArcher's 20Q: 1e-4; at 3e-5 a 2M-param actor barely moved in 30 iterations)"""
-    batch_size: int = 16
-    """transitions per micro-batch (anchor 8)"""
-    grad_accum: int = 2
-    """micro-batches per optimizer step, losses averaged (anchor 32, summed)"""
     critic_steps: int = 30
     """critic optimizer steps per iteration (anchor 50; each samples fresh utterances)"""
     actor_steps: int = 3
     """actor optimizer steps per iteration (anchor 3)"""
     warmup_iters: int = 10
     """iterations with the actor frozen while the critic learns (anchor 10-20; with 3, the actor followed an untrained critic and got worse)"""
-    capacity: int = 5000
+    buffer_size: int = 5000
     """replay buffer size in transitions, FIFO (anchor 100000)"""
     v_samples: int = 1
     """fresh policy samples averaged in the V target (anchor 1)"""
-    max_grad_norm: float = 1.0
-    """gradient clipping, actor and critic (anchor 1.0)"""
     hidden: int = 256
     """width of the critic's MLP heads (anchor 768)"""
     embedder: str = "minilm"
@@ -115,8 +114,8 @@ class ArCHer(Learner):
         if self.critic.encoder is not None:
             groups.append({"params": list(self.critic.encoder.parameters()), "lr": args.encoder_lr})
         self.critic_opt = torch.optim.Adam(groups)
-        self.actor_opt = torch.optim.Adam(policy.model.parameters(), lr=args.actor_lr)
-        self.buffer = ReplayBuffer(args.capacity)
+        self.actor_opt = torch.optim.Adam(policy.model.parameters(), lr=args.learning_rate)
+        self.buffer = ReplayBuffer(args.buffer_size)
 
     # -------------------------------------------------------------- pieces
     def sample_actions(self, states: list[str], k: int = 1) -> list[list]:
@@ -131,10 +130,10 @@ class ArCHer(Learner):
         f = self.features
         r = torch.tensor([t.reward for t in batch], dtype=torch.float32)
         term = torch.tensor([t.terminated for t in batch], dtype=torch.float32)
-        states = [t.state for t in batch]
+        states = [t.prompt for t in batch]
         fresh = self.sample_actions(states, a.v_samples)
         with torch.no_grad():
-            vn1, vn2 = self.target.v(f(self.target, [t.next_state for t in batch]))
+            vn1, vn2 = self.target.v(f(self.target, [t.next_prompt for t in batch]))
             es = f(self.target, states)
             qs1, qs2 = [], []
             for j in range(a.v_samples):
@@ -148,7 +147,7 @@ class ArCHer(Learner):
     def critic_objective(self, batch: list) -> torch.Tensor:
         """sum_i MSE(Q_i(s, a), y_Q,i) + MSE(V_i(s), y_V,i) on one micro-batch."""
         yq, yv = self.targets(batch)
-        es = self.features(self.critic, [t.state for t in batch])
+        es = self.features(self.critic, [t.prompt for t in batch])
         ea = self.features(self.critic, [t.action for t in batch])
         return critic_loss(self.critic.q(es, ea), self.critic.v(es), yq, yv)
 
@@ -171,7 +170,7 @@ class ArCHer(Learner):
 
     def actor_step(self) -> tuple[float, float]:
         a = self.args
-        micro = [[t.state for t in self.buffer.sample(a.batch_size, self.rng)] for _ in range(a.grad_accum)]
+        micro = [[t.prompt for t in self.buffer.sample(a.batch_size, self.rng)] for _ in range(a.grad_accum)]
         advs = []
 
         def loss(states):
@@ -193,7 +192,7 @@ class ArCHer(Learner):
         for t in steps:
             self.buffer.add(t)
         if self.features.cache is not None:  # embed the new texts at once, in batches of similar length
-            self.features.cache([text for t in steps for text in (t.state, t.action, t.next_state)])
+            self.features.cache([text for t in steps for text in (t.prompt, t.action, t.next_prompt)])
 
     def update(self, trajectories: list, iteration: int) -> dict:
         self.observe(trajectories)

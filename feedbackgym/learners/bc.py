@@ -5,7 +5,7 @@
 Before training, ``demo_episodes`` episodes are played with ``demo`` in the learner's seat
 (seeds ``DEMO_SEED + k``, apart from training and evaluation seeds); each of its utterances
 becomes a (prompt, `` text\\n``) pair in the prompt format the LM agent uses. Each iteration takes
-``steps`` cross-entropy steps on pairs drawn uniformly. The loop still collects
+``actor_steps`` cross-entropy steps on pairs drawn uniformly. The loop still collects
 ``rollout_size`` episodes per iteration with the policy, for the learning curve only.
 """
 
@@ -16,41 +16,35 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from feedbackgym.core import View
 from feedbackgym.learners._base import Learner
+from feedbackgym.learners.args import LMOptimArgs
 from feedbackgym.learners.filtered_bc import imitate
+from feedbackgym.rollout import play_scenario, scenario_for
 
 DEMO_SEED = 3_000_000_000
 
 
 @dataclass
-class Args:
+class Args(LMOptimArgs):
+    """Behaviour cloning's fields (from the base: ``learning_rate`` 1e-4, LMRL-Gym's BC)."""
+
     demo: str = "scripted:expert"
     """agent spec whose utterances are imitated"""
     demo_episodes: int = 200
     """demonstration episodes played before training"""
-    lr: float = 1e-4
-    """Adam lr (LMRL-Gym's BC: 1e-4)"""
-    steps: int = 4
-    """optimizer steps per iteration"""
-    batch_size: int = 16
-    """utterances per micro-batch"""
-    grad_accum: int = 2
-    """micro-batches per step, averaged"""
-    max_grad_norm: float = 1.0
-    """gradient clipping"""
+    actor_steps: int = 4
+    """actor optimizer steps per iteration"""
 
 
 def demonstrations(policy, scenario: str, seats: dict, demo: str, episodes: int) -> list[tuple[str, list[int]]]:
     """(prompt, target tokens) for every utterance ``demo`` makes in the learner's seat."""
-    import feedbackgym
-    from feedbackgym.rollout import play_scenario as play
-    from feedbackgym.envs.engine import View
-
-    learner = feedbackgym.make(scenario, **seats).unwrapped.learner
-    sc = feedbackgym.make(scenario, **seats).unwrapped.scenario.with_roles(**{learner: demo})
+    sc = scenario_for(scenario, **seats)
+    learner = sc.learner_role
+    sc = sc.with_roles(**{learner: demo})
     pairs = []
     for k in range(episodes):
-        ep = play(sc, DEMO_SEED + k)
+        ep = play_scenario(sc, DEMO_SEED + k)
         log = ep.log
         for i, m in enumerate(log):
             if m.role != learner:
@@ -67,7 +61,7 @@ class BC(Learner):
 
     def __init__(self, policy, args: Args, seed: int):
         super().__init__(policy, args, seed)
-        self.opt = torch.optim.Adam(policy.model.parameters(), lr=args.lr)
+        self.opt = torch.optim.Adam(policy.model.parameters(), lr=args.learning_rate)
         self.data: list[tuple[str, list[int]]] = []
 
     def prepare(self, train_args, seats: dict) -> None:

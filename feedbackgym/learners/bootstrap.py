@@ -19,13 +19,11 @@
 from __future__ import annotations
 
 import argparse
-import ast
-import inspect
 import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,14 +36,21 @@ from feedbackgym.agents.lm import LMAgent, plain_prompt
 from feedbackgym.encoders import default_device, fast_bf16
 from feedbackgym.envs.engine import Episode
 from feedbackgym.envs.scenario import Scenario, load_scenario
+from feedbackgym.learners._base import plot
+from feedbackgym.learners.args import EVAL_SEED, OptimArgs, RunArgs, add_fields, given
+from feedbackgym.rollout import play_scenario, rollout
 
-#: Evaluation seeds start here, far from the training seeds.
-EVAL_SEED = 1_000_000
 END = "<|endoftext|>"
 
 
 @dataclass
-class Args:
+class Args(RunArgs, OptimArgs):
+    """The bootstrap's fields. From the bases: ``seed`` (the episodes, the initial weights and
+    the batch order), ``learning_rate`` (the peak lr: AdamW, linear warm-up, cosine decay),
+    ``batch_size`` (episodes per optimizer step), ``max_grad_norm``, ``eval_episodes`` and
+    ``num_envs`` (the fresh episodes on which the result is scored, and how many are in flight),
+    ``threads``."""
+
     task: str = "twenty_questions"
     """task family or scenario (name or YAML path) whose actor is cloned"""
     out: str = "models/actor"
@@ -54,14 +59,10 @@ class Args:
     """share of the episodes played by scripted:expert, spread evenly; the rest by scripted:random"""
     episodes: int = 5000
     """scripted episodes to clone"""
-    seed: int = 0
-    """seed of the episodes, the initial weights and the batch order"""
-    epochs: int = 4
+    update_epochs: int = 4
     """passes over the episodes"""
+    learning_rate: float = 2e-3
     batch_size: int = 32
-    """episodes per optimizer step"""
-    lr: float = 2e-3
-    """peak learning rate (AdamW; linear warm-up, cosine decay)"""
     vocab_size: int = 2048
     """tokenizer vocabulary"""
     n_layer: int = 4
@@ -73,11 +74,7 @@ class Args:
     n_positions: int = 256
     """context length in tokens"""
     eval_episodes: int = 200
-    """fresh episodes on which the result is scored"""
-    eval_envs: int = 64
-    """episodes in flight during the evaluation"""
-    threads: int = 1
-    """torch CPU threads (0: torch's default; 1 is the fastest on a shared 2-core machine)"""
+    num_envs: int = 64
 
     def __post_init__(self):
         if not 0.0 <= self.mix <= 1.0:
@@ -88,10 +85,8 @@ class Args:
 def collect(scenario: Scenario, episodes: int, mix: float, seed: int) -> list[Episode]:
     """Whole episodes at seeds ``seed, seed + 1, ...``: a share ``mix`` of them, spread evenly,
     by the expert, the rest by ``scripted:random``."""
-    from feedbackgym.rollout import play_scenario as play
-
     expert, noisy = scenario.with_roles(actor="scripted:expert"), scenario.with_roles(actor="scripted:random")
-    return [play(expert if math.floor((k + 1) * mix) > math.floor(k * mix) else noisy, seed + k) for k in range(episodes)]
+    return [play_scenario(expert if math.floor((k + 1) * mix) > math.floor(k * mix) else noisy, seed + k) for k in range(episodes)]
 
 
 def actor_segments(ep: Episode) -> list[tuple[str, bool]]:
@@ -177,8 +172,8 @@ def train(model, data, args: Args, desc: str) -> list[float]:
     A step's batch is split by length into two halves, each padded only to its own longest
     episode (the random player's episodes run three times longer than the expert's)."""
     rng = np.random.default_rng(args.seed)
-    plan = [b for _ in range(args.epochs) for b in batches(len(data), args.batch_size, rng)]
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.01)
+    plan = [b for _ in range(args.update_epochs) for b in batches(len(data), args.batch_size, rng)]
+    opt = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, betas=(0.9, 0.95), weight_decay=0.01)
     warmup = max(1, len(plan) // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warmup) * (0.55 + 0.45 * math.cos(math.pi * min(1.0, s / len(plan))))
@@ -205,7 +200,7 @@ def train(model, data, args: Args, desc: str) -> list[float]:
             ) / n_target
             loss.backward()
             step_loss += loss.item()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
         opt.step()
         sched.step()
         losses.append(step_loss)
@@ -215,27 +210,15 @@ def train(model, data, args: Args, desc: str) -> list[float]:
 
 
 def plot_losses(losses: list[float], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(losses, lw=0.6, alpha=0.4, label="per step")
     k = max(1, len(losses) // 50)
     smooth = np.convolve(losses, np.ones(k) / k, mode="valid")
-    ax.plot(np.arange(k - 1, len(losses)), smooth, lw=1.5, label=f"mean of {k}")
-    ax.set(xlabel="optimizer step", ylabel="cross-entropy per actor token", title="behaviour cloning")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    series = [(np.arange(len(losses)), losses, {"lw": 0.6, "alpha": 0.4, "label": "per step"}),
+              (np.arange(k - 1, len(losses)), smooth, {"lw": 1.5, "label": f"mean of {k}"})]  # fmt: skip
+    plot(path, series, "optimizer step", "cross-entropy per actor token", "behaviour cloning")
 
 
 def success_rates(out: Path, task: str, episodes: int, n_envs: int) -> dict[str, float]:
-    """Success of ``lm:OUT`` in the actor's seat on fresh seeds: sampled (the default) and greedy."""
-    from feedbackgym.rollout import rollout
-
+    """Success of ``lm:OUT`` in the actor's seat on the evaluation seeds: sampled (the default) and greedy."""
     rates = {}
     for name, temperature in (("sampled", 1.0), ("greedy", 0.0)):
         agent = LMAgent.from_pretrained(str(out), temperature=temperature)
@@ -265,7 +248,7 @@ def run(args: Args) -> dict:
     tokenizer.save_pretrained(out)
     plot_losses(losses, out / "loss.png")
     saved_s = time.perf_counter() - t0
-    rates = success_rates(out, args.task, args.eval_episodes, args.eval_envs)
+    rates = success_rates(out, args.task, args.eval_episodes, args.num_envs)
     report = {
         "args": asdict(args),
         "parameters": n_params,
@@ -280,30 +263,16 @@ def run(args: Args) -> dict:
 
 
 # ---------------------------------------------------------------------- CLI
-def field_docs(cls) -> dict[str, str]:
-    """The one-line docstring under each field of a dataclass (for --help)."""
-    body = ast.parse(inspect.getsource(cls)).body[0].body
-    return {
-        a.target.id: b.value.value
-        for a, b in zip(body, body[1:])
-        if isinstance(a, ast.AnnAssign) and isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant)
-    }
-
-
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """``feedbackgym bootstrap TASK --out DIR [...]``: one flag per field of `Args`."""
     p = subparsers.add_parser("bootstrap", help="train a small actor from scripted episodes (behaviour cloning)")
-    docs = field_docs(Args)
-    p.add_argument("task", help=docs["task"])
-    for f in fields(Args):
-        if f.name != "task":
-            p.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default, help=f"{docs[f.name]} (default: %(default)s)")
+    add_fields(p, Args, positional=("task",))
     p.set_defaults(func=cmd_bootstrap)
     return p
 
 
 def cmd_bootstrap(ns: argparse.Namespace) -> int:
-    args = Args(**{f.name: getattr(ns, f.name) for f in fields(Args)})
+    args = Args(**given(ns, Args))
     r = run(args)
     print(
         f"saved lm:{args.out} ({r['parameters'] / 1e6:.1f}M parameters, final loss {r['final_loss']:.3f}) "

@@ -4,7 +4,7 @@
 
 Every iteration adds its trajectories to the pool of *all* trajectories collected so far, keeps
 the top ``fraction`` of the pool by return (ArCHer's online filtered BC: top 10%; ties broken by
-arrival, earlier first), and takes ``steps`` next-token cross-entropy steps on the learner's
+arrival, earlier first), and takes ``actor_steps`` next-token cross-entropy steps on the learner's
 utterances in them (the policy's own tokens, stop token included).
 """
 
@@ -17,22 +17,17 @@ import numpy as np
 import torch
 
 from feedbackgym.learners._base import Learner, accumulate, clipped_step
+from feedbackgym.learners.args import LMOptimArgs
 
 
 @dataclass
-class Args:
+class Args(LMOptimArgs):
+    """Online filtered BC's fields (from the base: ``learning_rate`` 1e-4, LMRL-Gym's BC)."""
+
     fraction: float = 0.1
     """share of all trajectories so far that is imitated (anchor 0.1)"""
-    lr: float = 1e-4
-    """Adam lr (LMRL-Gym's BC: 1e-4)"""
-    steps: int = 4
-    """optimizer steps per iteration"""
-    batch_size: int = 16
-    """utterances per micro-batch"""
-    grad_accum: int = 2
-    """micro-batches per step, averaged"""
-    max_grad_norm: float = 1.0
-    """gradient clipping"""
+    actor_steps: int = 4
+    """actor optimizer steps per iteration"""
 
 
 def select_top(returns: list[float], fraction: float) -> list[int]:
@@ -50,10 +45,10 @@ def nll(policy, prompts: list[str], token_ids: list[list[int]]) -> torch.Tensor:
 
 
 def imitate(learner, data: list[tuple[str, list[int]]]) -> list[float]:
-    """``learner.args.steps`` clipped cross-entropy steps on (prompt, tokens) pairs drawn
+    """``learner.args.actor_steps`` clipped cross-entropy steps on (prompt, tokens) pairs drawn
     uniformly with the learner's generator; the loss of each step."""
     a, losses = learner.args, []
-    for _ in range(a.steps):
+    for _ in range(a.actor_steps):
         micro = [[data[i] for i in learner.rng.integers(0, len(data), a.batch_size)] for _ in range(a.grad_accum)]
         losses.append(accumulate(micro, lambda mb: nll(learner.policy, [p for p, _ in mb], [t for _, t in mb])))
         clipped_step(learner.opt, learner.policy.model.parameters(), a.max_grad_norm)
@@ -67,13 +62,13 @@ class FilteredBC(Learner):
 
     def __init__(self, policy, args: Args, seed: int):
         super().__init__(policy, args, seed)
-        self.opt = torch.optim.Adam(policy.model.parameters(), lr=args.lr)
+        self.opt = torch.optim.Adam(policy.model.parameters(), lr=args.learning_rate)
         self.pool: list[tuple[float, list[tuple[str, list[int]]]]] = []  # (return, [(prompt, tokens)])
 
     def update(self, trajectories: list, iteration: int) -> dict:
         a = self.args
         for t in trajectories:
-            self.pool.append((t.ret, [(s.state, list(s.token_ids)) for s in t.steps if s.token_ids]))
+            self.pool.append((t.total_reward, [(s.prompt, list(s.token_ids)) for s in t.steps if s.token_ids]))
         keep = select_top([r for r, _ in self.pool], a.fraction)
         data = [u for i in keep for u in self.pool[i][1]]
         losses = imitate(self, data) if data else []

@@ -9,10 +9,10 @@ Every token is an action. Per iteration, on the episodes just collected (on-poli
    state at the position that predicts the token;
 2. token rewards: -kl_coef * (old - ref) on every token, plus the env's reward for the
    utterance on its last token;
-3. GAE over the episode's tokens: discount 1 and ``lam`` inside an utterance, ``gamma`` and
-   ``lam`` from an utterance's last token to the next utterance's first; after the last
+3. GAE over the episode's tokens: discount 1 and ``gae_lambda`` inside an utterance, ``gamma``
+   and ``gae_lambda`` from an utterance's last token to the next utterance's first; after the last
    utterance the next value is 0 when the episode terminated and V(s') when it was truncated;
-4. ``epochs`` passes over utterance minibatches: clipped ratio loss on whitened advantages
+4. ``update_epochs`` passes over utterance minibatches: clipped ratio loss on whitened advantages
    plus ``vf_coef`` x the clipped value loss.
 """
 
@@ -27,32 +27,22 @@ from torch import nn
 
 from feedbackgym.learners._base import Learner, accumulate, clipped_step, seeded_init
 from feedbackgym.learners._policy import left_pad, token_logprobs
+from feedbackgym.learners.args import LMOptimArgs, PPOArgs
 
 
 @dataclass
-class Args:
-    lr: float = 1e-4
-    """Adam lr of the policy (LMRL-Gym: 1e-6 to 3e-5 for 124M+ GPT-2; 1e-4 here, ArCHer's actor lr, for the 2M-param bootstrapped actor)"""
-    value_lr: float = 1e-3
-    """Adam lr of the value head (a fresh linear layer)"""
-    gamma: float = 0.95
-    """discount per utterance (as ArCHer's); tokens inside an utterance are not discounted"""
-    lam: float = 0.95
-    """GAE lambda (LMRL-Gym 0.95)"""
-    clip: float = 0.2
-    """ratio and value clipping (LMRL-Gym 0.2)"""
+class Args(PPOArgs, LMOptimArgs):
+    """Token PPO's fields. From the bases: ``learning_rate`` 1e-4 (LMRL-Gym: 1e-6 to 3e-5 for 124M+
+    GPT-2; here ArCHer's actor lr, for the 2M-param bootstrapped actor), ``gamma`` 0.95 per
+    utterance (as ArCHer's; tokens inside an utterance are not discounted), ``gae_lambda`` 0.95 and
+    ``clip_coef`` 0.2 (LMRL-Gym), ``update_epochs`` 2 passes over the iteration's utterances,
+    ``vf_coef`` 0.5, ``batch_size`` 16 utterances per micro-batch, ``grad_accum`` 2,
+    ``max_grad_norm`` 1.0."""
+
+    critic_lr: float = 1e-3
+    """Adam lr of the value head (a fresh linear layer on the LM's last hidden state)"""
     kl_coef: float = 0.05
     """weight of the per-token KL penalty to the starting policy, in the reward"""
-    vf_coef: float = 0.5
-    """weight of the value loss"""
-    epochs: int = 2
-    """passes over the iteration's utterances"""
-    batch_size: int = 16
-    """utterances per micro-batch"""
-    grad_accum: int = 2
-    """micro-batches per optimizer step, averaged"""
-    max_grad_norm: float = 1.0
-    """gradient clipping"""
 
 
 def gae(rewards: list[float], values: list[float], last: list[bool], final_value: float, gamma: float, lam: float) -> list[float]:
@@ -81,8 +71,8 @@ class PPO(Learner):
         width = policy.model.config.hidden_size
         self.value = seeded_init(seed, lambda: nn.Linear(width, 1))
         self.opt = torch.optim.Adam([
-            {"params": list(policy.model.parameters()), "lr": args.lr},
-            {"params": list(self.value.parameters()), "lr": args.value_lr},
+            {"params": list(policy.model.parameters()), "lr": args.learning_rate},
+            {"params": list(self.value.parameters()), "lr": args.critic_lr},
         ])  # fmt: skip
 
     def _values(self, prompts: list[list[int]], actions: list[list[int]]):
@@ -100,7 +90,7 @@ class PPO(Learner):
         steps = [s for t in trajectories for s in t.steps if s.token_ids]
         if not steps:
             return {}
-        prompts = [self.policy.encode(s.state) for s in steps]
+        prompts = [self.policy.encode(s.prompt) for s in steps]
         actions = [list(s.token_ids) for s in steps]
         with torch.no_grad():
             old, mask, values = self._values(prompts, actions)
@@ -108,7 +98,9 @@ class PPO(Learner):
         n = [len(x) for x in actions]
         row = lambda x, i: x[i, x.shape[1] - n[i] :].tolist()  # noqa: E731  (row i's tokens; right-aligned)
         truncated_ends = [t for t in trajectories if t.steps and t.steps[-1].truncated and not t.steps[-1].terminated]
-        final_v = dict(zip((id(t) for t in truncated_ends), self._state_value([t.steps[-1].next_state for t in truncated_ends]).tolist())) if truncated_ends else {}
+        final_v = {}  # V(s') after a truncated episode's last utterance (0 after a terminated one)
+        if truncated_ends:
+            final_v = dict(zip((id(t) for t in truncated_ends), self._state_value([t.steps[-1].next_prompt for t in truncated_ends]).tolist()))
         adv_rows, ret_rows, kls = [], [], []
         i = 0
         for t in trajectories:
@@ -125,7 +117,7 @@ class PPO(Learner):
                 rewards += r
                 vals += row(values, k)
                 last += [False] * (n[k] - 1) + [True]
-            adv = gae(rewards, vals, last, final_v.get(id(t), 0.0), a.gamma, a.lam)
+            adv = gae(rewards, vals, last, final_v.get(id(t), 0.0), a.gamma, a.gae_lambda)
             pos = 0
             for k in idx:
                 adv_rows.append(adv[pos : pos + n[k]])
@@ -146,19 +138,19 @@ class PPO(Learner):
             lp, m, v = self._values([prompts[r] for r in rows], [actions[r] for r in rows])
             o, adv_, ret, v_old = sub(old), sub(A), sub(R), sub(values)
             ratio = torch.exp(lp - o)
-            pg = torch.maximum(-adv_ * ratio, -adv_ * ratio.clamp(1 - a.clip, 1 + a.clip))
-            v_clip = v_old + (v - v_old).clamp(-a.clip, a.clip)
+            pg = torch.maximum(-adv_ * ratio, -adv_ * ratio.clamp(1 - a.clip_coef, 1 + a.clip_coef))
+            v_clip = v_old + (v - v_old).clamp(-a.clip_coef, a.clip_coef)
             vl = 0.5 * torch.maximum((v - ret) ** 2, (v_clip - ret) ** 2)
             tokens = m.sum().clamp(min=1)
             pg_loss, v_loss = (pg * m).sum() / tokens, (vl * m).sum() / tokens
             stats["pg_loss"].append(float(pg_loss.detach()))
             stats["value_loss"].append(float(v_loss.detach()))
-            stats["clipfrac"].append(float((((ratio - 1).abs() > a.clip).float() * m).sum() / tokens))
+            stats["clipfrac"].append(float((((ratio - 1).abs() > a.clip_coef).float() * m).sum() / tokens))
             return pg_loss + a.vf_coef * v_loss
 
         params = list(self.policy.model.parameters()) + list(self.value.parameters())
         chunk = a.batch_size * a.grad_accum
-        for _ in range(a.epochs):
+        for _ in range(a.update_epochs):
             order = self.rng.permutation(len(steps)).tolist()
             for s in range(0, len(order), chunk):
                 rows = order[s : s + chunk]

@@ -7,8 +7,8 @@
 The text env is seen through `CandidateActions` (action ``i`` says the episode's ``i``-th
 candidate utterance; ``action_masks()`` for MaskablePPO) and `EmbedObservation` (a ``Dict`` of
 embedded texts, for SB3's ``MultiInputPolicy``). The policy is SB3's MLP, not an LM: there is no
-``--actor``. One iteration is one ``model.learn(n_steps * n_envs, reset_num_timesteps=False)``:
-a rollout of ``n_steps`` steps in each of ``n_envs`` envs (a `DummyVecEnv`), then SB3's update.
+``--actor``. One iteration is one ``model.learn(num_steps * num_envs, reset_num_timesteps=False)``:
+a rollout of ``num_steps`` steps in each of ``num_envs`` envs (a `DummyVecEnv`), then SB3's update.
 The loop, run folder, evaluation points and checkpoints are `train.run`'s, as for the LM learners;
 the final model is ``RUN/model.zip`` (``PPO.load`` / ``MaskablePPO.load``).
 
@@ -31,45 +31,42 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import gymnasium as gym
 import numpy as np
 
+from feedbackgym.envs.gym import FeedbackEnv
 from feedbackgym.envs.wrappers import CandidateActions, EmbedObservation
+from feedbackgym.learners.args import PPOArgs
 from feedbackgym.learners.train import TrainArgs, eval_seeds, summary
+from feedbackgym.rollout import scenario_for
 
 
 @dataclass
-class Args:
+class Args(PPOArgs):
+    """SB3's PPO fields under CleanRL's names. Defaults: SB3's (``learning_rate`` 3e-4, ``gamma``
+    0.99, ``max_grad_norm`` 0.5, ``gae_lambda`` 0.95, ``clip_coef`` 0.2, ``vf_coef`` 0.5), but
+    ``batch_size`` 128 (SB3: 64) and ``update_epochs`` 4 (SB3: 10) for rollouts of 1024 steps, and
+    ``ent_coef`` 0.01 (SB3: 0)."""
+
+    learning_rate: float = 3e-4
+    batch_size: int = 128
+    max_grad_norm: float = 0.5
+    gamma: float = 0.99
+    update_epochs: int = 4
     embedder: str = "hashing"
     """observation features: hashing (256-d, no model, fast) or minilm (frozen all-MiniLM-L6-v2, 384-d)"""
     embed_candidates: bool = False
     """also embed the K candidate utterances (for tasks whose candidates change between episodes: judged QA's options)"""
     mask_repeats: bool = True
     """in search tasks, mask the candidates already said this episode (what maskable_ppo may not choose)"""
-    n_steps: int = 64
-    """env steps per env per iteration (SB3's n_steps; an iteration is n_steps * n_envs steps)"""
-    batch_size: int = 128
-    """PPO minibatch (SB3 default 64)"""
-    n_epochs: int = 4
-    """PPO epochs over each rollout (SB3 default 10)"""
-    learning_rate: float = 3e-4
-    """Adam lr (SB3 default)"""
-    gamma: float = 0.99
-    """discount (SB3 default)"""
-    gae_lambda: float = 0.95
-    """GAE lambda (SB3 default)"""
-    clip_range: float = 0.2
-    """PPO clip (SB3 default)"""
+    num_steps: int = 64
+    """env steps per env per iteration (SB3's n_steps; an iteration is num_steps * num_envs steps)"""
     ent_coef: float = 0.01
-    """entropy bonus (SB3 default 0; a little keeps a K-way choice exploring)"""
-    vf_coef: float = 0.5
-    """value loss weight (SB3 default)"""
-    max_grad_norm: float = 0.5
-    """gradient clipping (SB3 default)"""
+    """entropy bonus (a little keeps a K-way choice exploring)"""
 
 
 #: SB3's logger keys after ``train()`` -> metric names in metrics.jsonl
@@ -155,21 +152,20 @@ class SB3PPO:
         self.args, self.algo_args, self.seats = args, algo_args, seats
         self.embedder = observation_embedder(algo_args.embedder)
         self.started = 0  # training episodes started so far
-        self.envs = [Episodes(self.make_env(), self.next_seed) for _ in range(args.n_envs)]
+        self.envs = [Episodes(self.make_env(), self.next_seed) for _ in range(args.num_envs)]
         self.venv = DummyVecEnv([lambda e=e: e for e in self.envs])
         self.eval_env = self.make_env()
         set_random_seed(args.seed)  # python, numpy, torch: the policy's initial weights and every later draw
         a = algo_args
         self.model = self.algorithm()(
-            "MultiInputPolicy", self.venv, n_steps=a.n_steps, batch_size=a.batch_size, n_epochs=a.n_epochs,
-            learning_rate=a.learning_rate, gamma=a.gamma, gae_lambda=a.gae_lambda, clip_range=a.clip_range,
+            "MultiInputPolicy", self.venv, n_steps=a.num_steps, batch_size=a.batch_size, n_epochs=a.update_epochs,
+            learning_rate=a.learning_rate, gamma=a.gamma, gae_lambda=a.gae_lambda, clip_range=a.clip_coef,
             ent_coef=a.ent_coef, vf_coef=a.vf_coef, max_grad_norm=a.max_grad_norm, device="cpu", verbose=0,
         )  # fmt: skip
 
     def make_env(self) -> gym.Env:
-        import feedbackgym
-
-        env = CandidateActions(feedbackgym.make(self.args.scenario, **self.seats), mask_repeats=self.algo_args.mask_repeats)
+        env = FeedbackEnv(scenario_for(self.args.scenario, **self.seats))
+        env = CandidateActions(env, mask_repeats=self.algo_args.mask_repeats)
         return EmbedObservation(env, self.embedder, embed_candidates=self.algo_args.embed_candidates)
 
     def next_seed(self) -> int:
@@ -178,7 +174,7 @@ class SB3PPO:
 
     # ------------------------------------------------------------------ the loop's calls
     def iterate(self, it: int, episodes: int) -> tuple[int, int, dict]:
-        steps = self.algo_args.n_steps * self.args.n_envs
+        steps = self.algo_args.num_steps * self.args.num_envs
         self.model.learn(steps, reset_num_timesteps=False)
         finished = [r for env in self.envs for r in env.take_finished()]
         logged = self.model.logger.name_to_value

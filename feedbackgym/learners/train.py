@@ -6,9 +6,9 @@
     python -m feedbackgym.learners.train ppo --scenario guess_number --actor lm:models/gn --out runs/p
 
 ALGO is one of `ALGOS`. For the LM learners each iteration collects ``rollout_size`` episodes
-through the Gymnasium face (or, with ``--face pettingzoo``, the PettingZoo face) with the
-learner's policy in the learner's seat (episode seeds ``seed * 10**7 + 0, 1, ...`` in order),
-then calls the learner's ``update``; the SB3 learners (``sb3_ppo``, ``maskable_ppo``,
+with `feedbackgym.rollout.rollout` through the Gymnasium face (or, with ``--face pettingzoo``,
+the PettingZoo face), the learner in the learner's seat (episode seeds ``seed * 10**7 + 0, 1,
+...`` in order), then calls the learner's ``update``; the SB3 learners (``sb3_ppo``, ``maskable_ppo``,
 `feedbackgym.learners.sb3`) run one ``learn`` chunk per iteration. Written under ``--out``:
 
 - ``args.json``: the run's settings (``--resume`` reads them back; only ``--iterations`` may change);
@@ -18,7 +18,7 @@ then calls the learner's ``update``; the SB3 learners (``sb3_ppo``, ``maskable_p
   learner's critic, optimizers, replay buffer and generator, the global python/numpy/torch RNG
   states, the episode counter, and how long ``metrics.jsonl`` and ``eval.jsonl`` were, so that a
   resumed run first cuts them back to that point and then writes what the uninterrupted run would;
-- ``eval.jsonl``: the evaluation episodes (fixed seeds ``EVAL_SEED + j``) as records, for
+- ``eval.jsonl``: the evaluation episodes (fixed seeds ``args.EVAL_SEED + j``) as records, for
   ``feedbackgym replay``; ``curve.png``: the learning curve; ``actor/``: the final policy
   (``lm:RUN/actor`` plays any seat), or ``model.zip`` for an SB3 learner.
 
@@ -36,16 +36,18 @@ import os
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from feedbackgym.learners._base import Learner
+from feedbackgym.learners._base import Learner, plot
 from feedbackgym.learners._policy import Policy
-from feedbackgym.learners._rollout import FACES, collect
+from feedbackgym.learners.args import EVAL_SEED, RunArgs, add_fields, from_saved, given
+from feedbackgym.records import RecordWriter
+from feedbackgym.rollout import FACES, rollout
 
 #: ALGO -> "module:class"
 ALGOS = {
@@ -57,13 +59,16 @@ ALGOS = {
     "sb3_ppo": "feedbackgym.learners.sb3:SB3PPO",
     "maskable_ppo": "feedbackgym.learners.sb3:SB3MaskablePPO",
 }
-EVAL_SEED = 2_000_000_000
 #: metric fields that may differ between an interrupted-and-resumed run and an uninterrupted one
 CLOCK_FIELDS = ("wall_s",)
 
 
 @dataclass
-class TrainArgs:
+class TrainArgs(RunArgs):
+    """The loop's fields. From the base: ``seed`` (the episodes, the learner's generator, the
+    critic's, SB3: the policy's, initial weights), ``num_envs`` (episodes in flight during
+    collection, anchor 16), ``eval_episodes`` (anchor eval_size 32), ``threads``."""
+
     scenario: str = "twenty_questions"
     """scenario name or YAML path; its learner seat is the role trained"""
     actor: str = ""
@@ -72,26 +77,18 @@ class TrainArgs:
     """run folder: metrics.jsonl, checkpoint.pt, eval.jsonl, curve.png, actor/ (an SB3 learner: model.zip)"""
     iterations: int = 40
     """iterations (collect, then update) in all"""
-    seed: int = 0
-    """seed of the episodes, the learner's generator and the critic's (SB3: the policy's) initial weights"""
     rollout_size: int = 16
     """episodes collected per iteration (anchor 128)"""
-    n_envs: int = 16
-    """episodes in flight during collection (one batched model call per step; SB3: the envs of its DummyVecEnv)"""
     max_new_tokens: int = 24
     """most tokens per utterance (anchor 32)"""
     temperature: float = 1.0
     """sampling temperature of the policy, in training and evaluation (anchor 1.0)"""
     eval_every: int = 5
     """evaluate every this many iterations (and before the first, and after the last)"""
-    eval_episodes: int = 32
-    """evaluation episodes, fixed seeds, recorded to eval.jsonl (anchor eval_size 32)"""
     checkpoint_every: int = 5
     """write checkpoint.pt every this many iterations (and after the last)"""
     seats: str = ""
     """role=spec overrides, comma-separated, e.g. 'judge=learner,actor=scripted:expert'"""
-    threads: int = 1
-    """torch CPU threads (0: torch's default; one is fastest for small models on a shared 2-core machine)"""
     face: str = "gymnasium"
     """gymnasium or pettingzoo: the face the LM learners collect episodes through (same engine, same episodes)"""
 
@@ -182,19 +179,21 @@ class LMSession:
         actor_path(args.actor)
 
     def collect(self, seeds: list[int], writer=None):
+        """The learner's trajectories on ``seeds`` (a fresh KV cache: the weights may have changed)."""
         a = self.args
-        return collect(self.policy, self.learner.act, a.scenario, seeds, a.n_envs, self.seats, writer, a.face)
+        self.policy.forget()
+        return rollout(self.learner, a.scenario, a.num_envs, seeds=seeds, face=a.face, writer=writer, **self.seats)
 
     def evaluate(self, writer) -> dict:
         with torch.no_grad():
             trajs = self.collect(eval_seeds(self.args), writer)
-        return summary(((t.ret, t.success) for t in trajs), "eval_")
+        return summary(((t.total_reward, t.success) for t in trajs), "eval_")
 
     def iterate(self, it: int, episodes: int) -> tuple[int, int, dict]:
         """One iteration; returns (episodes, env steps, metrics) of it."""
         trajs = self.collect([self.args.seed * 10**7 + episodes + k for k in range(self.args.rollout_size)])
         metrics = self.learner.update(trajs, it)
-        return len(trajs), sum(len(t.steps) for t in trajs), {**summary((t.ret, t.success) for t in trajs), **metrics}
+        return len(trajs), sum(len(t.steps) for t in trajs), {**summary((t.total_reward, t.success) for t in trajs), **metrics}
 
     def state_dict(self) -> dict:
         return self.learner.state_dict()
@@ -218,8 +217,6 @@ def open_session(cls, args: TrainArgs, algo_args, seats: dict):
 # ---------------------------------------------------------------------- the loop
 def run(algo: str, args: TrainArgs, algo_args=None, resume: bool = False, quiet: bool = False) -> list[dict]:
     """Train; returns every metrics line of the run (also in ``OUT/metrics.jsonl``)."""
-    from feedbackgym.records import RecordWriter
-
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cls = learner_class(algo)
@@ -228,8 +225,8 @@ def run(algo: str, args: TrainArgs, algo_args=None, resume: bool = False, quiet:
         saved = json.loads((out / "args.json").read_text())
         if saved["algo"] != algo:
             raise ValueError(f"{out} holds a {saved['algo']} run, not {algo}")
-        args = TrainArgs(**{**saved["train"], "iterations": args.iterations})
-        algo_args = cls.Args(**saved["learner"])
+        args = from_saved(TrainArgs, {**saved["train"], "iterations": args.iterations})
+        algo_args = from_saved(cls.Args, saved["learner"])
     else:
         if ckpt_path.exists():
             raise ValueError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
@@ -291,49 +288,17 @@ def read_metrics(path: str | Path) -> list[dict]:
 
 
 def plot_curve(lines: list[dict], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
     train = [m for m in lines if m.get("return") is not None]
     ev = [m for m in lines if m.get("eval_return") is not None]
+    series = []
     if train:
-        ax.plot([m["episodes"] for m in train], [m["return"] for m in train], lw=1, alpha=0.6, label="training episodes (mean)")
+        series.append(([m["episodes"] for m in train], [m["return"] for m in train], {"lw": 1, "alpha": 0.6, "label": "training episodes (mean)"}))
     if ev:
-        ax.plot([m["episodes"] for m in ev], [m["eval_return"] for m in ev], "o-", lw=1.5, label="evaluation (fixed seeds)")
-    ax.set(xlabel="episodes collected", ylabel="return", title=title)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+        series.append(([m["episodes"] for m in ev], [m["eval_return"] for m in ev], {"marker": "o", "lw": 1.5, "label": "evaluation (fixed seeds)"}))
+    plot(path, series, "episodes collected", "return", title)
 
 
 # ---------------------------------------------------------------------- CLI
-def _docs(cls) -> dict[str, str]:
-    from feedbackgym.learners.bootstrap import field_docs
-
-    docs = {}
-    for klass in reversed(cls.__mro__[:-1]):  # a subclass's docs win
-        try:
-            docs.update(field_docs(klass))
-        except (TypeError, OSError, AttributeError, IndexError):
-            pass
-    return docs
-
-
-def _add_fields(p: argparse.ArgumentParser, cls, defaults_none: bool = False, skip=()) -> None:
-    docs = _docs(cls)
-    for f in fields(cls):
-        if f.name in skip:
-            continue
-        flag = f"--{f.name.replace('_', '-')}"
-        if isinstance(f.default, bool):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None if defaults_none else f.default, help=docs.get(f.name, ""))
-        else:
-            p.add_argument(flag, type=type(f.default), default=None if defaults_none else f.default,
-                           help=f"{docs.get(f.name, '')} (default: {f.default})")  # fmt: skip
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -343,8 +308,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     for algo in ALGOS:
         cls = learner_class(algo)
         a = algos.add_parser(algo, help=getattr(cls, "help", None) or (importlib.import_module(cls.__module__).__doc__ or "").split("\n")[0])
-        _add_fields(a, TrainArgs, defaults_none=True, skip=getattr(cls, "unused_train_args", ()))
-        _add_fields(a, cls.Args, defaults_none=True)
+        add_fields(a, TrainArgs, defaults_none=True, skip=getattr(cls, "unused_train_args", ()))
+        add_fields(a, cls.Args, defaults_none=True)
         a.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
         a.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
@@ -353,17 +318,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def cmd_train(ns: argparse.Namespace) -> int:
     cls = learner_class(ns.algo)
-    given = lambda klass: {f.name: getattr(ns, f.name) for f in fields(klass) if getattr(ns, f.name, None) is not None}  # noqa: E731
     if ns.resume:
         saved = Path(ns.out or TrainArgs.out) / "args.json"
         if not saved.exists():
             raise ValueError(f"--resume: {saved} does not exist")
-        iterations = given(TrainArgs).get("iterations", json.loads(saved.read_text())["train"]["iterations"])
+        iterations = given(ns, TrainArgs).get("iterations", json.loads(saved.read_text())["train"]["iterations"])
         args = TrainArgs(out=ns.out or TrainArgs.out, iterations=iterations)
         lines = run(ns.algo, args, resume=True, quiet=ns.quiet)
     else:
-        args = TrainArgs(**given(TrainArgs))
-        lines = run(ns.algo, args, cls.Args(**given(cls.Args)), quiet=ns.quiet)
+        args = TrainArgs(**given(ns, TrainArgs))
+        lines = run(ns.algo, args, cls.Args(**given(ns, cls.Args)), quiet=ns.quiet)
     ev = [m for m in read_metrics(Path(args.out) / "metrics.jsonl") if "eval_return" in m]
     if ev:
         print(f"{ns.algo}: evaluation return {ev[0]['eval_return']:.2f} -> {ev[-1]['eval_return']:.2f} "
