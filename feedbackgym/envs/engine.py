@@ -301,18 +301,25 @@ def act(agent: Any, views: Sequence[View]) -> list:
     return agent.generate(views) if hasattr(agent, "generate") else agent.act_batch(views)
 
 
+def step(episode: Episode, agents: Mapping[str, Any] | None = None) -> StepResult | None:
+    """One move of the driver: ask whoever's turn it is once and submit what it says (None if the
+    episode is over). ``agents`` (role -> agent) default to the episode's own."""
+    role = episode._current
+    if role is None:
+        return None
+    agent = (episode.agents if agents is None else agents).get(role)
+    if agent is None:
+        raise RuntimeError(f"no agent plays {role!r} and it is not the caller's role")
+    return episode.submit(role, agent.act(episode.view(role)), getattr(agent, "source", None))
+
+
 def play(episode: Episode, stop: str | Collection[str] | None = None, agents: Mapping[str, Any] | None = None) -> None:
-    """The driver: ask whoever's turn it is and submit what it says, until a role in ``stop`` is
-    due or the episode ends. ``agents`` (role -> agent) default to the episode's own. Every face,
-    the CLI, the TUI, `rollout` and the learners move episodes with this (or `play_batch`)."""
+    """The driver: `step` until a role in ``stop`` is due or the episode ends. Every face, the
+    CLI, the TUI, `rollout` and the learners move episodes with this, `step` or `play_batch`."""
     stop = {stop} if isinstance(stop, str) else set(stop or ())
     agents = episode.agents if agents is None else agents
     while episode._current is not None and episode._current not in stop:
-        current = episode._current
-        agent = agents.get(current)
-        if agent is None:
-            raise RuntimeError(f"no agent plays {current!r} and it is not the caller's role")
-        episode.submit(current, agent.act(episode.view(current)), getattr(agent, "source", None))
+        step(episode, agents)
 
 
 def play_batch(

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from feedbackgym.agents import agents_for, check_spec, scripted_names
 from feedbackgym.core import StepResult
@@ -80,25 +79,6 @@ class Play:
     rewards: dict[int, dict[str, float]] = field(default_factory=dict)
 
 
-class _Moved(Exception):
-    """The one move is made and its role is due again: the driver is stopped before asking."""
-
-
-class _OneMove:
-    """The agent of the role due, for one move: `play` asks it once and, should the same role be
-    due again at once, is stopped by `_Moved` before it asks again."""
-
-    def __init__(self, agent: Any):
-        self.agent, self.asked = agent, False
-        self.source = getattr(agent, "source", None)
-
-    def act(self, view):
-        if self.asked:
-            raise _Moved
-        self.asked = True
-        return self.agent.act(view)
-
-
 def _taken(episode: Episode) -> dict[str, float]:
     """The rewards handed out since they were last taken: what the last move earned, per role."""
     return {role: v for role in episode.pending if (v := episode.take_reward(role))}
@@ -134,12 +114,7 @@ class LiveSession:
         while a person's seat waits; raises `SeatClosed` if the play is left meanwhile). A
         person's move is journaled at once."""
         ep = play.episode
-        role, n = ep.current_role(), len(ep.log)
-        try:
-            engine.play(ep, set(ep.scenario.roles) - {role}, {role: _OneMove(ep.agents[role])})
-        except _Moved:
-            pass
-        said = ep.log[n]
+        said = engine.step(ep).message
         play.rewards[said.turn] = rewards = _taken(ep)
         if self.writer is not None and source_of(said) == "human":
             self.writer.journal(ep)
