@@ -193,12 +193,16 @@ class FaceSlot(Slot):
     """The learner's seat of a face: the face plays the other seats inside its step, and reports
     the reward and the two end flags."""
 
-    def __init__(self, learner: str, agent: LearnerAgent):
-        self.learner, self.agents = learner, {learner: agent}
+    def __init__(self, env, learner: str, agent: LearnerAgent):
+        self.env, self.learner, self.agents = env, learner, {learner: agent}
         self.reward, self.terminated, self.truncated = 0.0, False, False
 
+    @property
+    def episode(self) -> Episode:
+        return self.env.unwrapped.episode
+
     def open(self, seed: int) -> None:
-        self.reset(seed)  # the other seats act until the learner is due (or the episode ends)
+        self.env.reset(seed=seed)  # the other seats act until the learner is due (or the episode ends)
         self.reward, self.moved = 0.0, False
         self.terminated, self.truncated = self.episode.terminated, self.episode.truncated
 
@@ -218,15 +222,7 @@ class FaceSlot(Slot):
 
 class GymnasiumSlot(FaceSlot):
     def __init__(self, scenario: Scenario, learner: str, agent: LearnerAgent):
-        super().__init__(learner, agent)
-        self.env = FeedbackEnv(scenario)
-
-    @property
-    def episode(self) -> Episode:
-        return self.env.unwrapped.episode
-
-    def reset(self, seed: int) -> None:
-        self.env.reset(seed=seed)
+        super().__init__(FeedbackEnv(scenario), learner, agent)
 
     def step(self, text) -> tuple[float, bool, bool]:
         _, reward, terminated, truncated, _ = self.env.step(text)
@@ -235,16 +231,8 @@ class GymnasiumSlot(FaceSlot):
 
 class PettingZooSlot(FaceSlot):
     def __init__(self, scenario: Scenario, learner: str, agent: LearnerAgent):
-        super().__init__(learner, agent)
-        self.env = pettingzoo.env(scenario=scenario, external=[learner])
+        super().__init__(pettingzoo.env(scenario=scenario, external=[learner]), learner, agent)
         self.name = pettingzoo.agent_name(learner)
-
-    @property
-    def episode(self) -> Episode:
-        return self.env.unwrapped.episode
-
-    def reset(self, seed: int) -> None:
-        self.env.reset(seed=seed)
 
     def step(self, text) -> tuple[float, bool, bool]:
         env, name = self.env, self.name

@@ -36,6 +36,8 @@ RENAMED = {
 
 @dataclass
 class RunArgs:
+    """What every command that trains shares: seeding, threads, episodes in flight and evaluated."""
+
     seed: int = 0
     """seed of the run: its episodes, the initial weights and every later draw"""
     num_envs: int = 16
@@ -48,6 +50,8 @@ class RunArgs:
 
 @dataclass
 class OptimArgs:
+    """The policy's optimiser (every learner)."""
+
     learning_rate: float = 1e-4
     """Adam lr of the policy"""
     batch_size: int = 16
@@ -58,12 +62,16 @@ class OptimArgs:
 
 @dataclass
 class LMOptimArgs(OptimArgs):
+    """The LM learners' optimiser: gradients accumulated over micro-batches."""
+
     grad_accum: int = 2
     """micro-batches per optimizer step, their losses averaged"""
 
 
 @dataclass
 class PPOArgs(OptimArgs):
+    """PPO's fields (token PPO, SB3's PPO), CleanRL's names."""
+
     gamma: float = 0.95
     """discount"""
     gae_lambda: float = 0.95

@@ -14,12 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from feedbackgym.core import View
-from feedbackgym.learners._base import Learner
 from feedbackgym.learners.args import LMOptimArgs
-from feedbackgym.learners.filtered_bc import imitate
+from feedbackgym.learners.filtered_bc import Imitator
 from feedbackgym.rollout import play_scenario, scenario_for
 
 DEMO_SEED = 3_000_000_000
@@ -55,13 +53,12 @@ def demonstrations(policy, scenario: str, seats: dict, demo: str, episodes: int)
     return pairs
 
 
-class BC(Learner):
+class BC(Imitator):
     name = "bc"
     Args = Args
 
     def __init__(self, policy, args: Args, seed: int):
         super().__init__(policy, args, seed)
-        self.opt = torch.optim.Adam(policy.model.parameters(), lr=args.learning_rate)
         self.data: list[tuple[str, list[int]]] = []
 
     def prepare(self, train_args, seats: dict) -> None:
@@ -70,11 +67,5 @@ class BC(Learner):
             raise ValueError(f"{self.args.demo} never spoke in the learner's seat of {train_args.scenario}")
 
     def update(self, trajectories: list, iteration: int) -> dict:
-        losses = imitate(self, self.data)
+        losses = self.imitate(self.data)
         return {"bc_loss": float(np.mean(losses)), "demos": len(self.data)}
-
-    def extra_state(self) -> dict:
-        return {"opt": self.opt.state_dict()}
-
-    def load_extra_state(self, state: dict) -> None:
-        self.opt.load_state_dict(state["opt"])

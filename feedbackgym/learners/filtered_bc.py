@@ -44,25 +44,37 @@ def nll(policy, prompts: list[str], token_ids: list[list[int]]) -> torch.Tensor:
     return -logp.sum() / mask.sum().clamp(min=1)
 
 
-def imitate(learner, data: list[tuple[str, list[int]]]) -> list[float]:
-    """``learner.args.actor_steps`` clipped cross-entropy steps on (prompt, tokens) pairs drawn
-    uniformly with the learner's generator; the loss of each step."""
-    a, losses = learner.args, []
-    for _ in range(a.actor_steps):
-        micro = [[data[i] for i in learner.rng.integers(0, len(data), a.batch_size)] for _ in range(a.grad_accum)]
-        losses.append(accumulate(micro, lambda mb: nll(learner.policy, [p for p, _ in mb], [t for _, t in mb])))
-        clipped_step(learner.opt, learner.policy.model.parameters(), a.max_grad_norm)
-    learner.policy.forget()
-    return losses
+class Imitator(Learner):
+    """What both behaviour-cloning learners share: an Adam optimiser on the policy and `imitate`."""
+
+    def __init__(self, policy, args: LMOptimArgs, seed: int):
+        super().__init__(policy, args, seed)
+        self.opt = torch.optim.Adam(policy.model.parameters(), lr=args.learning_rate)
+
+    def imitate(self, data: list[tuple[str, list[int]]]) -> list[float]:
+        """``args.actor_steps`` clipped cross-entropy steps on (prompt, tokens) pairs drawn
+        uniformly with the learner's generator; the loss of each step."""
+        a, losses = self.args, []
+        for _ in range(a.actor_steps):
+            micro = [[data[i] for i in self.rng.integers(0, len(data), a.batch_size)] for _ in range(a.grad_accum)]
+            losses.append(accumulate(micro, lambda mb: nll(self.policy, [p for p, _ in mb], [t for _, t in mb])))
+            clipped_step(self.opt, self.policy.model.parameters(), a.max_grad_norm)
+        self.policy.forget()
+        return losses
+
+    def extra_state(self) -> dict:
+        return {"opt": self.opt.state_dict()}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.opt.load_state_dict(state["opt"])
 
 
-class FilteredBC(Learner):
+class FilteredBC(Imitator):
     name = "filtered_bc"
     Args = Args
 
     def __init__(self, policy, args: Args, seed: int):
         super().__init__(policy, args, seed)
-        self.opt = torch.optim.Adam(policy.model.parameters(), lr=args.learning_rate)
         self.pool: list[tuple[float, list[tuple[str, list[int]]]]] = []  # (return, [(prompt, tokens)])
 
     def update(self, trajectories: list, iteration: int) -> dict:
@@ -71,13 +83,13 @@ class FilteredBC(Learner):
             self.pool.append((t.total_reward, [(s.prompt, list(s.token_ids)) for s in t.steps if s.token_ids]))
         keep = select_top([r for r, _ in self.pool], a.fraction)
         data = [u for i in keep for u in self.pool[i][1]]
-        losses = imitate(self, data) if data else []
+        losses = self.imitate(data) if data else []
         kept = [self.pool[i][0] for i in keep]
         return {"bc_loss": float(np.mean(losses)) if losses else float("nan"), "kept": len(keep), "kept_min_return": float(min(kept)) if kept else float("nan")}
 
     def extra_state(self) -> dict:
-        return {"opt": self.opt.state_dict(), "pool": list(self.pool)}
+        return {**super().extra_state(), "pool": list(self.pool)}
 
     def load_extra_state(self, state: dict) -> None:
-        self.opt.load_state_dict(state["opt"])
+        super().load_extra_state(state)
         self.pool = list(state["pool"])
