@@ -27,8 +27,8 @@ def scripted(scenario):
 @pytest.fixture
 def play():
     """Play a whole scripted episode of a scenario with role overrides (learner seats filled)."""
-    from feedbackgym.rollout import play_scenario as _play
     from feedbackgym.envs.scenario import load_scenario
+    from feedbackgym.rollout import play_scenario as _play
 
     def run(name, seed=0, **roles):
         sc = load_scenario(name)

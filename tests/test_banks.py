@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from feedbackgym.core import FEEDBACK_KINDS
 from feedbackgym.envs.tasks.base import Parsed
 from feedbackgym.feedback import parse
 from feedbackgym.feedback.banks import bank, cases, render, templates
-from feedbackgym.core import FEEDBACK_KINDS
 
 FAMILIES = ("judged_qa", "guess_number", "twenty_questions")
 

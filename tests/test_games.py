@@ -12,7 +12,7 @@ def fed(scenario, moves, seed=0, **roles):
     env = multi.env(scenario=scenario, **roles)
     env.reset(seed=seed)
     moves = list(moves)
-    for agent in env.agent_iter():
+    for _agent in env.agent_iter():
         _, _, term, trunc, _ = env.last()
         if term or trunc:
             env.step(None)
@@ -91,8 +91,9 @@ def test_negotiation_rewards_by_hand():
 
 
 def test_negotiation_moderator_reads_moves():
-    from feedbackgym.envs.tasks import TASKS
     import numpy as np
+
+    from feedbackgym.envs.tasks import TASKS
 
     t = TASKS["negotiation"]
     inst = t.sample(np.random.default_rng(0), t.Params())
@@ -169,8 +170,8 @@ def test_cgi_scripted_actors_use_the_grades():
 
 
 def test_cgi_candidate_lists_cost_no_step_penalty():
-    from feedbackgym.rollout import play_scenario as play
     from feedbackgym.envs.scenario import load_scenario
+    from feedbackgym.rollout import play_scenario as play
 
     ep = play(load_scenario("cgi_twenty_questions").with_roles(actor="scripted:sycophant"), 0)
     moves = [m for m in ep.log if m.role == "actor" and m.kind in ("question", "guess", "invalid")]

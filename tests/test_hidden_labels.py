@@ -9,7 +9,10 @@ from feedbackgym import list_scenarios
 from feedbackgym.envs.engine import Episode
 
 # Words that only hidden labels carry; they never occur in bank or task text.
-LEAK_MARKERS = ("truthful", "intervened", "malicious", "hypercritical", "parametric", "grounded", "evidence_ids", "is_correct", "answer_norm", "suggested_answer", "'intent'", "label_flipped")
+LEAK_MARKERS = (
+    "truthful", "intervened", "malicious", "hypercritical", "parametric", "grounded", "evidence_ids", "is_correct",
+    "answer_norm", "suggested_answer", "'intent'", "label_flipped",
+)
 
 
 @pytest.mark.parametrize("scenario", list_scenarios())

@@ -166,7 +166,7 @@ def test_friction_hints_mask_the_gold_answer_and_list_tried_options(play):
 
 
 def test_annotator_pool_labels_and_flip_rate(play):
-    flips, ids, truthful_when_unflipped = [], set(), []
+    flips, ids = [], set()
     for seed in range(150):
         ep = play("judged_qa_annotators", seed, actor="scripted:random")
         for m in ep.log:
@@ -194,7 +194,8 @@ def test_eval_heatmap(tmp_path):
     from feedbackgym.cli import main
 
     out = tmp_path / "r.json"
-    assert main(["eval", "judged_qa", "--actors", "scripted:persuadable", "--judges", ",".join(JUDGES[:3]), "--episodes", "20", "--json", str(out), "--quiet"]) == 0
+    args = ["eval", "judged_qa", "--actors", "scripted:persuadable", "--judges", ",".join(JUDGES[:3]), "--episodes", "20"]
+    assert main([*args, "--json", str(out), "--quiet"]) == 0
     png = out.with_suffix(".png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     import json
@@ -223,8 +224,8 @@ def test_grounded_judge_can_retrieve_with_minilm(play):
 
 
 def test_friction_user_does_not_call_a_right_answer_wrong(tmp_path):
-    from feedbackgym.rollout import play_scenario as _play
     from feedbackgym.envs.scenario import validate
+    from feedbackgym.rollout import play_scenario as _play
 
     data = load_scenario("feedback_friction").model_dump()
     data["protocol"].update(end_on_correct=False, rounds=1, final=["actor"])

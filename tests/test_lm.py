@@ -10,9 +10,9 @@ torch = pytest.importorskip("torch")
 import feedbackgym  # noqa: E402
 from feedbackgym.agents import check_spec, make_agent  # noqa: E402
 from feedbackgym.agents.lm import LMAgent, LMOptions, chat_messages, plain_prompt  # noqa: E402
-from feedbackgym.rollout import play_scenario as play  # noqa: E402
 from feedbackgym.envs.scenario import load_scenario  # noqa: E402
 from feedbackgym.learners.bootstrap import build_model, train_tokenizer  # noqa: E402
+from feedbackgym.rollout import play_scenario as play  # noqa: E402
 
 TEXTS = [
     "Task: Answer a question about a fictional world. In which city does the Brae Guild have its seat?",

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
+from feedbackgym.core import Feedback
 from feedbackgym.envs.engine import Message
 from feedbackgym.feedback.metrics import aggregate, delta_feedback, log_metrics, sr_at, turn_metrics
-from feedbackgym.core import Feedback
 
 
 def answer(turn, value, correct, changed, kind="answer"):

@@ -64,7 +64,9 @@ def _drive(env, seed):
     return raw.episode
 
 
-@pytest.mark.parametrize("scenario", ["judged_qa", "judged_qa_critic", "twenty_questions_critic", "guess_number_critic", "askagain_progressive", "mint_textual"])
+@pytest.mark.parametrize(
+    "scenario", ["judged_qa", "judged_qa_critic", "twenty_questions_critic", "guess_number_critic", "askagain_progressive", "mint_textual"]
+)
 def test_same_transcript_through_both_faces(scenario):
     """One engine: the Gymnasium face with the actor as learner (fed the scripted actor's moves)
     and the PettingZoo face with every role driven from outside by the scripted agents."""

@@ -1,6 +1,5 @@
 """Scenario files: every shipped one loads; a bad one is refused naming field, value and expectation."""
 
-import textwrap
 
 import pytest
 import yaml
@@ -113,7 +112,8 @@ def test_with_roles_none_removes_role_from_schedule_and_rewards():
 
 def test_agent_params_are_checked_on_load(tmp_path):
     data = with_change(("roles", "judge"), {"agent": "scripted:malicious", "params": {"retreiver": "bm25"}})
-    with pytest.raises(ScenarioError, match=r"roles.judge.params.retreiver: got 'bm25', expected a parameter of scripted:malicious: one of \['paraphrase', 'retriever'\]"):
+    expected = r"roles.judge.params.retreiver: got 'bm25', expected a parameter of scripted:malicious: one of \['paraphrase', 'retriever'\]"
+    with pytest.raises(ScenarioError, match=expected):
         load_scenario(write(tmp_path, data))
 
 
@@ -131,9 +131,9 @@ def test_every_seat_must_be_scheduled():
 
 def test_scenario_paraphrase_choice_reaches_every_feedback_giver():
     """feedback.paraphrase: first makes every critic use each case's first template."""
-    from feedbackgym.rollout import play_scenario as play
     from feedbackgym.envs.scenario import validate
     from feedbackgym.feedback import banks
+    from feedbackgym.rollout import play_scenario as play
 
     data = load_scenario("judged_qa_critic").model_dump()
     data["feedback"]["paraphrase"] = "first"

@@ -11,8 +11,8 @@ from stable_baselines3 import PPO  # noqa: E402
 from stable_baselines3.common.env_checker import check_env  # noqa: E402
 
 import feedbackgym  # noqa: E402
-from feedbackgym.envs.wrappers import CandidateActions, EmbedObservation  # noqa: E402
 from feedbackgym.encoders import EmbeddingCache, HashingEmbedder  # noqa: E402
+from feedbackgym.envs.wrappers import CandidateActions, EmbedObservation  # noqa: E402
 
 IDS = ["feedbackgym/TwentyQuestions-v0", "feedbackgym/JudgedQA-v0", "feedbackgym/GuessNumber-v0"]
 
