@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow bench clean
+.PHONY: demo test lint test-slow bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,12 @@ demo: $(STAMP)
 	  --actors scripted:expert,scripted:sycophant,scripted:stubborn,scripted:evidence_weigher,scripted:random \
 	  --judges scripted:constructive,scripted:malicious --episodes 200 --seed 0
 
-test: $(STAMP)
+# the layers contract (pyproject.toml [tool.importlinter]) and ruff, then the default suite
+lint: $(STAMP)
+	$(BIN)/lint-imports
+	$(BIN)/ruff check feedbackgym tests benchmarks examples
+
+test: lint
 	$(BIN)/python -m pytest -q -n 2
 
 test-slow: $(STAMP)
@@ -31,4 +36,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/env_speed.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis .ruff_cache .import_linter_cache
