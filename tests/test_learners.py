@@ -225,3 +225,27 @@ def test_filtered_bc_keeps_only_the_top_fraction_of_all_trajectories_so_far():
     # the pool is every trajectory so far: 8 of them, top 25% = 2: "good" and the new "best"
     out = learner.update([traj("best", 0), traj("x", -7), traj("y", -7), traj("z", -6)], 1)
     assert out["kept"] == 2 and set(trained) == {"good", "best"}
+
+
+def test_ppo_hands_gae_each_episode_s_token_rewards_discounts_and_end_value(monkeypatch):
+    """The update's plumbing into `gae`: the env's reward on an utterance's last token, gamma and
+    gae_lambda by name, 0 after a terminated episode and V(s') after a truncated one."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from feedbackgym.learners import ppo
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=12, n_positions=32, n_embd=8, n_layer=1, n_head=2)).eval()
+    policy = SimpleNamespace(model=model, pad_id=0, encode=lambda p: [int(c) for c in p], forget=lambda: None)
+    learner = ppo.PPO(policy, ppo.Args(gamma=0.9, gae_lambda=0.5, kl_coef=0.0, update_epochs=1, batch_size=4, grad_accum=1), seed=0)
+    calls = []
+    real_gae = ppo.gae
+    monkeypatch.setattr(ppo, "gae", lambda *a: calls.append(a) or real_gae(*a))
+    ended = [Step("12", "x", [3, 4], [0.0, 0.0], -1.0, "345"), Step("345", "y", [5], [0.0], 0.0, "3456", terminated=True)]
+    cut = [Step("12", "z", [6, 7], [0.0, 0.0], -1.0, "1267", truncated=True)]
+    v_next = float(learner._state_value(["1267"])[0])
+    learner.update([SimpleNamespace(steps=ended), SimpleNamespace(steps=cut)], 0)
+    (r1, _, last1, end1, g1, l1), (r2, _, last2, end2, g2, l2) = calls
+    assert r1 == [0.0, -1.0, 0.0] and last1 == [False, True, True] and end1 == 0.0  # terminated: no bootstrap
+    assert r2 == [0.0, -1.0] and last2 == [False, True] and end2 == pytest.approx(v_next) and end2 != 0.0  # truncated: V(s')
+    assert (g1, l1) == (g2, l2) == (0.9, 0.5)
