@@ -8,6 +8,15 @@ offer; "no deal", "walk away" end the game without one. A deal counts only at a 
 [``low``, ``high``] (the paper's $10-$20 for a balloon that cost the seller $8). The buyer's
 budget is hidden from the seller. With the ``task`` reward the seller earns the deal prices,
 the buyer minus them, and the critic the rise of the seller's deal price after its first advice.
+
+The game's own scripted players live at the end of this module:
+
+| role | name | plays |
+|---|---|---|
+| seller | conceding | opens at the asking price, concedes a step a turn to a floor; advice makes it firmer |
+| buyer | conceding | opens low, raises a step a turn up to its hidden budget, walks away rather than overpay |
+| critic | coach | one piece of advice on selling higher between games |
+| critic | constant | the control: the same encouragement, no advice |
 """
 
 from __future__ import annotations

@@ -8,6 +8,14 @@ step's arithmetic is wrong (later steps may carry its wrong result forward). The
 names a step ("Step 2 is wrong") or none ("All steps are correct"). Zero-sum, with the `task`
 reward: critic +1 and generator -1 when the critic's verdict is right (the tampered step, or "no
 error" for an honest or invalid solution), -1 / +1 otherwise.
+
+The game's own scripted players live at the end of this module:
+
+| role | name | plays |
+|---|---|---|
+| generator | sneaky | plants an error of a random kind in a random step |
+| generator | honest | writes the correct solution |
+| critic | checker | re-checks each step with probability ``diligence``; a blatant error (the result off by half or more) it sees at a glance |
 """
 
 from __future__ import annotations
