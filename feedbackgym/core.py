@@ -45,15 +45,22 @@ class FrozenDict(dict):
 EMPTY: FrozenDict = FrozenDict()
 
 
+#: value types that are immutable as they are (freeze passes them through without a call)
+_ATOMS = frozenset({str, int, float, bool, type(None), FrozenDict})
+
+
 def freeze(obj: Any) -> Any:
-    """A deep read-only copy: mappings -> `FrozenDict`, lists and tuples -> tuples."""
+    """A deep read-only copy: mappings -> `FrozenDict`, lists and tuples -> tuples. (On the hot
+    path: every message's labels pass through it, so atoms are passed without a call.)"""
     t = type(obj)
-    if t is FrozenDict or t is str or t is bool or t is int or t is float or obj is None:
+    if t in _ATOMS:
         return obj
-    if isinstance(obj, Mapping):
-        return FrozenDict({k: freeze(v) for k, v in obj.items()})
-    if isinstance(obj, (list, tuple)):
-        return tuple(freeze(v) for v in obj)
+    if t is dict or isinstance(obj, Mapping):
+        if _ATOMS.issuperset(map(type, obj.values())):  # the usual labels: a flat copy, in C
+            return FrozenDict(obj)
+        return FrozenDict({k: v if type(v) in _ATOMS else freeze(v) for k, v in obj.items()})
+    if t is list or t is tuple:
+        return tuple(v if type(v) in _ATOMS else freeze(v) for v in obj)
     return obj
 
 
