@@ -314,12 +314,15 @@ def step(episode: Episode, agents: Mapping[str, Any] | None = None) -> StepResul
 
 
 def play(episode: Episode, stop: str | Collection[str] | None = None, agents: Mapping[str, Any] | None = None) -> None:
-    """The driver: `step` until a role in ``stop`` is due or the episode ends. Every face, the
+    """The driver: move (as `step` does) until a role in ``stop`` is due or the episode ends. Every face, the
     CLI, the TUI, `rollout` and the learners move episodes with this, `step` or `play_batch`."""
     stop = {stop} if isinstance(stop, str) else set(stop or ())
     agents = episode.agents if agents is None else agents
-    while episode._current is not None and episode._current not in stop:
-        step(episode, agents)
+    while (role := episode._current) is not None and role not in stop:
+        agent = agents.get(role)
+        if agent is None:
+            raise RuntimeError(f"no agent plays {role!r} and it is not the caller's role")
+        episode.submit(role, agent.act(episode.view(role)), getattr(agent, "source", None))  # `step`, inlined: the hot path
 
 
 def play_batch(
