@@ -36,3 +36,19 @@ def play():
         return _play(scripted(sc.with_roles(**roles) if roles else sc), seed)
 
     return run
+
+
+def save_tiny_lm(out, texts):
+    """A 1-layer GPT-2 built from a config, with a byte-level BPE tokenizer trained on ``texts``,
+    saved to ``out`` (seeded: the same weights every time; nothing is downloaded)."""
+    import torch
+
+    from feedbackgym.learners.bootstrap import build_model, train_tokenizer
+
+    tokenizer = train_tokenizer(texts, vocab_size=300)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = build_model(tokenizer, n_layer=1, n_embd=32, n_head=2, n_positions=512)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out

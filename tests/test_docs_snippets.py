@@ -129,23 +129,15 @@ def test_no_python_block_escapes_collection():
 @pytest.fixture(scope="session")
 def snippet_models(tmp_path_factory) -> Path:
     """A 1-layer GPT-2 from a config with a byte-level BPE tokenizer trained here, saved (the
-    recipe of tests/test_train.py's ``tiny_actor``), as ``<tmp>/models/actor``."""
-    torch = pytest.importorskip("torch")
-    from feedbackgym.learners.bootstrap import build_model, train_tokenizer
+    recipe of tests/test_train.py's ``tiny_actor``: conftest.save_tiny_lm), as ``<tmp>/models/actor``."""
+    pytest.importorskip("torch")
+    from conftest import save_tiny_lm
 
     texts = [
         "Task: Guess the object. Ask yes/no questions.\nactor: Is it alive?\nuser: No.\nactor: Is it a chair?\n",
         "Task: Answer a question about a fictional world.\nactor: The answer is Voudom.\njudge: I disagree.\n",
     ] * 20
-    base = tmp_path_factory.mktemp("snippet_models")
-    out = base / MODEL
-    tokenizer = train_tokenizer(texts, vocab_size=300)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = build_model(tokenizer, n_layer=1, n_embd=32, n_head=2, n_positions=512)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
+    return save_tiny_lm(tmp_path_factory.mktemp("snippet_models") / MODEL, texts)
 
 
 @pytest.mark.parametrize(("snippet", "budget"), params())

@@ -15,22 +15,16 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from conftest import save_tiny_lm  # noqa: E402
+
 from feedbackgym.learners import train  # noqa: E402
-from feedbackgym.learners.bootstrap import build_model, train_tokenizer  # noqa: E402
 
 TEXTS = ["Task: Guess the number between 1 and 100.\nactor: 50\nuser: Too low.\nactor: 75\nuser: Too high.\nactor:"] * 20
 
 
 @pytest.fixture(scope="module")
 def tiny_actor(tmp_path_factory):
-    out = tmp_path_factory.mktemp("tiny_actor")
-    tokenizer = train_tokenizer(TEXTS, vocab_size=300)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = build_model(tokenizer, n_layer=1, n_embd=32, n_head=2, n_positions=512)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return f"lm:{out}"
+    return f"lm:{save_tiny_lm(tmp_path_factory.mktemp('tiny_actor'), TEXTS)}"
 
 
 SMALL = dict(scenario="guess_number", rollout_size=4, num_envs=4, max_new_tokens=6, eval_every=2, eval_episodes=4)
