@@ -46,21 +46,21 @@ EMPTY: FrozenDict = FrozenDict()
 
 
 #: value types that are immutable as they are (freeze passes them through without a call)
-_ATOMS = frozenset({str, int, float, bool, type(None), FrozenDict})
+ATOMS = frozenset({str, int, float, bool, type(None), FrozenDict})
 
 
 def freeze(obj: Any) -> Any:
     """A deep read-only copy: mappings -> `FrozenDict`, lists and tuples -> tuples. (On the hot
     path: every message's labels pass through it, so atoms are passed without a call.)"""
     t = type(obj)
-    if t in _ATOMS:
+    if t in ATOMS:
         return obj
     if t is dict or isinstance(obj, Mapping):
-        if _ATOMS.issuperset(map(type, obj.values())):  # the usual labels: a flat copy, in C
+        if ATOMS.issuperset(map(type, obj.values())):  # the usual labels: a flat copy, in C
             return FrozenDict(obj)
-        return FrozenDict({k: v if type(v) in _ATOMS else freeze(v) for k, v in obj.items()})
+        return FrozenDict({k: v if type(v) in ATOMS else freeze(v) for k, v in obj.items()})
     if t is list or t is tuple:
-        return tuple(v if type(v) in _ATOMS else freeze(v) for v in obj)
+        return tuple(v if type(v) in ATOMS else freeze(v) for v in obj)
     return obj
 
 

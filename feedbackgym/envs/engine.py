@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from feedbackgym.core import (
+    ATOMS,
     EMPTY,
     REWARDS,
     TASKS,
@@ -244,7 +245,9 @@ class Episode:
             self._last_parsed = parsed
         if source:
             labels["source"] = source
-        return Message(turn, role, text, parsed.kind if parsed.valid else "invalid", None, freeze(labels))
+        # frozen inline when flat (the usual case): this is the hot path
+        frozen = FrozenDict(labels) if ATOMS.issuperset(map(type, labels.values())) else freeze(labels)
+        return Message(turn, role, text, parsed.kind if parsed.valid else "invalid", None, frozen)
 
     def _feedback_move(
         self, turn: int, role: str, text: str, fb: Feedback | None, source: str | None, leaves: bool = False
@@ -267,7 +270,7 @@ class Episode:
                 labels.setdefault("suggested_answer", plain(reading.suggestion))
                 labels.setdefault("truthful", self.instance.is_truthful(reading, self._last_parsed))
         if labels is not fb.labels or text is not fb.text or type(labels) is not FrozenDict:
-            fb = Feedback(fb.kind, text, fb.score, freeze(labels))
+            fb = Feedback(fb.kind, text, fb.score, (FrozenDict(labels) if ATOMS.issuperset(map(type, labels.values())) else freeze(labels)))
         return Message(turn, role, text, "feedback", fb, _LEAVES if leaves else _TO_ACTOR)
 
     # ------------------------------------------------------------------ public state
