@@ -28,8 +28,14 @@ beside it. Verdict: "SLOWER" when the ratio of mins and the ratio of medians bot
 1 + max(--tol, noise), where noise is the larger of the two trees' (median - min) / min;
 "faster" the other way round; "same" within --tol; otherwise "slower? (noise)" or "faster? (noise)":
 a difference no larger than the rounds' own scatter, to be re-measured on a quieter machine or
-with more rounds. The last line says whether any id's step or reset
-is slower (exit status 1 with --fail-on-slower).
+with more rounds; with fewer than 3 rounds there is no spread and no verdict says SLOWER.
+
+Then (``--opcodes STEPS``, default 2000; 0 skips) one traced run per tree and case counts the
+Python opcodes a step and a reset execute: the same `time_steps` with its clock swapped for an
+opcode counter. Deterministic, so one run is enough, and blind to work done in C inside a call;
+where the timings are lost in the noise it still says whether a tree does more work. The last
+lines say whether any id's step or reset is slower (exit status 1 with --fail-on-slower) and which
+metrics execute more than +--tol opcodes.
 """
 
 from __future__ import annotations
@@ -55,12 +61,16 @@ DEFAULT_REF = "e13c66f"
 MIN_RESETS = 20
 VARIANTS = {"short": (False, False), "long": (True, False), "short/gym.make": (False, True)}
 THREAD_ENV = {
-    "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-    "NUMEXPR_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "NUMEXPR_NUM_THREADS": "1",
+    "TOKENIZERS_PARALLELISM": "false",
 }
 
 
 # ---------------------------------------------------------------- worker (runs inside one tree)
+
 
 def _load_env_speed(tree: Path):
     """The tree's own benchmarks/env_speed.py (this checkout's if the tree has none), imported
@@ -108,6 +118,7 @@ def _worker(tree: Path, request: dict) -> dict:
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
     if clock == "opcodes":
+
         def count(frame, event, arg):
             if event == "opcode":
                 box[0] += 1
@@ -142,6 +153,7 @@ def _set_clock(es, clock) -> None:
 
 
 # ---------------------------------------------------------------- driver
+
 
 def _git(*args: str, cwd: Path = CHECKOUT) -> str:
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
@@ -208,28 +220,36 @@ def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "--worker":
         print(json.dumps(_worker(Path(sys.argv[2]), json.loads(sys.argv[3]))))
         return
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("ref", nargs="?", default=DEFAULT_REF, help=f"the before tree's git ref (default {DEFAULT_REF})")
     ap.add_argument("--before", help="the before tree as a path (instead of ref)")
     ap.add_argument("--after", help="the after tree: a ref or a path (default: this checkout as it is)")
     ap.add_argument("--rounds", type=int, default=7, help="measurements per tree and case (default 7)")
     ap.add_argument("--steps", type=int, default=20000, help="steps per measurement (default 20000)")
-    ap.add_argument("--inner", type=int, default=3,
-                    help="runs per subprocess, the best kept, as env_speed.py's --repeats (default 3)")
+    ap.add_argument("--inner", type=int, default=3, help="runs per subprocess, the best kept, as env_speed.py's --repeats (default 3)")
     ap.add_argument("--warmup", type=int, default=500, help="untimed steps first in each subprocess (default 500)")
     ap.add_argument("--ids", help="comma-separated ids (default: every id both trees register)")
-    ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
-                    help="cpu: process CPU time (default; robust to other processes on the cores); "
-                         "wall: env_speed.py's own perf_counter")
-    ap.add_argument("--opcodes", type=int, default=2000, metavar="STEPS",
-                    help="also count the Python opcodes a step and a reset execute (one traced run per tree "
-                         "and case of STEPS steps, deterministic; default 2000, 0 to skip)")
+    ap.add_argument(
+        "--clock",
+        choices=("cpu", "wall"),
+        default="cpu",
+        help="cpu: process CPU time (default; robust to other processes on the cores); wall: env_speed.py's own perf_counter",
+    )
+    ap.add_argument(
+        "--opcodes",
+        type=int,
+        default=2000,
+        metavar="STEPS",
+        help="also count the Python opcodes a step and a reset execute (one traced run per tree "
+        "and case of STEPS steps, deterministic; default 2000, 0 to skip)",
+    )
     ap.add_argument("--tol", type=float, default=0.05, help="smallest relative change called a change (default 0.05)")
     ap.add_argument("--timeout", type=float, default=600, help="seconds per measurement before giving up")
     ap.add_argument("--json", help="write every raw measurement and the table here")
     ap.add_argument("--fail-on-slower", action="store_true", help="exit status 1 if any metric is SLOWER")
     args = ap.parse_args()
+    if args.rounds < 3:
+        print("# note: with fewer than 3 rounds the spread is not measured: no verdict says SLOWER or faster", file=sys.stderr)
 
     trees = {"before": _tree(args.before) if args.before else _tree(args.ref), "after": _tree(args.after)}
     info = {k: _run(t, {"op": "list"}, args.timeout) for k, t in trees.items()}
@@ -245,16 +265,21 @@ def main() -> None:
             cases.append((env_id, variant))
 
     started = datetime.datetime.now(datetime.timezone.utc)
-    print(f"# {started:%Y-%m-%d %H:%M} UTC, python {platform.python_version()} ({sys.executable}), "
-          f"{platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f} at start")
+    print(
+        f"# {started:%Y-%m-%d %H:%M} UTC, python {platform.python_version()} ({sys.executable}), "
+        f"{platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f} at start"
+    )
     for k, t in trees.items():
         print(f"# {k:6}: {_describe(t)}; feedbackgym from {info[k]['feedbackgym']}")
     for k, extra in only.items():
         if extra:
             print(f"# only in {k}: {', '.join(extra)} (not compared)")
-    print(f"# {len(cases)} cases x {args.rounds} rounds x 2 trees, {args.steps} steps each (best of {args.inner} in each "
-          f"subprocess), interleaved, "
-          f"clock: {'process CPU time' if args.clock == 'cpu' else 'wall (perf_counter)'}", flush=True)
+    print(
+        f"# {len(cases)} cases x {args.rounds} rounds x 2 trees, {args.steps} steps each (best of {args.inner} in each "
+        f"subprocess), interleaved, "
+        f"clock: {'process CPU time' if args.clock == 'cpu' else 'wall (perf_counter)'}",
+        flush=True,
+    )
 
     raw = {(c, k): [] for c in cases for k in trees}
     loads = []
@@ -263,21 +288,26 @@ def main() -> None:
         for case in cases:
             order = ("before", "after") if (r + cases.index(case)) % 2 == 0 else ("after", "before")
             for k in order:
-                req = {"op": "time", "id": case[0], "variant": case[1], "steps": args.steps, "seed": r,
-                       "warmup": args.warmup, "clock": args.clock,
-                       "inner": args.inner}
+                req = {
+                    "op": "time",
+                    "id": case[0],
+                    "variant": case[1],
+                    "steps": args.steps,
+                    "seed": r,
+                    "warmup": args.warmup,
+                    "clock": args.clock,
+                    "inner": args.inner,
+                }
                 raw[(case, k)].append(_run(trees[k], req, args.timeout))
         loads.append(os.getloadavg()[0])
-        print(f"# round {r + 1}/{args.rounds} done, {time.time() - t0:.0f} s, load {loads[-1]:.2f}",
-              file=sys.stderr, flush=True)
+        print(f"# round {r + 1}/{args.rounds} done, {time.time() - t0:.0f} s, load {loads[-1]:.2f}", file=sys.stderr, flush=True)
 
     rows, mismatches = [], []
     for case in cases:
         b, a = raw[(case, "before")], raw[(case, "after")]
         for x, y in zip(b, a):
             if (x["steps"], x["resets"]) != (y["steps"], y["resets"]):
-                mismatches.append(f"{case[0]} {case[1]}: before {x['steps']} steps/{x['resets']} resets, "
-                                  f"after {y['steps']}/{y['resets']}")
+                mismatches.append(f"{case[0]} {case[1]}: before {x['steps']} steps/{x['resets']} resets, after {y['steps']}/{y['resets']}")
                 break
         metrics = [("step", "us_per_step")]
         if min(m["resets"] for m in b + a) >= MIN_RESETS:
@@ -286,7 +316,7 @@ def main() -> None:
             bv, av = [m[key] for m in b], [m[key] for m in a]
             bmin, amin, bmed, amed = min(bv), min(av), statistics.median(bv), statistics.median(av)
             noise = max((bmed - bmin) / bmin, (amed - amin) / amin)
-            thr = max(args.tol, noise)
+            thr = max(args.tol, noise) if args.rounds >= 3 else float("inf")  # no spread, no SLOWER
             ratio, ratio_med = amin / bmin, amed / bmed
             paired = [y / x for x, y in zip(bv, av)]
             if ratio > 1 + thr and ratio_med > 1 + thr:
@@ -297,21 +327,33 @@ def main() -> None:
                 verdict = "same"
             else:  # beyond --tol but not beyond what the rounds themselves scatter by
                 verdict = "slower? (noise)" if ratio > 1 else "faster? (noise)"
-            rows.append({"id": case[0], "episode": case[1], "metric": name, "before_min": bmin, "before_median": bmed,
-                         "after_min": amin, "after_median": amed, "ratio": ratio, "ratio_median": ratio_med,
-                         "paired_lo": min(paired), "paired_hi": max(paired), "noise": noise, "verdict": verdict})
+            rows.append(
+                {
+                    "id": case[0],
+                    "episode": case[1],
+                    "metric": name,
+                    "before_min": bmin,
+                    "before_median": bmed,
+                    "after_min": amin,
+                    "after_median": amed,
+                    "ratio": ratio,
+                    "ratio_median": ratio_med,
+                    "paired_lo": min(paired),
+                    "paired_hi": max(paired),
+                    "noise": noise,
+                    "verdict": verdict,
+                }
+            )
 
     ops = {}
     if args.opcodes:
         for case in cases:
             for k in trees:
-                req = {"op": "time", "id": case[0], "variant": case[1], "steps": args.opcodes, "seed": 0,
-                       "warmup": args.warmup, "clock": "opcodes"}
+                req = {"op": "time", "id": case[0], "variant": case[1], "steps": args.opcodes, "seed": 0, "warmup": args.warmup, "clock": "opcodes"}
                 ops[(case, k)] = _run(trees[k], req, args.timeout)
             x, y = ops[(case, "before")], ops[(case, "after")]
             if (x["steps"], x["resets"]) != (y["steps"], y["resets"]):
-                mismatches.append(f"{case[0]} {case[1]} (opcode run): before {x['steps']} steps/{x['resets']} "
-                                  f"resets, after {y['steps']}/{y['resets']}")
+                mismatches.append(f"{case[0]} {case[1]} (opcode run): before {x['steps']} steps/{x['resets']} resets, after {y['steps']}/{y['resets']}")
         print(f"# opcodes counted, {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
     for row in rows:
         case, key = (row["id"], row["episode"]), "us_per_step" if row["metric"] == "step" else "us_per_reset"
@@ -322,39 +364,54 @@ def main() -> None:
     print(f"# load average during the run: {min(loads):.2f} to {max(loads):.2f}; {time.time() - t0:.0f} s")
     print("# us: min over rounds (median); ratio = after min / before min [range of the per-round paired ratios]")
     if ops:
-        print(f"# opcodes: Python opcodes executed per step / reset, before -> after, one traced run of "
-              f"{args.opcodes} steps (deterministic; C work inside calls not counted)")
-    head = (f"{'id':32} {'episode':15} {'metric':6} {'before us':>17} {'after us':>17} {'ratio':>6} "
-            f"{'paired':>11} {'noise':>6}  {'verdict':15}" + (f" {'opcodes':>15} {'ratio':>6}" if ops else ""))
+        print(
+            f"# opcodes: Python opcodes executed per step / reset, before -> after, one traced run of "
+            f"{args.opcodes} steps (deterministic; C work inside calls not counted)"
+        )
+    head = f"{'id':32} {'episode':15} {'metric':6} {'before us':>17} {'after us':>17} {'ratio':>6} {'paired':>11} {'noise':>6}  {'verdict':15}" + (
+        f" {'opcodes':>15} {'ratio':>6}" if ops else ""
+    )
     print(head)
     print("-" * len(head))
     for row in rows:
-        print(f"{row['id']:32} {row['episode']:15} {row['metric']:6} "
-              f"{_fmt(row['before_min'])} ({_fmt(row['before_median'], 6)}) "
-              f"{_fmt(row['after_min'])} ({_fmt(row['after_median'], 6)}) {row['ratio']:6.2f} "
-              f"{row['paired_lo']:5.2f}-{row['paired_hi']:<5.2f} {100 * row['noise']:5.0f}%  {row['verdict']:15}"
-              + (f" {_ops(row['ops_before'])}->{_ops(row['ops_after'])} {row['ops_ratio']:6.2f}"
-                 if row.get("ops_ratio") is not None else ""))
+        print(
+            f"{row['id']:32} {row['episode']:15} {row['metric']:6} "
+            f"{_fmt(row['before_min'])} ({_fmt(row['before_median'], 6)}) "
+            f"{_fmt(row['after_min'])} ({_fmt(row['after_median'], 6)}) {row['ratio']:6.2f} "
+            f"{row['paired_lo']:5.2f}-{row['paired_hi']:<5.2f} {100 * row['noise']:5.0f}%  {row['verdict']:15}"
+            + (f" {_ops(row['ops_before'])}->{_ops(row['ops_after'])} {row['ops_ratio']:6.2f}" if row.get("ops_ratio") is not None else "")
+        )
     for m in mismatches:
         print(f"# WORK DIFFERS (the trees did not play the same episodes): {m}")
     slower = [r for r in rows if r["verdict"] == "SLOWER"]
     if slower:
-        print(f"# RESULT: {len(slower)} of {len(rows)} metrics SLOWER: "
-              + "; ".join(f"{r['id'].split('/')[-1]} {r['episode']} {r['metric']} x{r['ratio']:.2f}" for r in slower))
+        print(
+            f"# RESULT: {len(slower)} of {len(rows)} metrics SLOWER: "
+            + "; ".join(f"{r['id'].split('/')[-1]} {r['episode']} {r['metric']} x{r['ratio']:.2f}" for r in slower)
+        )
     else:
         print(f"# RESULT: no id's step or reset slower beyond the noise ({len(rows)} metrics)")
     more = [r for r in rows if (r.get("ops_ratio") or 0) > 1 + args.tol]
     if more:
-        print(f"# OPCODES: {len(more)} of {len(rows)} metrics execute more than +{100 * args.tol:.0f}% Python "
-              "opcodes: " + "; ".join(f"{r['id'].split('/')[-1]} {r['episode']} {r['metric']} x{r['ops_ratio']:.2f}"
-                                      for r in more))
+        print(
+            f"# OPCODES: {len(more)} of {len(rows)} metrics execute more than +{100 * args.tol:.0f}% Python "
+            "opcodes: " + "; ".join(f"{r['id'].split('/')[-1]} {r['episode']} {r['metric']} x{r['ops_ratio']:.2f}" for r in more)
+        )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"started": started.isoformat(), "trees": {k: _describe(t) for k, t in trees.items()},
-                       "rows": rows, "mismatches": mismatches, "loads": loads,
-                       "raw": [{"id": c[0], "episode": c[1], "tree": k, "runs": v} for (c, k), v in raw.items()],
-                       "opcodes": [{"id": c[0], "episode": c[1], "tree": k, "run": v} for (c, k), v in ops.items()]},
-                      f, indent=2)
+            json.dump(
+                {
+                    "started": started.isoformat(),
+                    "trees": {k: _describe(t) for k, t in trees.items()},
+                    "rows": rows,
+                    "mismatches": mismatches,
+                    "loads": loads,
+                    "raw": [{"id": c[0], "episode": c[1], "tree": k, "runs": v} for (c, k), v in raw.items()],
+                    "opcodes": [{"id": c[0], "episode": c[1], "tree": k, "run": v} for (c, k), v in ops.items()],
+                },
+                f,
+                indent=2,
+            )
     if slower and args.fail_on_slower:
         sys.exit(1)
 
