@@ -5,7 +5,7 @@ rollouts, learners, the TUI and the CLI all stand on it. Its types are immutable
 a `Feedback` handed out in ``info`` cannot be changed, so nothing a user's script does to one can
 rewrite the engine's log or a record (their ``labels`` are `FrozenDict`s whose sequences are tuples).
 
-The registries (`TASKS`, `SCRIPTED`, `REWARDS`, `LEARNERS`) are filled by the modules that define
+The registries (`TASKS`, `SCRIPTED`, `REWARDS`, `AGENT_KINDS`) are filled by the modules that define
 the names (a task family, a scripted behaviour, a reward scheme, a learner), so that scenario
 validation and the CLI look a name up instead of importing the layer that defines it.
 """
@@ -371,9 +371,6 @@ class Registry(dict):
 TASKS: Registry = Registry("task family")
 #: reward scheme name -> its `Scheme` class (filled by envs/rewards.py)
 REWARDS: Registry = Registry("reward scheme")
-#: learner name -> its module path (filled by learners/__init__.py; imported only when it runs)
-LEARNERS: Registry = Registry("learner")
-
 
 def register_task(cls):
     """Class decorator: register a `Task` subclass under its ``name`` (one instance serves all)."""

@@ -230,7 +230,7 @@ class Episode:
         if not parsed.valid:
             labels = {"valid": False, "reason": parsed.reason}
         elif m:
-            labels = {"valid": True, "is_correct": None, "solved": False, "candidates": [line for line, _ in parsed.value]}
+            labels = {"valid": True, "is_correct": None, "solved": False, "candidates": tuple(line for line, _ in parsed.value)}
             self._last_parsed = parsed
         else:
             verdict = self.instance.score(parsed)
@@ -238,16 +238,14 @@ class Episode:
             labels = {"valid": True, "is_correct": verdict.is_correct, "solved": solved}
             if parsed.kind != "question":
                 self.proposals += 1
-                labels["answer_norm"] = parsed.value
+                labels["answer_norm"] = parsed.value if type(parsed.value) in ATOMS else freeze(parsed.value)
                 before = self._last_answer.get(role)
                 labels["answer_changed"] = before is not None and parsed.value != before
                 self._last_answer[role] = parsed.value
             self._last_parsed = parsed
         if source:
             labels["source"] = source
-        # frozen inline when flat (the usual case): this is the hot path
-        frozen = FrozenDict(labels) if ATOMS.issuperset(map(type, labels.values())) else freeze(labels)
-        return Message(turn, role, text, parsed.kind if parsed.valid else "invalid", None, frozen)
+        return Message(turn, role, text, parsed.kind if parsed.valid else "invalid", None, FrozenDict(labels))
 
     def _feedback_move(
         self, turn: int, role: str, text: str, fb: Feedback | None, source: str | None, leaves: bool = False

@@ -72,7 +72,7 @@ class UFO(Scheme):
         return 0.5 ** (ep.actor_turns - 1) if msg.role == "actor" and msg.labels.get("solved") else 0.0
 
     def on_end(self, ep):
-        penalty = metrics.repetition_penalty(metrics.unique_answer_ratio(metrics.answer_moves(ep.log)))
+        penalty = metrics.repetition_penalty(metrics.unique_answer_ratio(metrics.answer_values(metrics.answer_moves(ep.log))))
         return -penalty if penalty is not None else 0.0
 
 

@@ -92,10 +92,14 @@ def success(terminate_reason: str | None, mode: str, correct: Sequence[bool]) ->
     return bool(terminate_reason == "success" or (mode == "answer" and correct and correct[-1]))
 
 
-def unique_answer_ratio(answers: Sequence[Message]) -> float | None:
-    """E/T: unique answers over valid answers (UFO)."""
-    values = {repr(m.labels.get("answer_norm")) for m in answers}
-    return len(values) / len(answers) if answers else None
+def answer_values(answers: Sequence[Message]) -> list[str]:
+    """Each stated answer's normalised value, as comparable text."""
+    return [repr(m.labels.get("answer_norm")) for m in answers]
+
+
+def unique_answer_ratio(values: Sequence[str]) -> float | None:
+    """E/T: unique answers over valid answers (UFO), from `answer_values`."""
+    return len(set(values)) / len(values) if values else None
 
 
 def repetition_penalty(unique: float | None) -> float | None:
@@ -107,12 +111,12 @@ def log_metrics(log: Sequence[Message], terminate_reason: str | None, mode: str)
     actor = [m for m in log if m.role == "actor" and m.kind != "candidates"]
     answers = [m for m in actor if m.kind in ANSWER_KINDS]
     correct = [bool(m.labels.get("is_correct")) for m in answers]
-    values = [repr(m.labels.get("answer_norm")) for m in answers]
+    values = answer_values(answers)
     first_success = next((i for i, m in enumerate(actor) if m.labels.get("is_correct")), None)
     switches = sum(1 for m in answers if m.labels.get("answer_changed"))
     changes = sum(1 for a, b in zip(correct, correct[1:]) if a != b)
     returned = any(values[i] in values[: i - 1] and values[i] != values[i - 1] for i in range(2, len(values)))
-    unique = unique_answer_ratio(answers)
+    unique = unique_answer_ratio(values)
     return {
         "success": success(terminate_reason, mode, correct),
         "first_success_turn": first_success,
