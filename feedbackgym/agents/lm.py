@@ -24,13 +24,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
-from typing import NamedTuple
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 from transformers.cache_utils import DynamicLayer
 
+from feedbackgym.agents.prompts import Generation, chat_messages, plain_prompt, view_chat, view_plain
 from feedbackgym.encoders import default_device
+
+__all__ = ["Generation", "LMAgent", "LMOptions", "chat_messages", "plain_prompt"]
 
 
 @dataclass(frozen=True)
@@ -81,19 +83,6 @@ class LMOptions:
         return cls(**params)
 
 
-class Generation(NamedTuple):
-    """One generated utterance and what a learner needs of it."""
-
-    text: str
-    """the utterance: cut at the first stop string, surrounding whitespace removed"""
-    token_ids: list[int]
-    """the generated tokens, through the one that completed a stop string or the end token"""
-    logprobs: list[float]
-    """log-probability of each generated token under the model (temperature 1, no top-p)"""
-    prompt: str
-    """the text the model was conditioned on"""
-
-
 def missing_model(name: str) -> str | None:
     """None if ``lm:NAME`` can be loaded offline, else what was expected."""
     if not name:
@@ -134,37 +123,6 @@ def _load(path: str, device: str, stamp: tuple | None):
     return model, tokenizer
 
 
-def plain_prompt(role: str, instruction: str, private: str, messages: Sequence[tuple[str, str]]) -> str:
-    """The transcript format: the task, what only ``role`` knows, one ``role: text`` line per
-    message, then ``role:`` for the model to continue. Append-only: the prompt of a later turn
-    extends the earlier prompt and the utterance given at it."""
-    lines = [f"Task: {instruction}"]
-    if private:
-        lines.append(f"Known only to the {role}: {private}")
-    lines += [f"{who}: {text}" for who, text in messages]
-    lines.append(f"{role}:")
-    return "\n".join(lines)
-
-
-def chat_messages(role: str, instruction: str, private: str, messages: Sequence[tuple[str, str]]) -> list[dict]:
-    """The view as a chat: this role's own messages are the assistant's, everyone else's are one
-    user turn of ``role: text`` lines; the task (and what only this role knows) opens the chat."""
-    head = f"You are the {role} in this conversation. Task: {instruction}"
-    if private:
-        head += f"\nKnown only to you: {private}"
-    chat = [{"role": "user", "content": head}]
-    for who, text in messages:
-        side = "assistant" if who == role else "user"
-        line = text if side == "assistant" else f"{who}: {text}"
-        if chat[-1]["role"] == side:
-            chat[-1]["content"] += "\n" + line
-        else:
-            chat.append({"role": side, "content": line})
-    if chat[-1]["role"] == "assistant":
-        chat.append({"role": "user", "content": f"Your turn, {role}."})
-    return chat
-
-
 class LMAgent:
     """A causal LM in any role; ``generate`` also returns token ids and log-probs."""
 
@@ -200,12 +158,9 @@ class LMAgent:
 
     # ------------------------------------------------------------------ prompts
     def prompt(self, view) -> str:
-        messages = [(who, text) for who, _, text in view.messages]
-        private = view.private if view.role != "actor" else ""
         if self.use_chat:
-            chat = chat_messages(view.role, view.instruction, private, messages)
-            return self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
-        return plain_prompt(view.role, view.instruction, private, messages)
+            return self.tokenizer.apply_chat_template(view_chat(view), tokenize=False, add_generation_prompt=True)
+        return view_plain(view)
 
     def encode(self, prompt: str) -> list[int]:
         """Token ids of a prompt, cut from the left to ``max_prompt_tokens``."""
