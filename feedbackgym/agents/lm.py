@@ -3,8 +3,9 @@
     roles:
       actor: {agent: "lm:models/actor", params: {temperature: 0.7, max_new_tokens: 24}}
 
-``PATH`` is a folder written by ``save_pretrained`` or a hub name already in the local Hugging
-Face cache; nothing is ever downloaded (``local_files_only=True``). The prompt is built from the
+``PATH`` is an embedded model (``lm:smollm2``), a GGUF file or a folder holding one, a folder
+written by ``save_pretrained`` or a hub name already in the local Hugging Face cache
+(`feedbackgym.agents.models`); nothing is ever downloaded (``local_files_only=True``). The prompt is built from the
 role's view: the tokenizer's chat template when it has one, otherwise a plain transcript
 (``Task: ...``, what only this role knows, one ``role: text`` line per message, then ``role:``).
 
@@ -19,6 +20,8 @@ episodes share the batch, and LM episodes replay exactly on CPU.
 from __future__ import annotations
 
 import inspect
+import os
+import tempfile
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -29,6 +32,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 from transformers.cache_utils import DynamicLayer
 
+from feedbackgym.agents.models import gguf_cache, locate
 from feedbackgym.agents.prompts import Generation, chat_messages, plain_prompt, view_chat, view_plain
 from feedbackgym.encoders import default_device
 
@@ -83,32 +87,12 @@ class LMOptions:
         return cls(**params)
 
 
-def missing_model(name: str) -> str | None:
-    """None if ``lm:NAME`` can be loaded offline, else what was expected."""
-    if not name:
-        return "lm:PATH naming a folder written by save_pretrained, or a hub name in the local Hugging Face cache"
-    path = Path(name).expanduser()
-    if path.exists():
-        if (path / "config.json").is_file():
-            return None
-        return f"a model folder written by save_pretrained; {name} has no config.json"
-    from huggingface_hub import try_to_load_from_cache
-
-    try:
-        cached = try_to_load_from_cache(name, "config.json")
-    except ValueError:  # not a valid hub name either
-        cached = None
-    if isinstance(cached, str):
-        return None
-    return (
-        f"a local model folder or a hub name already in the local Hugging Face cache; {name!r} is neither "
-        "(models are never downloaded: train one with `feedbackgym bootstrap` or copy one here)"
-    )
-
-
-def load(path: str, device: str):
-    """Model and tokenizer from ``path``, offline, shared by every agent that loads the same files
-    (read-only: a learner that updates weights loads its own copy)."""
+def load(name: str, device: str):
+    """Model and tokenizer for ``lm:NAME`` (`feedbackgym.agents.models.locate`), offline, shared by
+    every agent that loads the same files (read-only: a learner that updates weights loads its own
+    copy). A GGUF file is read through its dequantized safetensors copy, made on first use."""
+    where = locate(name)
+    path = str(dequantized(Path(where.path) / where.gguf_file)) if where.gguf_file else where.path
     folder = Path(path)
     stamp = tuple(sorted((f.name, f.stat().st_mtime_ns) for f in folder.iterdir())) if folder.is_dir() else None
     return _load(path, device, stamp)
@@ -123,6 +107,41 @@ def _load(path: str, device: str, stamp: tuple | None):
     return model, tokenizer
 
 
+def dequantized(gguf: Path) -> Path:
+    """The safetensors copy of a GGUF file's weights (``models.gguf_cache``), made on first use:
+    transformers dequantizes the file to float32 (tens of seconds) and will not save a model it
+    loaded from GGUF, so its weights are copied into a fresh model of the same config, which is
+    saved with the tokenizer and generation config. Built in a temporary folder and renamed into
+    place, so a crash or a concurrent first load never leaves a half-written cache."""
+    target = gguf_cache(gguf)
+    if (target / "config.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    folder, name = str(gguf.parent), gguf.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name, local_files_only=True)
+    quantized = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, local_files_only=True, dtype=torch.float32)
+    config = quantized.config
+    for attr in ("quantization_config", "_pre_quantization_dtype"):
+        if hasattr(config, attr):
+            delattr(config, attr)
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(quantized.state_dict())
+    plain.generation_config = quantized.generation_config
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}-") as tmp:
+        plain.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (Path(tmp) / "source.txt").write_text(f"dequantized from {gguf.resolve()}\n")
+        os.chmod(tmp, 0o755)  # TemporaryDirectory makes it private
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process finished first: its copy is the same
+            if not (target / "config.json").is_file():
+                raise
+        else:
+            os.mkdir(tmp)  # for TemporaryDirectory's clean-up
+    return target
+
+
 class LMAgent:
     """A causal LM in any role; ``generate`` also returns token ids and log-probs."""
 
@@ -134,6 +153,11 @@ class LMAgent:
         self.device = next(model.parameters()).device
         config = model.config
         context = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None) or 2048
+        if options.max_new_tokens >= context:
+            raise ValueError(
+                f"max_new_tokens={options.max_new_tokens} does not fit {name}'s context of {context} tokens "
+                f"(at most {context - 1}, leaving room for a prompt)"
+            )
         self.max_prompt_tokens = options.max_prompt_tokens or context - options.max_new_tokens
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id or 0
         self.eos_id = tokenizer.eos_token_id
@@ -251,7 +275,7 @@ class LMAgent:
         temperature = opts.temperature if temperatures is None else torch.tensor(temperatures, device=dev)
         extra = {"logits_to_keep": 1} if self._last_logits_only else {}
         out = self.model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=past, use_cache=True, **extra
+            input_ids=ids, attention_mask=mask, position_ids=positions, cache=past, use_cache=True, **extra
         )
         tokens: list[list[int]] = [[] for _ in range(n)]
         logprobs: list[list[float]] = [[] for _ in range(n)]
@@ -274,10 +298,10 @@ class LMAgent:
                 input_ids=chosen[:, None],
                 attention_mask=mask,
                 position_ids=positions,
-                past_key_values=out.past_key_values,
+                cache=out.cache,
                 use_cache=True,
             )
-        self._keep(keys, prompts, tokens, reuse, fresh, out.past_key_values, width_c, width_m, fed)
+        self._keep(keys, prompts, tokens, reuse, fresh, out.cache, width_c, width_m, fed)
         return tokens, logprobs
 
     def _batch_cache(self, reuse: list[tuple[int, torch.Tensor | None]], width: int) -> DynamicCache:
