@@ -23,6 +23,7 @@ from rich.table import Table
 from tqdm import tqdm
 
 from feedbackgym.agents import scripted_names
+from feedbackgym.agents.served import ServedError
 from feedbackgym.envs.registration import ENV_IDS, MULTIAGENT_IDS
 from feedbackgym.envs.scenario import ROLES, Scenario, ScenarioError, list_scenarios, load_scenario
 from feedbackgym.feedback.metrics import aggregate, delta_feedback
@@ -112,7 +113,13 @@ def cmd_run(args) -> int:
     sc = _scenario_with(args, load_scenario(args.scenario))
     with RecordWriter(args.record) if args.record else nullcontext() as writer:
         with progress(args.episodes, f"run {sc.name}", args.quiet) as bar:
-            rows = run_many(sc, args.seed, args.episodes, bar, writer)
+            try:
+                rows = run_many(sc, args.seed, args.episodes, bar, writer)
+            except ServedError as e:  # the episode in flight is not recorded; the finished ones are
+                n = writer.count if writer is not None else 0
+                kept = f" ({n} finished episode{'s' * (n != 1)} recorded to {args.record})" if writer is not None else ""
+                print(f"feedbackgym run: {e}{kept}", file=sys.stderr)
+                return 1
     agg = aggregate(rows)
     out = console()
     t = Table(title=f"{sc.name}: {args.episodes} episodes from seed {args.seed}")
@@ -132,7 +139,11 @@ def cmd_eval(args) -> int:
     judges = [j for j in args.judges.split(",") if j]
     if "judge" not in base.roles and judges:
         raise ScenarioError(f"scenario {base.name!r} has no judge role; pick a judged scenario")
-    rows = evaluate(base, actors, judges, args.episodes, args.seed, args.quiet)
+    try:
+        rows = evaluate(base, actors, judges, args.episodes, args.seed, args.quiet)
+    except ServedError as e:
+        print(f"feedbackgym eval: {e}", file=sys.stderr)
+        return 1
     out = console()
     t = Table(title=f"{base.name}: actors x judges, {args.episodes} episodes each, seeds {args.seed}..{args.seed + args.episodes - 1}")
     t.add_column("actor", no_wrap=True)

@@ -2,17 +2,16 @@
 (``lm:PATH``). Importing this package registers every scripted behaviour and the ``lm`` spec kind
 in `feedbackgym.core`, where scenario validation looks them up."""
 
-import importlib.util
-
 from feedbackgym.agents import critic, judge, scripted, user  # noqa: F401  (register their behaviours)
 from feedbackgym.agents.base import Agent, ScriptedAgent, agents_for, make_agent
-from feedbackgym.agents.models import missing_model
 from feedbackgym.core import AGENT_KINDS, check_spec, scripted_names
 
 
 def _check_lm(name: str) -> str | None:
-    if importlib.util.find_spec("transformers") is None or importlib.util.find_spec("torch") is None:
-        return "the lm extra for lm:NAME agents (pip install 'feedbackgym[lm]')"
+    try:
+        from feedbackgym.agents.lm import missing_model
+    except ImportError as e:
+        return f"the lm extra for lm:PATH agents (pip install 'feedbackgym[lm]'; {e})"
     return missing_model(name)
 
 

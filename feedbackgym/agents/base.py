@@ -1,7 +1,7 @@
 """Who speaks: one `Agent` interface and one registry that turns spec strings into agents.
 
 Specs are ``KIND:NAME`` strings: ``scripted:sycophant``, ``scripted:malicious-grounded``,
-``human``; ``learner`` marks the seat that the Gymnasium face's caller fills.
+``human``, ``lm:PATH``, ``openai:MODEL``; ``learner`` marks the seat that the Gymnasium face's caller fills.
 """
 
 from __future__ import annotations
@@ -32,6 +32,10 @@ def make_agent(spec: str, role: str, params: dict[str, Any] | None = None, famil
         from feedbackgym.agents.lm import LMAgent
 
         return LMAgent.from_pretrained(spec.removeprefix("lm:"), **(params or {}))
+    if spec.startswith("openai:"):
+        from feedbackgym.agents.served import ServedAgent
+
+        return ServedAgent.from_params(spec.removeprefix("openai:"), **(params or {}))
     _, _, name = spec.partition(":")
     return SCRIPTED[(role, name)].factory(**(params or {}))
 
