@@ -24,7 +24,7 @@ import os
 import tempfile
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -32,7 +32,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-from feedbackgym.agents.models import gguf_cache, locate
+from feedbackgym.agents.models import RECOMMENDED_SAMPLING, gguf_cache, locate
 from feedbackgym.agents.prompts import Generation, chat_messages, plain_prompt, view_chat, view_plain
 from feedbackgym.encoders import default_device
 
@@ -43,10 +43,12 @@ __all__ = ["Generation", "LMAgent", "LMOptions", "chat_messages", "plain_prompt"
 class LMOptions:
     max_new_tokens: int = 32
     """most tokens generated per utterance"""
-    temperature: float = 1.0
-    """sampling temperature; 0 decodes greedily"""
-    top_p: float = 1.0
-    """nucleus sampling: draw from the most likely tokens holding this much probability"""
+    temperature: float | None = None
+    """sampling temperature; 0 decodes greedily (default: the model's own generation config where
+    it has one of its own, greedy when that says ``do_sample: false``; else 1)"""
+    top_p: float | None = None
+    """nucleus sampling: draw from the most likely tokens holding this much probability (default:
+    the model's generation config, else 1)"""
     stop: tuple[str, ...] = ("\n",)
     """the utterance ends at the first of these strings (which is not part of it)"""
     max_prompt_tokens: int | None = None
@@ -71,9 +73,9 @@ class LMOptions:
     def __post_init__(self):
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
-        if self.temperature < 0:
+        if self.temperature is not None and self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
+        if self.top_p is not None and not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must lie in (0, 1], got {self.top_p}")
         object.__setattr__(self, "stop", (self.stop,) if isinstance(self.stop, str) else tuple(self.stop))
 
@@ -127,6 +129,10 @@ def dequantized(gguf: Path) -> Path:
     plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     plain.load_state_dict(quantized.state_dict())
     plain.generation_config = quantized.generation_config
+    recommended = RECOMMENDED_SAMPLING.get(name)
+    if recommended:
+        plain.generation_config.update(**recommended)
+    plain.generation_config._from_model_config = not recommended  # only then LMOptions' defaults come from it
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}-") as tmp:
         plain.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
@@ -142,10 +148,25 @@ def dequantized(gguf: Path) -> Path:
     return target
 
 
+def with_model_defaults(options: LMOptions, generation_config) -> LMOptions:
+    """``options`` with the sampling settings it leaves unset taken from the model's own generation
+    config (one saved with the model, not one transformers derived from its config), else 1."""
+    own = generation_config is not None and not getattr(generation_config, "_from_model_config", True)
+    temperature, top_p = options.temperature, options.top_p
+    if temperature is None:
+        temperature = 1.0
+        if own:
+            temperature = float(generation_config.temperature or 1.0) if generation_config.do_sample else 0.0
+    if top_p is None:
+        top_p = float(generation_config.top_p or 1.0) if own and generation_config.do_sample else 1.0
+    return replace(options, temperature=temperature, top_p=top_p)
+
+
 class LMAgent:
     """A causal LM in any role; ``generate`` also returns token ids and log-probs."""
 
     def __init__(self, model, tokenizer, options: LMOptions = LMOptions(), name: str = "lm"):
+        options = with_model_defaults(options, getattr(model, "generation_config", None))
         self.model, self.tokenizer, self.options = model, tokenizer, options
         self.name = name
         #: recorded as the messages' ``source`` label when the agent plays a seat
@@ -159,6 +180,9 @@ class LMAgent:
                 f"(at most {context - 1}, leaving room for a prompt)"
             )
         self.max_prompt_tokens = options.max_prompt_tokens or context - options.max_new_tokens
+        #: prompts are cut to this many characters before tokenizing (then to max_prompt_tokens):
+        #: 16 characters a token is more than any English text takes, so the cut never bites first
+        self.max_prompt_chars = 16 * self.max_prompt_tokens
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id or 0
         self.eos_id = tokenizer.eos_token_id
         self.use_chat = options.chat_template and bool(getattr(tokenizer, "chat_template", None))
@@ -182,9 +206,12 @@ class LMAgent:
 
     # ------------------------------------------------------------------ prompts
     def prompt(self, view) -> str:
+        """The prompt text of ``view``, read from no more of the log than can fit the context
+        (``max_prompt_chars``): its cost does not grow with the episode."""
         if self.use_chat:
-            return self.tokenizer.apply_chat_template(view_chat(view), tokenize=False, add_generation_prompt=True)
-        return view_plain(view)
+            chat = view_chat(view, self.max_prompt_chars)
+            return self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+        return view_plain(view, self.max_prompt_chars)
 
     def encode(self, prompt: str) -> list[int]:
         """Token ids of a prompt, cut from the left to ``max_prompt_tokens``."""

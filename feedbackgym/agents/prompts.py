@@ -61,14 +61,45 @@ def chat_messages(role: str, instruction: str, private: str, messages: Sequence[
 
 
 
-def view_chat(view) -> list[dict]:
+def view_chat(view, max_chars: int | None = None) -> list[dict]:
     """The chat messages a model in ``view.role``'s seat is prompted with: the same for an
-    embedded LM (through its chat template), a served model and ``obs_format="messages"``."""
+    embedded LM (through its chat template), a served model and ``obs_format="messages"``.
+    With ``max_chars``, only the latest messages whose text fits that budget are read (the task
+    always opens the chat, with a note of how many earlier messages it leaves out), so the cost
+    of a prompt is flat in the episode's length."""
     private = view.private if view.role != "actor" else ""
-    return chat_messages(view.role, view.instruction, private, [(who, text) for who, _, text in view.messages])
+    log = view.log
+    start = _first_fitting(log, max_chars - len(view.instruction) - len(private)) if max_chars else 0
+    messages = [(log[i].role, log[i].text) for i in range(start, len(log))]
+    chat = chat_messages(view.role, view.instruction, private, messages)
+    if start:
+        chat[0]["content"] += f"\n({start} earlier messages are not shown.)"
+    return chat
 
 
-def view_plain(view) -> str:
-    """`plain_prompt` of ``view``: the transcript a model without a chat template continues."""
+def view_plain(view, max_chars: int | None = None) -> str:
+    """`plain_prompt` of ``view``: the transcript a model without a chat template continues.
+    With ``max_chars``, its last ``max_chars`` characters, built from the latest lines only (so
+    the cost is flat in the episode's length) and equal to the full transcript's last characters."""
     private = view.private if view.role != "actor" else ""
-    return plain_prompt(view.role, view.instruction, private, [(who, text) for who, _, text in view.messages])
+    log = view.log
+    start = len(log) if max_chars else 0
+    if max_chars:
+        need = max_chars - len(view.role) - 1  # the closing "\n{role}:"
+        while start > 0 and need > 0:  # walk back until the lines cover max_chars
+            start -= 1
+            need -= len(log[start].role) + len(log[start].text) + 3  # "{who}: {text}\n"
+    text = plain_prompt(view.role, view.instruction, private, [(log[i].role, log[i].text) for i in range(start, len(log))])
+    return text[-max_chars:] if max_chars else text
+
+
+def _first_fitting(log, budget: int) -> int:
+    """The first message of the longest suffix of ``log`` whose texts (and a line's overhead)
+    fit ``budget`` characters."""
+    i = len(log)
+    while i > 0:
+        budget -= len(log[i - 1].text) + len(log[i - 1].role) + 4
+        if budget < 0:
+            break
+        i -= 1
+    return i
