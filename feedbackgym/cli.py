@@ -28,7 +28,7 @@ from feedbackgym.envs.registration import ENV_IDS, MULTIAGENT_IDS
 from feedbackgym.envs.scenario import ROLES, Scenario, ScenarioError, list_scenarios, load_scenario
 from feedbackgym.feedback.metrics import aggregate, delta_feedback
 from feedbackgym.records import RecordWriter
-from feedbackgym.rollout import play_scenario
+from feedbackgym.rollout import play_scenarios
 from feedbackgym.tui.commands import add_parsers as add_tui_parsers
 from feedbackgym.tui.commands import open_replay, read_recording
 from feedbackgym.tui.digest import labels_of, tag_of
@@ -45,11 +45,10 @@ def progress(total: int, desc: str, quiet: bool) -> tqdm:
     return tqdm(total=total, desc=desc, unit="ep", disable=True if quiet else None, file=sys.stderr, leave=False)
 
 
-def run_many(scenario: Scenario, seed: int, episodes: int, bar: tqdm | None = None, writer=None):
-    """Play seeds ``seed .. seed+episodes-1``; the per-episode metrics, in order."""
+def run_many(scenario: Scenario, seed: int, episodes: int, bar: tqdm | None = None, writer=None, in_flight: int = 16):
+    """Play seeds ``seed .. seed+episodes-1``, ``in_flight`` at a time; the per-episode metrics, in order."""
     rows = []
-    for i in range(episodes):
-        ep = play_scenario(scenario, seed + i)
+    for ep in play_scenarios(scenario, range(seed, seed + episodes), in_flight):
         if writer is not None:
             writer.write(ep)
         rows.append(ep.metrics())
@@ -114,7 +113,7 @@ def cmd_run(args) -> int:
     with RecordWriter(args.record) if args.record else nullcontext() as writer:
         with progress(args.episodes, f"run {sc.name}", args.quiet) as bar:
             try:
-                rows = run_many(sc, args.seed, args.episodes, bar, writer)
+                rows = run_many(sc, args.seed, args.episodes, bar, writer, args.in_flight)
             except ServedError as e:  # the episode in flight is not recorded; the finished ones are
                 n = writer.count if writer is not None else 0
                 kept = f" ({n} finished episode{'s' * (n != 1)} recorded to {args.record})" if writer is not None else ""
@@ -140,7 +139,7 @@ def cmd_eval(args) -> int:
     if "judge" not in base.roles and judges:
         raise ScenarioError(f"scenario {base.name!r} has no judge role; pick a judged scenario")
     try:
-        rows = evaluate(base, actors, judges, args.episodes, args.seed, args.quiet)
+        rows = evaluate(base, actors, judges, args.episodes, args.seed, args.quiet, args.in_flight)
     except ServedError as e:
         print(f"feedbackgym eval: {e}", file=sys.stderr)
         return 1
@@ -166,17 +165,22 @@ def cmd_eval(args) -> int:
     return 0
 
 
-def evaluate(base: Scenario, actors: list[str], judges: list[str], episodes: int, seed: int, quiet: bool = True):
+def evaluate(
+    base: Scenario, actors: list[str], judges: list[str], episodes: int, seed: int, quiet: bool = True, in_flight: int = 16
+):
     """One row per (actor, judge): the aggregate metrics, and `metrics.delta_feedback` at the
     episode's end: success with the judge minus success of the same actor with no judge, on the
     same seeds."""
     rows: list[dict[str, Any]] = []
     with progress(len(actors) * (len(judges) + 1) * episodes, f"eval {base.name}", quiet) as bar:
         for actor in actors:
-            alone = run_many(base.with_roles(actor=actor, judge=None), seed, episodes, bar)
+            alone = run_many(base.with_roles(actor=actor, judge=None), seed, episodes, bar, in_flight=in_flight)
             for judge in judges:
-                sc = base.with_roles(actor=actor, judge=None if judge == "none" else judge)
-                episodes_rows = run_many(sc, seed, episodes, bar)
+                if judge == "none":  # the same episodes as the baseline's
+                    episodes_rows = alone
+                    bar.update(episodes)
+                else:
+                    episodes_rows = run_many(base.with_roles(actor=actor, judge=judge), seed, episodes, bar, in_flight=in_flight)
                 agg = aggregate(episodes_rows)
                 agg["delta_feedback"] = delta_feedback(episodes_rows, alone)
                 rows.append({"actor": actor, "judge": judge, **agg})
@@ -204,6 +208,9 @@ def cmd_replay(args) -> int:
     return 0
 
 
+IN_FLIGHT = "episodes played at once: a model in a seat answers them in one call (default 16; the episodes are the same for any N)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="feedbackgym", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -217,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--episodes", type=int, default=10)
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--record", metavar="PATH", help="append one JSON line per episode")
+    r.add_argument("--in-flight", type=int, default=16, metavar="N", help=IN_FLIGHT)
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_run)
 
@@ -228,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--json", metavar="PATH", help="write the rows as JSON (and the heatmap beside it as .png)")
     e.add_argument("--heatmap", metavar="PATH", help="write the misled / recovery heatmap PNG here")
+    e.add_argument("--in-flight", type=int, default=16, metavar="N", help=IN_FLIGHT)
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=cmd_eval)
 

@@ -103,15 +103,39 @@ def scenario_for(env: str | Scenario, **roles: str | None) -> Scenario:
 
 
 def play_scenario(scenario: Scenario, seed: int) -> Episode:
-    """One whole episode with the scenario's agents in every seat (the CLI's ``run`` and
-    ``eval``, the bootstrap's expert episodes)."""
+    """One whole episode with the scenario's agents in every seat (the bootstrap's expert episodes)."""
+    ep = Episode(scenario, seed, _seated(scenario))
+    play(ep)
+    return ep
+
+
+def play_scenarios(scenario: Scenario, seeds: Sequence[int], in_flight: int = 16):
+    """Whole episodes of ``scenario``, one per seed, yielded in seed order: ``in_flight`` at a
+    time through `play_batch`, so a model in a seat answers every episode waiting on it in one
+    call (the CLI's ``run`` and ``eval``). The agents are made once. The episodes are those of
+    `play_scenario` one by one. If a model call fails (a served seat's server is gone), the
+    episodes finished before it, in seed order, are still yielded, then the error is raised."""
+    agents = _seated(scenario)
+    seeds = list(seeds)
+    for start in range(0, len(seeds), max(1, in_flight)):
+        chunk = [Episode(scenario, s, agents) for s in seeds[start : start + max(1, in_flight)]]
+        try:
+            play_batch(dict(enumerate(chunk)))
+        except BaseException:
+            for ep in chunk:
+                if ep.current_role() is not None:
+                    break
+                yield ep
+            raise
+        yield from chunk
+
+
+def _seated(scenario: Scenario) -> dict[str, Any]:
     agents = agents_for(scenario)
     missing = [r for r, a in agents.items() if a is None]
     if missing:
         raise ScenarioError(f"roles {missing} are seats for a learner; give them agents (e.g. --{missing[0]} scripted:expert)")
-    ep = Episode(scenario, seed, agents)
-    play(ep)
-    return ep
+    return agents
 
 
 # ---------------------------------------------------------------------- the learner's agent

@@ -28,6 +28,23 @@ def test_run_record_then_replay(tmp_path, capsys):
     assert main(["replay", str(rec), "--episode", "9"]) == 2
 
 
+@pytest.mark.parametrize(
+    "scenario, seat",
+    [("judged_qa", ["--actor", "scripted:sycophant"]), ("guess_number_critic", ["--actor", "scripted:random"]),
+     ("negotiation", ["--seller", "scripted:conceding"]), ("twenty_questions", ["--actor", "scripted:random"])],
+)  # fmt: skip
+def test_record_is_the_same_bytes_however_many_episodes_are_in_flight(tmp_path, scenario, seat, capsys):
+    """`run` plays episodes in batches (`rollout.play_scenarios`); the record file is byte-identical
+    to playing them one at a time, in seed order."""
+    files = []
+    for n in (1, 3, 16):
+        rec = tmp_path / f"{n}.jsonl"
+        assert main(["run", scenario, *seat, "--episodes", "7", "--seed", "5", "--record", str(rec), "--quiet", "--in-flight", str(n)]) == 0
+        files.append(rec.read_bytes())
+    assert files[0] == files[1] == files[2]
+    assert [json.loads(line)["seed"] for line in files[0].splitlines()] == list(range(5, 12))
+
+
 def test_replay_reports_corrupt_lines(tmp_path, capsys):
     rec = tmp_path / "a.jsonl"
     main(["run", "guess_number", "--actor", "scripted:expert", "--episodes", "2", "--record", str(rec), "--quiet"])

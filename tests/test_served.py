@@ -186,7 +186,7 @@ def test_server_killed_mid_episode_is_one_clear_line_and_nothing_half_recorded(c
             return real(self, views)
 
         monkeypatch.setattr(ServedAgent, "generate", generate)
-        code = main(["run", path, "--episodes", "4", "--record", str(rec), "--quiet"])
+        code = main(["run", path, "--episodes", "4", "--record", str(rec), "--quiet", "--in-flight", "1"])
     err = capsys.readouterr().err
     assert code == 1 and len(calls) == 5
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
