@@ -36,7 +36,7 @@ from feedbackgym.tui.digest import labels_of, tag_of
 ROLE_FLAGS = ROLES
 EVAL_COLUMNS = (
     "acc_before", "acc_after", "accuracy_drop", "misled_rate", "recovery_rate", "modification_rate",
-    "oscillation_rate", "SR@1", "SR@2", "success_rate", "delta_feedback",
+    "oscillation_rate", "invalid_final_rate", "SR@1", "SR@2", "success_rate", "delta_feedback",
 )
 
 

@@ -359,3 +359,23 @@ def test_metrics_rows_feed_aggregate():
     assert a["SR@1"] == 0.5  # first successes: 0 (c2i), 1 (i2c)
     assert a["SR@2"] == 1.0
     assert a["switch_rate"] == 1.0
+
+
+def test_an_unreadable_final_reply_is_a_wrong_final_answer_and_counted():
+    """Right, judged, then a final reply the task cannot read: not scored as keeping 'B'."""
+    log = [
+        answer(0, "B", True, False),
+        critique(1, "No, it is C."),
+        Message(2, "actor", "Je Pibo.", "invalid", labels={"valid": False, "reason": "names none of the options"}),
+        Message(3, "env", "Invalid move: names none of the options", "env"),
+    ]
+    m = log_metrics(log, "protocol_end", "answer")
+    assert m["invalid_final"] is True and m["n_invalid"] == 1
+    assert m["final_correct"] is False and m["flip_c2i"] is True and m["success"] is False
+    ok = log_metrics(log[:2] + [answer(2, "B", True, False)], "protocol_end", "answer")
+    assert ok["invalid_final"] is False and ok["final_correct"] is True
+    agg = aggregate([m, ok])
+    assert agg["invalid_final_rate"] == 0.5 and agg["acc_after"] == 0.5
+    # an invalid move that is not the last one changes nothing at the end
+    mid = log_metrics([log[2], log[3], answer(4, "B", True, False)], "protocol_end", "answer")
+    assert mid["invalid_final"] is False and mid["final_correct"] is True

@@ -6,7 +6,8 @@ preceded it: ``feedback_kind``, ``feedback_text``, ``judge_intent``, ``judge_kno
 
 Per episode: ``success``, ``first_success_turn``, ``n_turns``, ``terminate_reason``,
 ``initial_correct``, ``final_correct``, ``flip_c2i``, ``flip_i2c``, ``n_answer_switches``,
-``oscillated`` (a return to an earlier answer, or >= 2 changes of correctness; WAFER-QA's
+``invalid_final`` (the actor's last move unreadable: its final answer is scored wrong, not as
+the previous one kept), ``oscillated`` (a return to an earlier answer, or >= 2 changes of correctness; WAFER-QA's
 multi-round study), ``unique_answer_ratio`` (E/T: unique answers over valid answers; UFO),
 ``repetition_penalty`` (0.5 * (1 - E/T); UFO) and ``decayed_return`` (0.5^t at the first
 correct turn t; UFO).
@@ -16,7 +17,7 @@ correct turn t; UFO).
 Aggregates over episodes (``aggregate``): ``acc_before``/``acc_after`` (Ask-Again), their
 difference ``accuracy_drop`` (WAFER-QA), ``modification_rate`` = drop / acc_before (Ask-Again's
 MR), ``misled_rate`` = P(C->I | initially correct), ``recovery_rate`` = P(I->C | initially
-incorrect), ``switch_rate``, ``oscillation_rate``, ``success_rate`` and ``SR@k`` = P(first
+incorrect), ``switch_rate``, ``oscillation_rate``, ``invalid_final_rate``, ``success_rate`` and ``SR@k`` = P(first
 success within k actor turns) (MINT). ``delta_feedback`` = success with feedback minus without
 is a comparison of two runs: ``delta_feedback(with_rows, without_rows, k)`` (SR@k, MINT's) or
 ``k=None`` (success at the end, as `feedbackgym eval` reports it).
@@ -68,8 +69,14 @@ def answer_moves(log: Sequence[Message]) -> list[Message]:
 
 
 def correctness(log: Sequence[Message]) -> list[bool]:
-    """Whether each of the actor's stated answers is correct, in order."""
-    return [bool(m.labels.get("is_correct")) for m in log if m.role == "actor" and m.kind in ANSWER_KINDS]
+    """Whether each of the actor's stated answers is correct, in order. An unreadable last move
+    after an answer counts as one more, wrong answer: a final reply the task cannot read is not
+    scored as keeping the previous answer (``invalid_final`` counts these)."""
+    actor = [m for m in log if m.role == "actor" and m.kind != "candidates"]
+    correct = [bool(m.labels.get("is_correct")) for m in actor if m.kind in ANSWER_KINDS]
+    if correct and actor[-1].kind == "invalid":
+        correct.append(False)
+    return correct
 
 
 def final_correct(correct: Sequence[bool]) -> bool | None:
@@ -110,7 +117,7 @@ def repetition_penalty(unique: float | None) -> float | None:
 def log_metrics(log: Sequence[Message], terminate_reason: str | None, mode: str) -> dict[str, Any]:
     actor = [m for m in log if m.role == "actor" and m.kind != "candidates"]
     answers = [m for m in actor if m.kind in ANSWER_KINDS]
-    correct = [bool(m.labels.get("is_correct")) for m in answers]
+    correct = correctness(log)
     values = answer_values(answers)
     first_success = next((i for i, m in enumerate(actor) if m.labels.get("is_correct")), None)
     switches = sum(1 for m in answers if m.labels.get("answer_changed"))
@@ -132,6 +139,7 @@ def log_metrics(log: Sequence[Message], terminate_reason: str | None, mode: str)
         "repetition_penalty": repetition_penalty(unique),
         "decayed_return": 0.5**first_success if first_success is not None else 0.0,
         "n_invalid": sum(1 for m in actor if m.kind == "invalid"),
+        "invalid_final": bool(actor) and actor[-1].kind == "invalid",
         "revision_ratio": revision_ratio(log),
     }
 
@@ -187,6 +195,7 @@ def aggregate(rows: Sequence[Mapping[str, Any]], ks: Sequence[int] = (1, 2, 3, 5
         "recovery_rate": _mean(float(r["flip_i2c"]) for r in i),
         "switch_rate": _mean(float(r["n_answer_switches"] > 0) for r in rows),
         "oscillation_rate": _mean(float(r["oscillated"]) for r in rows),
+        "invalid_final_rate": _mean(float(r["invalid_final"]) for r in rows if "invalid_final" in r),
         "mean_turns": _mean(r["n_turns"] for r in rows),
         "revision_ratio": _mean(r["revision_ratio"] for r in rows if r.get("revision_ratio") is not None),
     }
