@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import inspect
 import os
+import sys
 import tempfile
 from collections import OrderedDict
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 from pathlib import Path
@@ -31,6 +33,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 from transformers.cache_utils import DynamicLayer
+from transformers.utils import logging as hf_logging
 
 from feedbackgym.agents.models import RECOMMENDED_SAMPLING, gguf_cache, locate
 from feedbackgym.agents.prompts import Generation, chat_messages, plain_prompt, view_chat, view_plain
@@ -104,9 +107,23 @@ def load(name: str, device: str):
 def _load(path: str, device: str, stamp: tuple | None):
     """``load``, once per path, device and version of the folder's files (``stamp``)."""
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=dtype).to(device).eval()
+    with quiet_loading():
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=dtype).to(device).eval()
     return model, tokenizer
+
+
+@contextmanager
+def quiet_loading():
+    """transformers' per-tensor progress bars off while a seat's model loads (they would fill
+    the CLI's stderr on every load), as they were after."""
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
 
 
 def dequantized(gguf: Path) -> Path:
@@ -120,8 +137,10 @@ def dequantized(gguf: Path) -> Path:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     folder, name = str(gguf.parent), gguf.name
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name, local_files_only=True)
-    quantized = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, local_files_only=True, dtype=torch.float32)
+    print(f"feedbackgym: dequantizing {gguf} once (about 25 s for a 135M model); the copy goes to {target}", file=sys.stderr)
+    with quiet_loading():
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name, local_files_only=True)
+        quantized = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, local_files_only=True, dtype=torch.float32)
     config = quantized.config
     for attr in ("quantization_config", "_pre_quantization_dtype"):
         if hasattr(config, attr):
@@ -133,7 +152,7 @@ def dequantized(gguf: Path) -> Path:
     if recommended:
         plain.generation_config.update(**recommended)
     plain.generation_config._from_model_config = not recommended  # only then LMOptions' defaults come from it
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}-") as tmp:
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}-") as tmp, quiet_loading():
         plain.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (Path(tmp) / "source.txt").write_text(f"dequantized from {gguf.resolve()}\n")
@@ -146,6 +165,25 @@ def dequantized(gguf: Path) -> Path:
         else:
             os.mkdir(tmp)  # for TemporaryDirectory's clean-up
     return target
+
+
+#: torch's thread count when this module was imported: a different one later was set by the user
+_DEFAULT_THREADS = torch.get_num_threads()
+_settled: int | None = None  # what settle_threads set last
+#: below this many parameters a forward pass is mostly per-operator overhead, which more threads only add to
+SMALL_MODEL = 50_000_000
+
+
+def settle_threads(n_params: int) -> None:
+    """Torch threads set when an LM seat is made, unless the user chose (``OMP_NUM_THREADS``, or
+    ``torch.set_num_threads`` before): one for a small model, else no more than the cores this
+    process may run on (torch counts the machine's, which oversubscribes a container)."""
+    global _settled
+    if os.environ.get("OMP_NUM_THREADS") or torch.get_num_threads() not in (_DEFAULT_THREADS, _settled):
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    _settled = 1 if n_params < SMALL_MODEL else max(1, min(_DEFAULT_THREADS, cores))
+    torch.set_num_threads(_settled)
 
 
 def with_model_defaults(options: LMOptions, generation_config) -> LMOptions:
@@ -167,6 +205,7 @@ class LMAgent:
 
     def __init__(self, model, tokenizer, options: LMOptions = LMOptions(), name: str = "lm"):
         options = with_model_defaults(options, getattr(model, "generation_config", None))
+        settle_threads(sum(p.numel() for p in model.parameters()))
         self.model, self.tokenizer, self.options = model, tokenizer, options
         self.name = name
         #: recorded as the messages' ``source`` label when the agent plays a seat

@@ -45,7 +45,8 @@ class RunArgs:
     eval_episodes: int = 32
     """evaluation episodes, on the fixed seeds EVAL_SEED + j"""
     threads: int = 1
-    """torch CPU threads (0: torch's default; one is the fastest for small models on a shared 2-core machine)"""
+    """torch CPU threads (0: as an LM seat settles them: one for a small model, else the cores this
+    process may use; one is the fastest for small models on a shared 2-core machine)"""
 
 
 @dataclass
