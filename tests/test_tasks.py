@@ -69,6 +69,13 @@ def test_judged_qa_parse():
     both = inst.parse("actor", f"{o[0]} or {o[1]}")
     assert not both.valid and "several options" in both.reason
     assert not inst.parse("actor", "no idea").valid
+    # a letter with its option text, as chat models answer: the two must agree
+    assert inst.parse("actor", f"B) {o[1]}").value == o[1]
+    assert inst.parse("actor", f"(d). {o[3]} is where it sits").value == o[3]
+    assert inst.parse("actor", "C) I think so").value == o[2]
+    mismatch = inst.parse("actor", f"A) {o[2]}")
+    assert not mismatch.valid and "letter A" in mismatch.reason and o[2] in mismatch.reason
+    assert not inst.parse("actor", f"The answer is B, {o[3]}.").valid
 
 
 def test_guess_number_parse_and_bounds():

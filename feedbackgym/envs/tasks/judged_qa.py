@@ -179,6 +179,7 @@ _LETTERS = "ABCDEFGH"
 _LETTER_ONLY = re.compile(r"^\s*(?:option\s+)?\(?([A-H])\)?[.):]?\s*$", re.I)
 _ANSWER_LETTER = re.compile(r"\b(?:answer|option|choice)\s*(?:is|:)?\s*\(?([A-H])\)?(?![\w'])", re.I)
 _ANSWER_IS = re.compile(r"\banswer\s*(?:is|:)", re.I)
+_LEADING_LETTER = re.compile(r"^\s*(?:option\s+)?\(?([A-H])[).:]\s", re.I)  # "B) Kridax", "(c). ..."
 
 
 class JudgedQAParams(Params):
@@ -232,10 +233,15 @@ class JudgedQAInstance(Instance):
         bad = precheck(text)
         if bad:
             return bad
-        m = _LETTER_ONLY.match(text) or _ANSWER_LETTER.search(text)
+        m = _LETTER_ONLY.match(text) or _LEADING_LETTER.match(text) or _ANSWER_LETTER.search(text)
         if m:
             i = _LETTERS.index(m.group(1).upper())
             if i < len(self.options):
+                said = mentioned(text[m.end() :], self.options)  # "D) Voudom": the option text after the letter
+                if said and self.options[i] not in said:
+                    return invalid(
+                        f"the letter {_LETTERS[i]} is {self.options[i]}, but the text names {', '.join(said)}; state one answer"
+                    )
                 return Parsed(True, "answer", self.options[i])
         named = mentioned(text, self.options)
         if len(named) > 1:
