@@ -14,7 +14,7 @@ kinds apply and what they would say (``Instance.hint``), draws one of them with 
 from __future__ import annotations
 
 from feedbackgym.agents.base import ScriptedAgent, register
-from feedbackgym.core import Feedback, Utterance
+from feedbackgym.core import ATOMS, Feedback, FrozenDict, Utterance, freeze
 from feedbackgym.feedback import banks
 
 _SCORE = {"positive": 1.0, "agree": 1.0, "negative": 0.0}
@@ -22,7 +22,8 @@ _SCORE = {"positive": 1.0, "agree": 1.0, "negative": 0.0}
 
 def say(view, kind: str, hint, labels: dict, paraphrase: str | int | None = None) -> Utterance:
     """Render ``hint`` from the ``kind`` bank and wrap it as typed feedback; ``labels`` (a fresh
-    dict) is completed in place with the speaker's role, the bank case and the suggestion.
+    dict) is completed in place with the speaker's role, the bank case and the suggestion, and
+    handed frozen (given ``truthful`` too, the engine takes the feedback as it is).
     ``paraphrase`` None means the scenario's ``feedback.paraphrase``."""
     options = banks.templates(kind, view.world.family, hint.case)
     choice = view.paraphrase if paraphrase is None else paraphrase
@@ -36,7 +37,9 @@ def say(view, kind: str, hint, labels: dict, paraphrase: str | int | None = None
     labels["source_role"] = view.role
     labels["case"] = hint.case
     labels["suggested_answer"] = hint.suggestion
-    return Utterance(text, Feedback(kind, text, _SCORE.get(hint.case), labels))
+    # flat labels (the usual case) are copied in one C call; a tuple of evidence ids is frozen deep
+    frozen = FrozenDict(labels) if ATOMS.issuperset(map(type, labels.values())) else freeze(labels)
+    return Utterance(text, Feedback(kind, text, _SCORE.get(hint.case), frozen))
 
 
 class FeedbackGiver(ScriptedAgent):
@@ -51,7 +54,7 @@ class FeedbackGiver(ScriptedAgent):
             text = view.world.invalid_reply
             if view.world.reply_role == view.role:  # an oracle answers plainly ("Invalid question.")
                 return text
-            labels = {"truthful": True, "case": "invalid", "suggested_answer": None, "source_role": view.role}
+            labels = FrozenDict(truthful=True, case="invalid", suggested_answer=None, source_role=view.role)
             return Utterance(text, Feedback("r", text, 0.0, labels))
         if view.last_move is None:
             return Utterance(self.opening)
@@ -129,6 +132,6 @@ class CGICritic(FeedbackGiver):
             suggestion = expert
             lines.append(f'Revision: consider "{expert}"')
         text = "\n".join(lines)
-        labels = {"case": "cgi", "truthful": True, "suggested_answer": suggestion, "source_role": view.role}
+        labels = FrozenDict(case="cgi", truthful=True, suggested_answer=suggestion, source_role=view.role)
         return Utterance(text, Feedback("critique", text, top, labels))
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from feedbackgym.agents.base import register
 from feedbackgym.agents.critic import FeedbackGiver, say
-from feedbackgym.core import Feedback, Hint, Utterance
+from feedbackgym.core import Feedback, FrozenDict, Hint, Utterance
 
 
 class ScriptedUser(FeedbackGiver):
@@ -79,7 +79,7 @@ class AskAgainUser(ScriptedUser):
         w = view.world
         first = next(m for m in view.log if m.role == "actor" and m.kind == "answer")
         if self.only_after_correct and not first.labels["is_correct"]:
-            return Utterance("Okay, thanks.", Feedback("followup", "Okay, thanks.", None, _ACK))
+            return _ACK
         form = self.form
         if form == "progressive":
             pressed = sum(1 for m in view.log if m.role == "user" and m.kind == "feedback")
@@ -92,7 +92,9 @@ class AskAgainUser(ScriptedUser):
         return say(view, "followup", Hint(form, slots, suggestion), {"truthful": not ok, "intervened": True}, self.paraphrase)
 
 
-_ACK = {"case": "ack", "truthful": None, "suggested_answer": None, "intervened": False, "source_role": "user"}
+_ACK_TEXT = "Okay, thanks."
+_ACK_LABELS = FrozenDict(case="ack", truthful=None, suggested_answer=None, intervened=False, source_role="user")
+_ACK = Utterance(_ACK_TEXT, Feedback("followup", _ACK_TEXT, None, _ACK_LABELS))
 
 
 @register("user", "mint")
@@ -145,7 +147,7 @@ class FrictionUser(ScriptedUser):
             tried = list(dict.fromkeys(m.labels["answer_norm"] for m in view.log if m.role == "actor" and m.kind == "answer"))
             left = [o for o in w.options if o not in tried]
             text += f" You have already tried: {', '.join(tried)}. The remaining options are: {', '.join(left)}."
-        labels = {"truthful": True, "case": "masked_hint", "suggested_answer": None, "source_role": "user"}
+        labels = FrozenDict(truthful=True, case="masked_hint", suggested_answer=None, source_role="user")
         return Utterance(text, Feedback("hn", text, 0.0, labels))
 
 

@@ -19,6 +19,7 @@ the turn is spent, and the schedule goes on (TextArena's rule: nobody can hold t
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -226,26 +227,34 @@ class Episode:
         else:
             self.actor_turns += 1
             parsed = self.instance.parse(role, text)
-        self._last_invalid = not parsed.valid
         if not parsed.valid:
+            self._last_invalid = True
+            kind = "invalid"
             labels = {"valid": False, "reason": parsed.reason}
-        elif m:
-            labels = {"valid": True, "is_correct": None, "solved": False, "candidates": tuple(line for line, _ in parsed.value)}
-            self._last_parsed = parsed
         else:
-            verdict = self.instance.score(parsed)
-            solved = verdict.solved or (self._end_on_correct and verdict.is_correct is True)
-            labels = {"valid": True, "is_correct": verdict.is_correct, "solved": solved}
-            if parsed.kind != "question":
-                self.proposals += 1
-                labels["answer_norm"] = parsed.value if type(parsed.value) in ATOMS else freeze(parsed.value)
-                before = self._last_answer.get(role)
-                labels["answer_changed"] = before is not None and parsed.value != before
-                self._last_answer[role] = parsed.value
+            self._last_invalid = False
             self._last_parsed = parsed
+            kind = parsed.kind
+            if m:
+                labels = {"valid": True, "is_correct": None, "solved": False, "candidates": tuple(line for line, _ in parsed.value)}
+            else:
+                is_correct, solved = self.instance.score(parsed)
+                solved = solved or (self._end_on_correct and is_correct is True)
+                if kind == "question":
+                    labels = {"valid": True, "is_correct": is_correct, "solved": solved}
+                else:
+                    self.proposals += 1
+                    value = parsed.value
+                    before = self._last_answer.get(role)
+                    self._last_answer[role] = value
+                    labels = {
+                        "valid": True, "is_correct": is_correct, "solved": solved,
+                        "answer_norm": value if type(value) in ATOMS else freeze(value),
+                        "answer_changed": before is not None and value != before,
+                    }  # fmt: skip
         if source:
             labels["source"] = source
-        return Message(turn, role, text, parsed.kind if parsed.valid else "invalid", None, FrozenDict(labels))
+        return _message((turn, role, text, kind, None, FrozenDict(labels)))
 
     def _feedback_move(
         self, turn: int, role: str, text: str, fb: Feedback | None, source: str | None, leaves: bool = False
@@ -258,6 +267,17 @@ class Episode:
                 return Message(turn, role, text, "reply", None, FrozenDict(labels) if labels else EMPTY)
             fb = Feedback(self._kinds[0], text, None, EMPTY)
         labels = fb.labels
+        # The scripted givers hand frozen labels that already say who spoke, whether it holds and
+        # what it suggests: taken as they are. Anything else is completed and frozen here.
+        if source or text is not fb.text or type(labels) is not FrozenDict or not labels.keys() >= _GIVEN:
+            fb = self._completed(role, text, fb, source)
+        return _message((turn, role, text, "feedback", fb, _LEAVES if leaves else _TO_ACTOR))
+
+    def _completed(self, role: str, text: str, fb: Feedback, source: str | None) -> Feedback:
+        """``fb`` with the message's text and frozen labels that say who said it (``source_role``,
+        ``source``) and, where the agent did not, what the task reads in it (``suggested_answer``,
+        ``truthful``)."""
+        labels = fb.labels
         if "source_role" not in labels or "truthful" not in labels or "suggested_answer" not in labels or source:
             labels = dict(labels)
             labels.setdefault("source_role", role)
@@ -269,7 +289,7 @@ class Episode:
                 labels.setdefault("truthful", self.instance.is_truthful(reading, self._last_parsed))
         if labels is not fb.labels or text is not fb.text or type(labels) is not FrozenDict:
             fb = Feedback(fb.kind, text, fb.score, (FrozenDict(labels) if ATOMS.issuperset(map(type, labels.values())) else freeze(labels)))
-        return Message(turn, role, text, "feedback", fb, _LEAVES if leaves else _TO_ACTOR)
+        return fb
 
     # ------------------------------------------------------------------ public state
     @property
@@ -291,7 +311,12 @@ class Episode:
         return plain(self.instance.hidden())
 
 
+#: ``Message(*fields)`` in one C call, without the named tuple's Python ``__new__`` (the same
+#: object; every field must be given): how the moves' hot path builds its messages
+_message = partial(tuple.__new__, Message)
 _TO_ACTOR = FrozenDict({"to": "actor"})
+#: the labels a feedback message always carries (`Episode._completed` adds those an agent did not give)
+_GIVEN = frozenset({"source_role", "truthful", "suggested_answer"})
 _LEAVES = FrozenDict({"to": "actor", "leaves": True})
 
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from feedbackgym.core import Feedback, ScriptedAgent, Utterance, register_scripted, register_task
+from feedbackgym.core import Feedback, FrozenDict, ScriptedAgent, Utterance, register_scripted, register_task
 from feedbackgym.envs.tasks.base import Instance, Params, Parsed, Task, Verdict, precheck
 
 _PRICE = re.compile(r"\$\s*(\d+(?:\.\d+)?)|(\d+(?:\.\d+)?)\s*(?:dollars|bucks|\$)", re.I)
@@ -243,7 +243,10 @@ class Coach(ScriptedAgent):
 
     def act(self, view):
         text = COACH_TIPS[int(view.rng.random() * len(COACH_TIPS))]
-        return Utterance(text, Feedback("fp", text, None, {"case": "coach", "truthful": None, "suggested_answer": None, "source_role": "critic"}))
+        return Utterance(text, Feedback("fp", text, None, _COACH_LABELS))
+
+
+_COACH_LABELS = FrozenDict(case="coach", truthful=None, suggested_answer=None, source_role="critic")
 
 
 @register_scripted("critic", "constant", ("negotiation",))
@@ -253,5 +256,9 @@ class ConstantFeedback(ScriptedAgent):
     name = "constant"
 
     def act(self, view):
-        text = "Good game. Let's play another round; see if you can beat your last price."
-        return Utterance(text, Feedback("r", text, None, {"case": "constant", "truthful": None, "suggested_answer": None, "source_role": "critic"}))
+        return _CONSTANT
+
+
+_CONSTANT_TEXT = "Good game. Let's play another round; see if you can beat your last price."
+_CONSTANT_LABELS = FrozenDict(case="constant", truthful=None, suggested_answer=None, source_role="critic")
+_CONSTANT = Utterance(_CONSTANT_TEXT, Feedback("r", _CONSTANT_TEXT, None, _CONSTANT_LABELS))
