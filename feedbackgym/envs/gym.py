@@ -118,12 +118,17 @@ class FeedbackEnv(gym.Env):
         return self._obs(), reward, ep.terminated, ep.truncated, self._info(result.message)
 
     def _obs(self) -> dict[str, str]:
-        ep = self.episode
+        # What was said since the learner's last turn (ep.spoke_at(learner), found without the
+        # call): a step's mark is where its move went, so the rest follows it; after a reset the
+        # mark is 0 and the learner has said nothing.
+        log, start = self.episode.log, self._mark
+        if start or (log and log[0].role == self.learner):
+            start += 1
         seen, feedback = [], []
-        for m in ep.log[ep.spoke_at(self.learner) :]:
+        for m in log[start:]:  # none of them the learner's
             if m.kind == "feedback":
                 feedback.append(m.text)
-            elif m.role != self.learner:
+            else:
                 seen.append(m.text)
         return {"instruction": self._instruction, "observation": "\n".join(seen), "feedback": "\n".join(feedback)}
 
@@ -132,7 +137,7 @@ class FeedbackEnv(gym.Env):
         info: dict[str, Any] = {
             "messages": ep.log[self._mark :],
             "turn": ep.actor_turns,
-            "labels": dict(own.labels) if own is not None else {},
+            "labels": own.labels if own is not None else {},  # read-only: no copy needed
             "success": ep.terminate_reason == "success",
         }
         if own is not None and own.kind == "invalid":

@@ -133,7 +133,7 @@ class raw_env(AECEnv):
         result = ep.submit(role_of(agent), as_text(action), source="learner")
         self._steps += 1
         self._acted[role_of(agent)] += 1
-        self.infos[agent] = {"labels": dict(result.message.labels), "kind": result.message.kind}
+        self.infos[agent] = {"labels": result.message.labels, "kind": result.message.kind}  # labels are read-only
         self._advance()
         self.rewards = {a: ep.returns[role_of(a)] - before[role_of(a)] for a in self.agents}
         self._accumulate_rewards()
