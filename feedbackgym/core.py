@@ -13,6 +13,7 @@ validation and the CLI look a name up instead of importing the layer that define
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from itertools import islice
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
@@ -237,6 +238,47 @@ class Hint(NamedTuple):
 # --------------------------------------------------------------------------- the view of one role
 
 
+class LogView(Sequence):
+    """The first ``n`` messages of an engine's log, read-only and without a copy (the log only
+    grows, so this is the log as it was when the view was made). Indexing gives a message, a
+    slice a tuple; nothing reached through it can change the log."""
+
+    __slots__ = ("_log", "_n")
+
+    def __init__(self, log: list[Message], n: int):
+        self._log = log
+        self._n = n
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i):
+        n = self._n
+        if type(i) is slice:
+            return tuple(self._log[i] if n == len(self._log) else self._log[:n][i])
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("log index out of range")
+        return self._log[i]
+
+    def __iter__(self):
+        return islice(self._log, self._n)  # an iterator in C, with no way back to the list
+
+    def __reversed__(self):
+        return islice(reversed(self._log), len(self._log) - self._n, None)
+
+    def __eq__(self, other):
+        if isinstance(other, (LogView, tuple)):
+            return tuple(self) == tuple(other)
+        return NotImplemented
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"LogView({list(self)!r})"
+
+
 class View:
     """What one role sees at its turn. Built from the log; hidden labels are never part of it.
 
@@ -278,9 +320,10 @@ class View:
         return self.world.private_view(self.role)
 
     @property
-    def log(self) -> tuple[Message, ...]:
-        """The log so far, as immutable messages (for agents that read the moves, not their labels)."""
-        return tuple(self._log)
+    def log(self) -> LogView:
+        """The log so far, as immutable messages (for agents that read the moves, not their labels):
+        a read-only view, not a copy (O(1) however long the episode)."""
+        return LogView(self._log, len(self._log))
 
     @property
     def since(self) -> int:
