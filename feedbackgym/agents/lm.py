@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import shutil
 import sys
 import tempfile
 from collections import OrderedDict
@@ -135,6 +136,8 @@ def dequantized(gguf: Path) -> Path:
     target = gguf_cache(gguf)
     if (target / "config.json").is_file():
         return target
+    if target.exists():  # not made by the rename below (a copy is renamed into place whole): stale
+        shutil.rmtree(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     folder, name = str(gguf.parent), gguf.name
     print(f"feedbackgym: dequantizing {gguf} once (about 25 s for a 135M model); the copy goes to {target}", file=sys.stderr)

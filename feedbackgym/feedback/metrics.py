@@ -72,7 +72,11 @@ def correctness(log: Sequence[Message]) -> list[bool]:
     """Whether each of the actor's stated answers is correct, in order. An unreadable last move
     after an answer counts as one more, wrong answer: a final reply the task cannot read is not
     scored as keeping the previous answer (``invalid_final`` counts these)."""
-    actor = [m for m in log if m.role == "actor" and m.kind != "candidates"]
+    return _correctness([m for m in log if m.role == "actor" and m.kind != "candidates"])
+
+
+def _correctness(actor: Sequence[Message]) -> list[bool]:
+    """`correctness` from the actor's moves alone."""
     correct = [bool(m.labels.get("is_correct")) for m in actor if m.kind in ANSWER_KINDS]
     if correct and actor[-1].kind == "invalid":
         correct.append(False)
@@ -117,7 +121,7 @@ def repetition_penalty(unique: float | None) -> float | None:
 def log_metrics(log: Sequence[Message], terminate_reason: str | None, mode: str) -> dict[str, Any]:
     actor = [m for m in log if m.role == "actor" and m.kind != "candidates"]
     answers = [m for m in actor if m.kind in ANSWER_KINDS]
-    correct = correctness(log)
+    correct = _correctness(actor)
     values = answer_values(answers)
     first_success = next((i for i, m in enumerate(actor) if m.labels.get("is_correct")), None)
     switches = sum(1 for m in answers if m.labels.get("answer_changed"))
