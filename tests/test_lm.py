@@ -201,3 +201,21 @@ def test_agents_share_weights_until_the_folder_is_rewritten(tmp_path, lm_dir):
     again = LMAgent.from_pretrained(str(folder))
     assert again.model is not first.model
     assert torch.equal(again.model.transformer.wte.weight, retrained.transformer.wte.weight)
+
+
+def test_top_p_sorts_only_the_head_of_the_vocabulary_and_draws_the_same(monkeypatch):
+    """Top-p sampling sorts the top NUCLEUS_K tokens, the whole vocabulary only when a row's
+    nucleus is larger: the draws equal those of a full sort, peaked rows and flat rows alike."""
+    from feedbackgym.agents import lm as lm_module
+
+    g = torch.Generator().manual_seed(0)
+    peaked = torch.randn(6, 5000, generator=g) * 8  # a nucleus of a few tokens
+    flat = torch.randn(2, 5000, generator=g) * 0.01  # a nucleus of thousands: falls back to the full sort
+    uniforms = torch.rand(8, generator=g)
+    for logits in (peaked, torch.cat([peaked[:6], flat])):
+        u = uniforms[: len(logits)]
+        head = lm_module.sample(logits, 0.7, 0.9, u)
+        monkeypatch.setattr(lm_module, "NUCLEUS_K", logits.shape[-1])
+        full = lm_module.sample(logits, 0.7, 0.9, u)
+        monkeypatch.undo()
+        assert torch.equal(head, full)

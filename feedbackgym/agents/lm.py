@@ -429,13 +429,24 @@ def sample(logits: torch.Tensor, temperature: float | torch.Tensor, top_p: float
     return torch.where(greedy, logits.argmax(-1), drawn)
 
 
+#: how many of the most likely tokens top-p sampling sorts before it looks at the whole vocabulary
+NUCLEUS_K = 256
+
+
 def _draw(scaled: torch.Tensor, top_p: float, uniforms: torch.Tensor) -> torch.Tensor:
     """Inverse-CDF draws of ``uniforms`` from softmax(``scaled``), top-p truncated."""
     probs = torch.softmax(scaled, -1)
     order = None
     if top_p < 1:
-        probs, order = probs.sort(-1, descending=True)
-        probs = probs * ((probs.cumsum(-1) - probs) < top_p)  # the nucleus (at least one token)
+        # The nucleus is usually a handful of tokens: sort only the top NUCLEUS_K (a full sort of a
+        # 49k vocabulary per row and token was most of the time outside the model), and the whole
+        # vocabulary only when some row's nucleus is larger. Same draws either way (the tokens
+        # past the nucleus get probability 0).
+        k = min(NUCLEUS_K, probs.shape[-1])
+        top, order = probs.topk(k, -1)
+        if k < probs.shape[-1] and bool((top.sum(-1) < top_p).any()):
+            top, order = probs.sort(-1, descending=True)
+        probs = top * ((top.cumsum(-1) - top) < top_p)  # the nucleus (at least one token)
     cdf = probs.cumsum(-1)
-    k = torch.searchsorted(cdf, (uniforms * cdf[:, -1])[:, None]).clamp(max=scaled.shape[-1] - 1)
+    k = torch.searchsorted(cdf, (uniforms * cdf[:, -1])[:, None]).clamp(max=cdf.shape[-1] - 1)
     return (k if order is None else order.gather(-1, k)).squeeze(-1)
