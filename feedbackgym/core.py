@@ -286,17 +286,19 @@ class View:
     gold answer, a user knows its goal), LM and human agents only read the text fields.
     ``last_move`` is the last valid move as the task parsed it (public: it is what was said), and
     ``last_invalid`` whether the latest move was unreadable; ``candidates`` how many candidate
-    moves this turn should list (CGI), 0 for a real move.
+    moves this turn should list (CGI), 0 for a real move; ``moves`` whether this role's text is a
+    move the task parses, ``final`` whether this is its turn in the protocol's final phase; ``ask``
+    what this turn asks of the role, in words (a model in a chat is asked it last).
     """
 
     __slots__ = (
         "role", "rng", "world", "last_move", "last_invalid", "candidates", "feedback_kinds", "paraphrase",
-        "_log", "_since", "_transcript",
+        "moves", "final", "_log", "_since", "_transcript",
     )  # fmt: skip
 
     def __init__(
         self, role, rng, world, log, since, feedback_kinds, last_move=None, last_invalid=False, candidates=0,
-        paraphrase="random",
+        paraphrase="random", moves=False, final=False,
     ):  # fmt: skip
         self.role = role
         self.rng: np.random.Generator = rng
@@ -306,6 +308,8 @@ class View:
         self.candidates: int = candidates
         self.feedback_kinds: tuple[str, ...] = feedback_kinds
         self.paraphrase: str | int = paraphrase  # the scenario's choice of paraphrase
+        self.moves: bool = moves
+        self.final: bool = final
         self._log: list[Message] = log
         self._since = since
         self._transcript: str | None = None
@@ -313,6 +317,12 @@ class View:
     @property
     def instruction(self) -> str:
         return self.world.instruction
+
+    @property
+    def ask(self) -> str:
+        """What this turn asks of the role ('' when the instruction already says it): the task's
+        `Instance.ask`."""
+        return self.world.ask(self)
 
     @property
     def private(self) -> str:

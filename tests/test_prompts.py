@@ -41,6 +41,22 @@ def test_chat_budget_keeps_the_task_and_the_latest_messages(long_view):
     assert view_chat(long_view, 10**9) == full  # a budget that does not bite changes nothing
 
 
+def test_the_chat_ends_with_what_the_turn_asks():
+    """A model is asked each turn's question last (its final answer after the judge), not left to
+    continue a transcript; the plain transcript (append-only, for learners) is unchanged."""
+    sc = load_scenario("judged_qa").with_roles(actor="scripted:sycophant")
+    ep = Episode(sc, 0, agents_for(sc))
+    first = view_chat(ep.view("actor"))
+    assert ep.view("actor").ask == "" and first[-1]["content"].endswith("Reply with the option or its letter.")
+    play(ep, stop="judge")
+    assert view_chat(ep.view("judge"))[-1]["content"].endswith("Give your feedback on the last move.")
+    play(ep, stop="actor")
+    view = ep.view("actor")
+    assert view.final and view.moves
+    assert view_chat(view)[-1]["content"].endswith("Give your final answer: one option or its letter.")
+    assert not view_plain(view).rstrip().endswith("letter.")
+
+
 def test_prompt_reads_only_the_latest_messages(long_view):
     """The cost is flat: a budgeted prompt never touches the messages it leaves out."""
 
@@ -56,7 +72,7 @@ def test_prompt_reads_only_the_latest_messages(long_view):
             return self.log[i]
 
     class V:
-        role, instruction, private = "actor", long_view.instruction, ""
+        role, instruction, private, ask = "actor", long_view.instruction, "", long_view.ask
 
     v = V()
     v.log = Counting(long_view.log)

@@ -63,7 +63,8 @@ def chat_messages(role: str, instruction: str, private: str, messages: Sequence[
 
 def view_chat(view, max_chars: int | None = None) -> list[dict]:
     """The chat messages a model in ``view.role``'s seat is prompted with: the same for an
-    embedded LM (through its chat template), a served model and ``obs_format="messages"``.
+    embedded LM (through its chat template), a served model and ``obs_format="messages"``. The
+    last user turn ends with what this turn asks (``view.ask``: "Give your final answer: ...").
     With ``max_chars``, only the latest messages whose text fits that budget are read (the task
     always opens the chat, with a note of how many earlier messages it leaves out), so the cost
     of a prompt is flat in the episode's length."""
@@ -74,6 +75,12 @@ def view_chat(view, max_chars: int | None = None) -> list[dict]:
     chat = chat_messages(view.role, view.instruction, private, messages)
     if start:
         chat[0]["content"] += f"\n({start} earlier messages are not shown.)"
+    ask = view.ask
+    if ask:  # the turn's question comes last, so the model is asked it rather than left to continue
+        if chat[-1]["content"] == f"Your turn, {view.role}.":
+            chat[-1]["content"] = ask
+        else:
+            chat[-1]["content"] += "\n" + ask
     return chat
 
 

@@ -157,7 +157,7 @@ class Episode:
         return View(
             role, self.rngs[role], self.instance, self.log, self._spoke_at.get(role, 0), self._kinds,
             self._last_parsed, self._last_invalid, self._candidates and role == self._current and self.candidates_due(),
-            self._paraphrase,
+            self._paraphrase, role in self.movers, self._in_final and role == self._current,
         )
 
     # ------------------------------------------------------------------ moves

@@ -54,6 +54,23 @@ class Instance(ABC):
     #: What the task's oracle or a feedback giver says to a move it cannot read.
     invalid_reply: ClassVar[str] = "That is not a move I can read."
     instruction: str
+    #: how a move is written, for the asks ("one option or its letter"; '' for no hint)
+    move_form: ClassVar[str] = ""
+
+    def ask(self, view: View) -> str:
+        """What this turn asks of ``view.role``, said last to a model in a chat so that it is asked
+        rather than left to continue a transcript ('' when the instruction already says it):
+        a mover's first move is what the instruction asks; later it is asked for its next move,
+        and in the protocol's final phase for its final answer; the oracle for its reply to the
+        last move; a feedback giver for its feedback on it. Tasks may word their own."""
+        form = f": {self.move_form}." if self.move_form else "."
+        if view.moves:
+            if view.final:
+                return "Give your final answer" + form
+            return "Your next move" + form if view.since else ""
+        if view.role == self.reply_role:
+            return "Reply to the last move."
+        return "Give your feedback on the last move."
 
     @abstractmethod
     def private_view(self, role: str) -> str:

@@ -32,6 +32,7 @@ class GuessNumberParams(Params):
 
 
 class GuessNumberInstance(Instance):
+    move_form = "one number"
     family = "guess_number"
     mode = "search"
     invalid_reply = "That is not a guess I can use; say one whole number."

@@ -198,6 +198,7 @@ class Passage:
 
 
 class JudgedQAInstance(Instance):
+    move_form = "one option or its letter"
     family = "judged_qa"
     mode = "answer"
     invalid_reply = "That is not one of the options; answer with one of them or its letter."

@@ -71,6 +71,7 @@ class TwentyQuestionsParams(Params):
 
 
 class TwentyQuestionsInstance(Instance):
+    move_form = "one yes/no question, or 'Is it a <object>?'"
     family = "twenty_questions"
     mode = "search"
     reply_role = "user"
