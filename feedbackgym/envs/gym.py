@@ -9,6 +9,7 @@ import gymnasium as gym
 from gymnasium import spaces
 
 from feedbackgym.agents import agents_for
+from feedbackgym.agents.prompts import view_chat
 from feedbackgym.core import as_text, render_transcript
 from feedbackgym.envs.engine import Episode, play
 from feedbackgym.envs.scenario import ROLES, Scenario, load_scenario
@@ -20,6 +21,30 @@ CHARSET = "".join(
     sorted(set(string.printable) | {chr(c) for c in range(0xA0, 0x250)} | {chr(c) for c in range(0x2010, 0x2070)})
 )
 MAX_OBS_CHARS = 100_000
+#: the observation formats of both faces: LLF-Bench's dict of strings, or OpenAI chat messages
+OBS_FORMATS = ("dict", "messages")
+
+
+def messages_space() -> spaces.Sequence:
+    """OpenAI chat messages as a Gymnasium space: a tuple of ``{"role", "content"}`` dicts (the
+    role ``system``, ``user`` or ``assistant``)."""
+    role = spaces.Text(max_length=9, min_length=4, charset="abcdefghijklmnopqrstuvwxyz")
+    content = spaces.Text(max_length=MAX_OBS_CHARS, min_length=0, charset=CHARSET)
+    return spaces.Sequence(spaces.Dict({"role": role, "content": content}))
+
+
+def messages_observation(view) -> tuple[dict[str, str], ...]:
+    """A role's view as the chat messages a model in its seat is prompted with
+    (`feedbackgym.agents.prompts.view_chat`, what an ``lm:`` seat feeds its chat template): a
+    tuple of dicts, in the order of a chat. The chat reads only the latest messages that fit
+    about half of ``MAX_OBS_CHARS``, and each content is cut to it, so it stays in its space."""
+    return tuple({"role": m["role"], "content": m["content"][-MAX_OBS_CHARS:]} for m in view_chat(view, MAX_OBS_CHARS // 2))
+
+
+def check_obs_format(obs_format: str) -> str:
+    if obs_format not in OBS_FORMATS:
+        raise ValueError(f"obs_format {obs_format!r}: expected one of {OBS_FORMATS}")
+    return obs_format
 
 
 class FeedbackEnv(gym.Env):
@@ -37,6 +62,11 @@ class FeedbackEnv(gym.Env):
 
     ## Observation Space
     `Dict(instruction=Text, observation=Text, feedback=Text)` (LLF-Bench's shape):
+    With `obs_format="messages"`, the learner's view as OpenAI chat messages instead: a tuple of
+    `{"role", "content"}` dicts (`Sequence(Dict(role=Text, content=Text))`), exactly the chat an
+    `lm:` seat prompts its model with (its chat template applied to them gives the same prompt),
+    ending with what this turn asks ("Give your final answer: ...").
+
     `instruction` is the task statement (every step), followed, for a learner in another seat
     than the actor's, by what only that role may know (a judge's evidence and the gold answer, a
     user's goal); `observation` what the other roles said
@@ -71,7 +101,8 @@ class FeedbackEnv(gym.Env):
     ## Arguments
     `scenario`: a shipped scenario name or a YAML path. `actor`, `critic`, `judge`, `user`: agent
     specs that replace the scenario's (`"scripted:malicious"`, `"learner"`, `None` to remove a
-    role). `render_mode`: `"ansi"` returns the transcript as text.
+    role). `render_mode`: `"ansi"` returns the transcript as text. `obs_format`: `"dict"` (the
+    default) or `"messages"`.
 
     ## Version History
     - v0: initial release.
@@ -79,7 +110,9 @@ class FeedbackEnv(gym.Env):
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
-    def __init__(self, scenario: str | Scenario = "judged_qa", render_mode: str | None = None, **roles: str | None):
+    def __init__(
+        self, scenario: str | Scenario = "judged_qa", render_mode: str | None = None, obs_format: str = "dict", **roles: str | None
+    ):
         sc = load_scenario(scenario)
         unknown = set(roles) - set(ROLES)
         if unknown:
@@ -92,8 +125,12 @@ class FeedbackEnv(gym.Env):
             raise ValueError(f"render_mode {render_mode!r}: expected None or 'ansi'")
         self.render_mode = render_mode
         self.agents = {r: a for r, a in agents_for(self.scenario).items() if a is not None}
+        self.obs_format = check_obs_format(obs_format)
         text = spaces.Text(max_length=MAX_OBS_CHARS, min_length=0, charset=CHARSET)
-        self.observation_space = spaces.Dict({"instruction": text, "observation": text, "feedback": text})
+        if obs_format == "messages":
+            self.observation_space = messages_space()
+        else:
+            self.observation_space = spaces.Dict({"instruction": text, "observation": text, "feedback": text})
         self.action_space = spaces.Text(max_length=MAX_ACTION_CHARS, min_length=0, charset=CHARSET)
         self.episode: Episode | None = None
 
@@ -117,7 +154,9 @@ class FeedbackEnv(gym.Env):
         reward = ep.take_reward(self.learner)
         return self._obs(), reward, ep.terminated, ep.truncated, self._info(result.message)
 
-    def _obs(self) -> dict[str, str]:
+    def _obs(self):
+        if self.obs_format == "messages":
+            return messages_observation(self.episode.view(self.learner))
         # What was said since the learner's last turn (ep.spoke_at(learner), found without the
         # call): a step's mark is where its move went, so the rest follows it; after a reset the
         # mark is 0 and the learner has said nothing.

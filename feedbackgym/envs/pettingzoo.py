@@ -28,6 +28,9 @@ the others are played by the agents the scenario names); role keywords (`judge="
 the scenario's agent specs; `render_mode` `"ansi"` or `"human"`; `max_cycles`: the schedule runs
 on past its own end and the episode is truncated when the next agent to act has acted this many
 times. In the parallel view one agent acts per step, so there `max_cycles` caps the steps.
+`obs_format="messages"`: each agent observes `{"messages": ...}`, its view as OpenAI chat messages
+(the Gymnasium face's tuple of `{"role", "content"}` dicts, the chat an `lm:` seat is prompted
+with), in a dict because PettingZoo's API test takes arrays or dicts.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from pettingzoo.utils import turn_based_aec_to_parallel, wrappers
 from feedbackgym.agents import agents_for
 from feedbackgym.core import as_text, render_transcript
 from feedbackgym.envs.engine import Episode, play
-from feedbackgym.envs.gym import CHARSET, MAX_OBS_CHARS
+from feedbackgym.envs.gym import CHARSET, MAX_OBS_CHARS, check_obs_format, messages_observation, messages_space
 from feedbackgym.envs.scenario import Scenario, load_scenario, validate
 from feedbackgym.envs.tasks.base import MAX_ACTION_CHARS
 
@@ -66,6 +69,7 @@ class raw_env(AECEnv):
         max_cycles: int | None = None,
         max_steps: int | None = None,
         external: Iterable[str] | None = None,
+        obs_format: str = "dict",
         **roles: str | None,
     ):
         super().__init__()
@@ -91,8 +95,11 @@ class raw_env(AECEnv):
             raise ValueError(f"render_mode {render_mode!r}: expected None or one of {self.metadata['render_modes']}")
         self.render_mode = render_mode
         self.max_cycles, self.max_steps = max_cycles, max_steps
+        self.obs_format = check_obs_format(obs_format)
         text = spaces.Text(max_length=MAX_OBS_CHARS, min_length=0, charset=CHARSET)
         obs_space = spaces.Dict({"instruction": text, "new": text, "feedback": text, "private": text})
+        if obs_format == "messages":  # in a dict: PettingZoo's API test wants arrays or dicts
+            obs_space = spaces.Dict({"messages": messages_space()})
         self.observation_spaces = {a: obs_space for a in self.possible_agents}
         self.action_spaces = {
             a: spaces.Text(max_length=MAX_ACTION_CHARS, min_length=0, charset=CHARSET) for a in self.possible_agents
@@ -158,8 +165,10 @@ class raw_env(AECEnv):
             self.agent_selection = agent_name(ep.current_role())
 
     # ------------------------------------------------------------------ what an agent sees
-    def observe(self, agent: str) -> dict[str, str]:
+    def observe(self, agent: str):
         ep, role = self.episode, role_of(agent)
+        if self.obs_format == "messages":
+            return {"messages": messages_observation(ep.view(role))}
         new = ep.log[ep.spoke_at(role) :]
         return {
             "instruction": ep.instance.instruction,
