@@ -181,12 +181,14 @@ class Message(NamedTuple):
 
 
 class Utterance(NamedTuple):
-    """What a scripted agent may return instead of a bare string: the text plus typed feedback,
-    and for a user, whether it leaves (which ends the episode)."""
+    """What an agent may return instead of a bare string: the text plus typed feedback, for a
+    user whether it leaves (which ends the episode), and for a served model what the request
+    cost (token counts, latency: kept in `Episode.usage` and the record, never in ``info``)."""
 
     text: str
     feedback: Feedback | None = None
     leaves: bool = False
+    usage: Mapping[str, float] | None = None
 
 
 class StepResult(NamedTuple):

@@ -47,6 +47,8 @@ class Record:
     terminate_reason: str | None = None
     line: int | None = None  # where it was read from
     journal: bool = False  # a journal line: the episode so far, replaced by a later line of it
+    usage: list[dict[str, Any]] = field(default_factory=list)
+    """what served models' turns cost (`Episode.usage`: turn, role, token counts, latency)"""
 
     @classmethod
     def of(cls, ep: Episode, journal: bool = False) -> Record:
@@ -55,7 +57,9 @@ class Record:
         if not ep.done:
             # only ``success`` reads the reason, and neither None nor ABORTED is a success
             reason = metrics["terminate_reason"] = ABORTED
-        return cls(ep.scenario, ep.seed, list(ep.log), dict(ep.returns), metrics, ep.hidden(), reason, journal=journal)
+        return cls(
+            ep.scenario, ep.seed, list(ep.log), dict(ep.returns), metrics, ep.hidden(), reason, journal=journal, usage=list(ep.usage)
+        )
 
     def to_json(self) -> str:
         data = {
@@ -70,6 +74,8 @@ class Record:
         }
         if self.journal:
             data["journal"] = True
+        if self.usage:  # only where a served model took a turn: other records stay as they were
+            data["usage"] = plain(self.usage)
         line = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
         try:
             line.encode("utf-8")
@@ -97,6 +103,7 @@ class Record:
             terminate_reason=d.get("terminate_reason"),
             line=lineno,
             journal=bool(d.get("journal")),
+            usage=_usage(d.get("usage"), lineno),
         )
 
     def steps(self) -> Iterator[list[Message]]:
@@ -113,6 +120,15 @@ class Record:
             and len(self.messages) >= n
             and self.messages[:n] == journal.messages
         )
+
+
+def _usage(value: Any, lineno: int | None) -> list[dict[str, Any]]:
+    """A record's ``usage`` list (absent in records without served seats)."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(u, dict) for u in value):
+        raise ValueError(f"usage: expected a list of objects, got {type(value).__name__}")
+    return value
 
 
 class RecordWriter:

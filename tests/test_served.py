@@ -142,8 +142,24 @@ def test_generate_is_concurrent_in_view_order_with_usage(server, env_url, chat_m
         assert g.usage["prompt_tokens"] > 0 and 0 < g.usage["completion_tokens"] <= PARAMS["max_tokens"]
         assert g.usage["latency_s"] > 0
         assert "\n" not in g.text and g.text == g.text.strip()
-    assert agent.act_batch(views) == [g.text for g in batched]
+    assert [u.text for u in agent.act_batch(views)] == [g.text for g in batched]
     agent.close()
+
+
+def test_usage_goes_into_the_record_never_into_info(server, env_url, chat_model, tmp_path, capsys):
+    """Every served turn's token counts and latency are in the record, beside the log (`run`,
+    batched); the Gymnasium face's info carries none of it (it would break determinism)."""
+    path = served_scenario(tmp_path, chat_model)
+    rec = tmp_path / "u.jsonl"
+    assert main(["run", path, "--episodes", "3", "--record", str(rec), "--quiet"]) == 0
+    for r in read_records(rec):
+        served = [m for m in r.messages if m.role in ("actor", "judge")]
+        assert [(u["turn"], u["role"]) for u in r.usage] == [(m.turn, m.role) for m in served]
+        assert all(u["prompt_tokens"] > 0 and u["completion_tokens"] > 0 and u["latency_s"] > 0 for u in r.usage)
+    env = feedbackgym.make(served_scenario(tmp_path, chat_model, actor="learner"))
+    _, info = env.reset(seed=0)
+    _, _, _, _, info = env.step("B")
+    assert env.unwrapped.episode.usage and "latency" not in repr(info) and "prompt_tokens" not in repr(info)
 
 
 def test_seeds_come_from_each_views_generator_in_order():

@@ -26,6 +26,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from feedbackgym.agents.prompts import Generation, view_chat
+from feedbackgym.core import Utterance
 
 __all__ = ["ServedAgent", "ServedError", "ServedOptions", "check_model"]
 
@@ -160,11 +161,12 @@ class ServedAgent:
         """What the model is conditioned on at ``view``: its chat messages as JSON text."""
         return json.dumps(view_chat(view), ensure_ascii=False)
 
-    def act(self, view) -> str:
-        return self.generate([view])[0].text
+    def act(self, view) -> Utterance:
+        """The reply to ``view``, with what the request cost (the engine records it beside the log)."""
+        return self.act_batch([view])[0]
 
-    def act_batch(self, views: Sequence) -> list[str]:
-        return [g.text for g in self.generate(views)]
+    def act_batch(self, views: Sequence) -> list[Utterance]:
+        return [Utterance(g.text, usage=g.usage) for g in self.generate(views)]
 
     def seeds(self, views: Sequence) -> list[int | None]:
         """The seed of each view's request: one draw from the view's generator each (``auto``),

@@ -66,6 +66,9 @@ class Episode:
         self._skips = type(self.instance).skips is not Instance.skips
         self.agents = dict(agents or {})
         self.log: list[Message] = []
+        #: what each served model's turn cost ({"turn", "role", "prompt_tokens", "completion_tokens",
+        #: "latency_s"}): written to the record beside the log, never part of a view or ``info``
+        self.usage: list[dict[str, Any]] = []
         schemes = {role: REWARDS[name](role) for role, name in scenario.rewards.items()}
         # only the schemes that reward individual messages are called per message
         self._per_message = [(r, sc) for r, sc in schemes.items() if type(sc).on_message is not Scheme.on_message]
@@ -168,12 +171,14 @@ class Episode:
                 raise RuntimeError("the episode is over; reset before submitting")
             raise ValueError(f"it is {self._current!r}'s turn, not {role!r}'s")
         fb, leaves = None, False
+        log = self.log
         if type(text) is not str:
             if isinstance(text, Utterance):
-                text, fb, leaves = text
+                text, fb, leaves, usage = text
+                if usage is not None:
+                    self.usage.append({"turn": len(log), "role": role, **usage})
             else:
                 text = str(text)
-        log = self.log
         moved = role in self.movers
         if moved:
             msg = self._move(len(log), role, text, source)
@@ -381,5 +386,7 @@ def play_batch(
                 said = on_turn(k, role, view, out) if on_turn is not None else None
                 if said is None:
                     said = out.text if hasattr(out, "token_ids") else out
+                if getattr(out, "usage", None) is not None and type(said) is str:  # a served model's
+                    said = Utterance(said, usage=out.usage)
                 live[k].submit(role, said, getattr(who, "source", None))
         live = {k: ep for k, ep in live.items() if ep.current_role() is not None and ep.current_role() not in stop}
