@@ -27,7 +27,7 @@ import tempfile
 from collections import OrderedDict
 from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -37,14 +37,15 @@ from transformers.cache_utils import DynamicLayer
 from transformers.utils import logging as hf_logging
 
 from feedbackgym.agents.models import RECOMMENDED_SAMPLING, gguf_cache, locate
-from feedbackgym.agents.prompts import Generation, chat_messages, plain_prompt, view_chat, view_plain
+from feedbackgym.agents.prompts import Generation, SeatOptions, chat_messages, plain_prompt, view_chat, view_plain
 from feedbackgym.encoders import default_device
 
 __all__ = ["Generation", "LMAgent", "LMOptions", "chat_messages", "plain_prompt"]
 
 
 @dataclass(frozen=True)
-class LMOptions:
+class LMOptions(SeatOptions):
+    what = "LM"
     max_new_tokens: int = 32
     """most tokens generated per utterance"""
     temperature: float | None = None
@@ -82,15 +83,6 @@ class LMOptions:
         if self.top_p is not None and not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must lie in (0, 1], got {self.top_p}")
         object.__setattr__(self, "stop", (self.stop,) if isinstance(self.stop, str) else tuple(self.stop))
-
-    @classmethod
-    def from_params(cls, params: dict) -> LMOptions:
-        """Options from a scenario's ``roles.X.params``; unknown keys are refused by name."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ValueError(f"unknown LM option(s) {unknown}; known: {sorted(known)}")
-        return cls(**params)
 
 
 def load(name: str, device: str):

@@ -9,7 +9,23 @@ transcript for models without a chat template).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from dataclasses import fields
+from typing import ClassVar, NamedTuple
+
+
+class SeatOptions:
+    """A model-backed seat's options (a dataclass deriving from this), made from a scenario's
+    ``roles.X.params``: unknown keys are refused by name."""
+
+    what: ClassVar[str] = "seat"
+
+    @classmethod
+    def from_params(cls, params: Mapping):
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ValueError(f"unknown {cls.what} option(s) {unknown}; known: {sorted(known)}")
+        return cls(**params)
 
 
 class Generation(NamedTuple):

@@ -22,10 +22,10 @@ import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
-from feedbackgym.agents.prompts import Generation, view_chat
+from feedbackgym.agents.prompts import Generation, SeatOptions, view_chat
 from feedbackgym.core import Utterance
 
 __all__ = ["ServedAgent", "ServedError", "ServedOptions", "check_model"]
@@ -54,7 +54,8 @@ class ServedError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class ServedOptions:
+class ServedOptions(SeatOptions):
+    what = "served-model"
     base_url: str | None = None
     """the server's OpenAI base URL (``http://HOST:PORT/v1``); default: env ``OPENAI_BASE_URL``"""
     api_key_env: str = "OPENAI_API_KEY"
@@ -95,15 +96,6 @@ class ServedOptions:
             raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
         if self.concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {self.concurrency}")
-
-    @classmethod
-    def from_params(cls, params: dict) -> ServedOptions:
-        """Options from a scenario's ``roles.X.params``; unknown keys are refused by name."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ValueError(f"unknown served-model option(s) {unknown}; known: {sorted(known)}")
-        return cls(**params)
 
 
 def check_model(name: str) -> str | None:
