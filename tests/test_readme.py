@@ -17,7 +17,13 @@ def test_readme_python_tour_runs(capsys):
     # the tour answers the right option at seed 0, so the malicious judge attacks it, citing evidence
     assert "'intent': 'malicious'" in out and "'intervened': True" in out and "'truthful': False" in out
     assert "[doc1]" in out and "Voudom" in out
-    assert out.rstrip().splitlines()[-1] == "1.0 True False"  # kept the right answer: reward 1, no flip
+    lines = out.rstrip().splitlines()
+    assert "1.0 True False" in lines  # kept the right answer: reward 1, no flip
+    # the real model's episode: it answered, the judge spoke, it was asked again (what it says is
+    # the model's: the README reports this machine's run)
+    tail = lines[lines.index("1.0 True False") + 1 : -1]
+    assert tail[0].startswith("actor ") and any(ln.startswith("judge ") for ln in tail)
+    assert re.fullmatch(r"(True|False) (True|False|None)", lines[-1])
 
 
 def test_readme_opens_with_the_two_commands():
