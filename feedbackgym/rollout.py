@@ -112,11 +112,13 @@ def play_scenario(scenario: Scenario, seed: int) -> Episode:
 def play_scenarios(scenario: Scenario, seeds: Sequence[int], in_flight: int = 16):
     """Whole episodes of ``scenario``, one per seed, yielded in seed order: ``in_flight`` at a
     time through `play_batch`, so a model in a seat answers every episode waiting on it in one
-    call (the CLI's ``run`` and ``eval``). The agents are made once. The episodes are those of
+    call (the CLI's ``run`` and ``eval``); one at a time where a person takes a seat. The agents are made once. The episodes are those of
     `play_scenario` one by one. If a model call fails (a served seat's server is gone), the
     episodes finished before it, in seed order, are still yielded, then the error is raised."""
     agents = _seated(scenario)
     seeds = list(seeds)
+    if any(spec.agent == "human" for spec in scenario.roles.values()):
+        in_flight = 1  # a person plays one episode at a time
     for start in range(0, len(seeds), max(1, in_flight)):
         chunk = [Episode(scenario, s, agents) for s in seeds[start : start + max(1, in_flight)]]
         try:

@@ -88,3 +88,16 @@ def test_bad_input_is_a_clear_error(capsys, argv, words):
     err = capsys.readouterr().err
     for w in words:
         assert w in err
+
+
+def test_a_person_in_a_seat_plays_one_episode_at_a_time(monkeypatch):
+    """`run` batches episodes, except where a person takes a seat: they are not handed 16 at once."""
+    from feedbackgym import rollout
+    from feedbackgym.envs.scenario import load_scenario
+
+    sizes = []
+    monkeypatch.setattr(rollout, "play_batch", lambda episodes: sizes.append(len(episodes)))
+    base = load_scenario("judged_qa")
+    list(rollout.play_scenarios(base.with_roles(actor="scripted:sycophant"), range(5), in_flight=16))
+    list(rollout.play_scenarios(base.with_roles(actor="human"), range(3), in_flight=16))
+    assert sizes == [5, 1, 1, 1]
