@@ -117,10 +117,10 @@ def play_scenarios(scenario: Scenario, seeds: Sequence[int], in_flight: int = 16
     episodes finished before it, in seed order, are still yielded, then the error is raised."""
     agents = _seated(scenario)
     seeds = list(seeds)
-    if any(spec.agent == "human" for spec in scenario.roles.values()):
-        in_flight = 1  # a person plays one episode at a time
-    for start in range(0, len(seeds), max(1, in_flight)):
-        chunk = [Episode(scenario, s, agents) for s in seeds[start : start + max(1, in_flight)]]
+    human = any(spec.agent == "human" for spec in scenario.roles.values())
+    in_flight = 1 if human else max(1, in_flight)  # a person plays one episode at a time
+    for start in range(0, len(seeds), in_flight):
+        chunk = [Episode(scenario, s, agents) for s in seeds[start : start + in_flight]]
         try:
             play_batch(dict(enumerate(chunk)))
         except BaseException:

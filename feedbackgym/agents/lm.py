@@ -37,7 +37,7 @@ from transformers.cache_utils import DynamicLayer
 from transformers.utils import logging as hf_logging
 
 from feedbackgym.agents.models import RECOMMENDED_SAMPLING, gguf_cache, locate
-from feedbackgym.agents.prompts import Generation, SeatOptions, chat_messages, plain_prompt, view_chat, view_plain
+from feedbackgym.agents.prompts import Generation, SeatOptions, chat_messages, cut_at_stop, plain_prompt, view_chat, view_plain
 from feedbackgym.encoders import default_device
 
 __all__ = ["Generation", "LMAgent", "LMOptions", "chat_messages", "plain_prompt"]
@@ -76,13 +76,9 @@ class LMOptions(SeatOptions):
         return min(self.temperature_step * turns_taken, self.max_temperature)
 
     def __post_init__(self):
+        super().__post_init__()
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
-        if self.temperature is not None and self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
-        if self.top_p is not None and not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must lie in (0, 1], got {self.top_p}")
-        object.__setattr__(self, "stop", (self.stop,) if isinstance(self.stop, str) else tuple(self.stop))
 
 
 def load(name: str, device: str):
@@ -147,18 +143,20 @@ def dequantized(gguf: Path) -> Path:
     if recommended:
         plain.generation_config.update(**recommended)
     plain.generation_config._from_model_config = not recommended  # only then LMOptions' defaults come from it
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}-") as tmp, quiet_loading():
-        plain.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+    tmp = tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-")
+    try:
+        with quiet_loading():
+            plain.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
         (Path(tmp) / "source.txt").write_text(f"dequantized from {gguf.resolve()}\n")
-        os.chmod(tmp, 0o755)  # TemporaryDirectory makes it private
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private
         try:
             os.replace(tmp, target)
         except OSError:  # another process finished first: its copy is the same
             if not (target / "config.json").is_file():
                 raise
-        else:
-            os.mkdir(tmp)  # for TemporaryDirectory's clean-up
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # nothing left once renamed; a failed copy's remains otherwise
     return target
 
 
@@ -284,10 +282,7 @@ class LMAgent:
         return [Generation(self._text(ids), ids, lps, p) for p, ids, lps in zip(prompts, tokens, logprobs)]
 
     def _text(self, ids: list[int]) -> str:
-        text = self.tokenizer.decode(ids, skip_special_tokens=True)
-        for s in self.options.stop:
-            text = text.split(s, 1)[0]
-        return text.strip()
+        return cut_at_stop(self.tokenizer.decode(ids, skip_special_tokens=True), self.options.stop)
 
     def _stopped(self, ids: list[int]) -> bool:
         if ids[-1] == self.eos_id:

@@ -19,6 +19,15 @@ class SeatOptions:
 
     what: ClassVar[str] = "seat"
 
+    def __post_init__(self):
+        """The checks every seat's options share (``stop``, ``temperature``, ``top_p``); a subclass
+        calls this first, then checks its own fields."""
+        object.__setattr__(self, "stop", (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ()))
+        if self.temperature is not None and self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must lie in (0, 1], got {self.top_p}")
+
     @classmethod
     def from_params(cls, params: Mapping):
         known = {f.name for f in fields(cls)}
@@ -56,9 +65,20 @@ def plain_prompt(role: str, instruction: str, private: str, messages: Sequence[t
     return "\n".join(lines)
 
 
-def chat_messages(role: str, instruction: str, private: str, messages: Sequence[tuple[str, str]]) -> list[dict]:
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    """An utterance: ``text`` cut at the first of the ``stop`` strings, surrounding whitespace removed."""
+    for s in stop:
+        text = text.split(s, 1)[0]
+    return text.strip()
+
+
+def chat_messages(
+    role: str, instruction: str, private: str, messages: Sequence[tuple[str, str]], ask: str = ""
+) -> list[dict]:
     """The view as a chat: this role's own messages are the assistant's, everyone else's are one
-    user turn of ``role: text`` lines; the task (and what only this role knows) opens the chat."""
+    user turn of ``role: text`` lines; the task (and what only this role knows) opens the chat,
+    and the last user turn ends with ``ask`` (what this turn asks; "Your turn, ROLE." after the
+    role's own message when there is nothing to ask)."""
     head = f"You are the {role} in this conversation. Task: {instruction}"
     if private:
         head += f"\nKnown only to you: {private}"
@@ -71,10 +91,10 @@ def chat_messages(role: str, instruction: str, private: str, messages: Sequence[
         else:
             chat.append({"role": side, "content": line})
     if chat[-1]["role"] == "assistant":
-        chat.append({"role": "user", "content": f"Your turn, {role}."})
+        chat.append({"role": "user", "content": ask or f"Your turn, {role}."})
+    elif ask:
+        chat[-1]["content"] += "\n" + ask
     return chat
-
-
 
 
 def view_chat(view, max_chars: int | None = None) -> list[dict]:
@@ -88,15 +108,10 @@ def view_chat(view, max_chars: int | None = None) -> list[dict]:
     log = view.log
     start = _first_fitting(log, max_chars - len(view.instruction) - len(private)) if max_chars else 0
     messages = [(log[i].role, log[i].text) for i in range(start, len(log))]
-    chat = chat_messages(view.role, view.instruction, private, messages)
+    # the turn's question comes last, so the model is asked it rather than left to continue
+    chat = chat_messages(view.role, view.instruction, private, messages, view.ask)
     if start:
         chat[0]["content"] += f"\n({start} earlier messages are not shown.)"
-    ask = view.ask
-    if ask:  # the turn's question comes last, so the model is asked it rather than left to continue
-        if chat[-1]["content"] == f"Your turn, {view.role}.":
-            chat[-1]["content"] = ask
-        else:
-            chat[-1]["content"] += "\n" + ask
     return chat
 
 

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from feedbackgym.agents.prompts import Generation, SeatOptions, view_chat
+from feedbackgym.agents.prompts import Generation, SeatOptions, cut_at_stop, view_chat
 from feedbackgym.core import Utterance
 
 __all__ = ["ServedAgent", "ServedError", "ServedOptions", "check_model"]
@@ -81,11 +81,7 @@ class ServedOptions(SeatOptions):
     """requests in flight at once for one `generate` call"""
 
     def __post_init__(self):
-        object.__setattr__(self, "stop", (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ()))
-        if self.temperature is not None and self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
-        if self.top_p is not None and not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must lie in (0, 1], got {self.top_p}")
+        super().__post_init__()
         if self.max_tokens is not None and self.max_tokens < 1:
             raise ValueError(f"max_tokens must be at least 1, got {self.max_tokens}")
         if isinstance(self.seed, bool) or not (self.seed is None or self.seed == "auto" or isinstance(self.seed, int)):
@@ -221,9 +217,4 @@ class ServedAgent:
         if response.usage is not None:
             usage = {"prompt_tokens": response.usage.prompt_tokens, "completion_tokens": response.usage.completion_tokens, **usage}
         prompt = json.dumps(chat, ensure_ascii=False)
-        return Generation(self._text(choice.message.content), [], logprobs, prompt, usage)
-
-    def _text(self, text: str) -> str:
-        for s in self.options.stop:
-            text = text.split(s, 1)[0]
-        return text.strip()
+        return Generation(cut_at_stop(choice.message.content, self.options.stop), [], logprobs, prompt, usage)

@@ -386,7 +386,7 @@ def play_batch(
                 said = on_turn(k, role, view, out) if on_turn is not None else None
                 if said is None:
                     said = out.text if hasattr(out, "token_ids") else out
-                if getattr(out, "usage", None) is not None and type(said) is str:  # a served model's
+                if type(out) is not str and type(said) is str and getattr(out, "usage", None) is not None:  # a served model's
                     said = Utterance(said, usage=out.usage)
                 live[k].submit(role, said, getattr(who, "source", None))
         live = {k: ep for k, ep in live.items() if ep.current_role() is not None and ep.current_role() not in stop}
