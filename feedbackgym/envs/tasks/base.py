@@ -108,6 +108,14 @@ class Instance(ABC):
         the bank case, its slots and the answer it suggests; None when the kind does not apply."""
         return None
 
+    def diagnosis(self, last: Parsed, view: View) -> str | None:
+        """What a teacher who knows the truth says is wrong with the wrong answer ``last`` and
+        what to try instead, without stating the right answer (MINT's textual feedback, Feedback
+        Friction's hints): an option it rules out, the part of the question that was misread, the
+        step that went wrong. It may draw on ``view.rng`` (a different diagnosis each iteration)
+        and on ``view.log`` (what was already tried). None: the family has no diagnoses."""
+        return None
+
     def read_candidates(self, role: str, text: str, m: int) -> Parsed:
         """A list of up to ``m`` candidate moves, one a line (numbering allowed): the readable
         ones, in order; invalid if none is readable."""
