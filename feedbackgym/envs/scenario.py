@@ -184,6 +184,14 @@ class Scenario(_Strict):
                 roles[role] = {"agent": agent, "params": old.get("params", {}) if old.get("agent") == agent else {}}
         return validate(data, source=f"{self.name} (with roles {agents})")
 
+    def with_task(self, family: str, params: dict[str, Any] | None = None) -> Scenario:
+        """A copy that plays the same protocol over another task family (``params`` are the new
+        family's; the old ones are dropped): Ask-Again or MINT over the arithmetic family, say.
+        Refused, naming the seat, where an agent of the scenario cannot play in that family."""
+        data = self.model_dump()
+        data["task"] = {"family": family, "params": dict(params or {})}
+        return validate(data, source=f"{self.name} (over task {family})")
+
 
 def validate(data: Any, source: str = "<dict>") -> Scenario:
     """Validate a parsed YAML mapping into a Scenario, or raise ScenarioError naming each problem."""
