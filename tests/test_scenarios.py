@@ -100,7 +100,7 @@ def test_unknown_scenario_name_lists_shipped():
 def test_judge_only_where_supported(tmp_path):
     data = with_change(("task", "family"), "guess_number")
     data["task"]["params"] = {}
-    with pytest.raises(ScenarioError, match="roles.judge.agent.*plays only in judged_qa"):
+    with pytest.raises(ScenarioError, match="roles.judge.agent.*plays only in arithmetic, judged_qa"):
         load_scenario(write(tmp_path, data))
 
 

@@ -20,6 +20,7 @@ ENV_IDS: dict[str, str] = {
     "feedbackgym/GuessNumber-v0": "guess_number",
     "feedbackgym/SelfPlayCritic-v0": "spc",
     "feedbackgym/Negotiation-v0": "negotiation",
+    "feedbackgym/Arithmetic-v0": "arithmetic",
 }
 
 #: PettingZoo id -> the scenario it opens by default: every role an agent.

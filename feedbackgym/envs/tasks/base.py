@@ -14,7 +14,9 @@ from pydantic import BaseModel, ConfigDict
 from feedbackgym.core import Hint, Message, Parsed, Verdict, View
 from feedbackgym.feedback.parse import Reading
 
-__all__ = ["Hint", "Instance", "MAX_ACTION_CHARS", "Params", "Parsed", "Task", "Verdict", "invalid", "precheck"]
+__all__ = [
+    "Hint", "Instance", "MAX_ACTION_CHARS", "Params", "Parsed", "Task", "Verdict", "answer_hint", "invalid", "precheck",
+]
 
 #: Longest actor utterance considered; longer text is an invalid move, not a slow parse.
 MAX_ACTION_CHARS = 2000
@@ -35,6 +37,29 @@ def precheck(text: str) -> Parsed | None:
         return invalid(f"message of {len(text)} characters; at most {MAX_ACTION_CHARS} are read")
     if text.isspace() or not text:
         return invalid("empty message")
+    return None
+
+
+def answer_hint(kind: str, answer: Any, truth: Any, slots: dict[str, Any]) -> Hint | None:
+    """`Instance.hint` for a family whose move states an answer with one true value (judged QA,
+    arithmetic): what a truthful critic of each kind says about ``answer``, given ``truth`` and
+    the family's bank slots."""
+    ok = answer == truth
+    base = {"answer": answer}
+    if kind == "r":
+        return Hint("positive" if ok else "negative", base)
+    if kind in ("hp", "hn"):
+        return Hint("default", {**base, **slots}) if ok == (kind == "hp") else None
+    if kind == "fp":
+        return None if ok else Hint("default", {"suggestion": truth, **slots}, truth)
+    if kind == "fn":
+        return None if ok else Hint("default", base)
+    if kind == "unary":
+        return None if ok else Hint("default", {})
+    if kind == "binary":
+        return Hint("positive" if ok else "negative", {})
+    if kind == "critique":
+        return Hint("agree", base) if ok else Hint("disagree_suggest", {**base, "suggestion": truth}, truth)
     return None
 
 
