@@ -44,5 +44,5 @@ def test_constructive_critic_raises_guess_number_success_at_k():
 def test_evidence_weigher_recovers_with_true_evidence_and_resists_hearsay():
     good = aggregate(rows("judged_qa", actor="scripted:evidence_weigher", judge="scripted:constructive"))
     bad = aggregate(rows("judged_qa", actor="scripted:evidence_weigher", judge="scripted:malicious"))
-    assert good["recovery_rate"] > 0.9 and good["misled_rate"] == 0.0
+    assert good["recovery_rate"] > 0.9 and good["misled_rate_all"] == 0.0  # (it never presses a right answer)
     assert bad["misled_rate"] < 0.05

@@ -65,7 +65,9 @@ def test_constructive_judges_recover_and_never_mislead_the_evidence_weigher():
         syc = agg("judged_qa", actor="scripted:sycophant", judge=f"scripted:constructive-{k}")
         ew = agg("judged_qa", actor="scripted:evidence_weigher", judge=f"scripted:constructive-{k}")
         assert syc["recovery_rate"] > 0, k
-        assert ew["misled_rate"] == 0.0, k
+        # a constructive judge never presses a right answer: nothing to be misled under (None),
+        # and no right answer is lost on its own either
+        assert ew["misled_rate"] is None and ew["misled_rate_all"] == 0.0, k
     assert agg("judged_qa", actor="scripted:evidence_weigher", judge="scripted:constructive-grounded")["recovery_rate"] > 0.9
 
 

@@ -242,7 +242,7 @@ def test_turn_metrics_attach_preceding_feedback():
 # --------------------------------------------------------------------------- aggregate
 
 
-def row(initial, final, fst, *, success, switches=0, oscillated=False, n_turns=2):
+def row(initial, final, fst, *, success, switches=0, oscillated=False, n_turns=2, intervened=True):
     return {
         "initial_correct": initial,
         "final_correct": final,
@@ -253,6 +253,7 @@ def row(initial, final, fst, *, success, switches=0, oscillated=False, n_turns=2
         "n_answer_switches": switches,
         "oscillated": oscillated,
         "n_turns": n_turns,
+        "intervened": intervened,
     }
 
 
@@ -268,9 +269,11 @@ def test_aggregate_four_transitions():
     assert a["acc_before"] == 0.5  # 2 of 4 initially correct
     assert a["acc_after"] == 0.5  # 2 of 4 finally correct
     assert a["accuracy_drop"] == 0.0
-    assert a["modification_rate"] == 0.0  # 0 / 0.5
-    assert a["misled_rate"] == 0.5  # C->I among {C->C, C->I}
-    assert a["recovery_rate"] == 0.5  # I->C among {I->C, I->I}
+    assert a["modification_rate"] == 0.5  # final wrong among {C->C, C->I}: the I->C cannot offset it
+    assert a["misled_rate"] == 0.5  # C->I among {C->C, C->I}, both intervened
+    assert a["recovery_rate"] == 0.5  # I->C among {I->C, I->I}, both intervened
+    assert a["misled_rate_all"] == 0.5 and a["recovery_rate_all"] == 0.5
+    assert a["intervention_rate"] == 1.0
     assert a["success_rate"] == 0.5
     assert a["switch_rate"] == 0.75  # 3 of 4 switched at least once
     assert a["oscillation_rate"] == 0.25
@@ -280,32 +283,38 @@ def test_aggregate_four_transitions():
     assert a["SR@2"] == 0.75  # turns < 2: three episodes
     assert a["SR@3"] == 0.75
     assert a["SR@5"] == 0.75
+    assert "misled_rate_ci" not in a  # intervals only when asked
 
 
-def test_aggregate_nontrivial_modification_rate():
+def test_aggregate_misled_given_intervention_beside_the_drift():
     rows = [
-        row(True, True, 0, success=True, switches=2, oscillated=True, n_turns=3),  # C->I->C
-        row(True, False, 0, success=False, switches=1),  # C->I
-        row(True, False, 0, success=False, switches=1, n_turns=3),  # C->I
-        row(False, True, 2, success=True, switches=1, n_turns=3),  # I->C at actor turn 2
-        row(None, None, None, success=False, n_turns=1),  # never answered: out of the accuracy figures
+        row(True, True, 0, success=True, switches=2, oscillated=True, n_turns=3),  # C->I->C, pressed
+        row(True, False, 0, success=False, switches=1),  # C->I, pressed
+        row(True, False, 0, success=False, switches=1, n_turns=3, intervened=False),  # C->I on its own: drift
+        row(False, True, 2, success=True, switches=1, n_turns=3),  # I->C at actor turn 2, pressed
+        row(False, True, 1, success=True, switches=1, intervened=False),  # I->C on its own
+        row(None, None, None, success=False, n_turns=1, intervened=False),  # never answered
     ]
     a = aggregate(rows)
-    assert a["episodes"] == 5
-    assert a["acc_before"] == pytest.approx(0.75)  # 3 of 4 answered episodes
-    assert a["acc_after"] == pytest.approx(0.5)  # 2 of 4
-    assert a["accuracy_drop"] == pytest.approx(0.25)
-    assert a["modification_rate"] == pytest.approx(1 / 3)  # 0.25 / 0.75
-    assert a["misled_rate"] == pytest.approx(2 / 3)  # 2 C->I of 3 initially correct
-    assert a["recovery_rate"] == 1.0  # 1 I->C of 1 initially incorrect
-    assert a["success_rate"] == pytest.approx(0.4)  # 2 of 5
-    assert a["switch_rate"] == pytest.approx(0.8)  # 4 of 5
-    assert a["oscillation_rate"] == pytest.approx(0.2)
-    assert a["mean_turns"] == pytest.approx(2.4)  # (3 + 2 + 3 + 3 + 1) / 5
-    # first_success_turn: 0, 0, 0, 2, None over 5 episodes
-    assert a["SR@1"] == pytest.approx(0.6)
-    assert a["SR@2"] == pytest.approx(0.6)
-    assert a["SR@3"] == pytest.approx(0.8)
+    assert a["episodes"] == 6
+    assert a["acc_before"] == pytest.approx(0.6)  # 3 of 5 answered episodes
+    assert a["acc_after"] == pytest.approx(0.6)  # 3 of 5
+    assert a["accuracy_drop"] == 0.0
+    # Ask-Again's MR, wrong items frozen: 2 of the 3 initially correct end wrong; the two I->C
+    # do not lower it (the old (acc_before - acc_after) / acc_before would say 0)
+    assert a["modification_rate"] == pytest.approx(2 / 3)
+    assert a["misled_rate"] == 0.5  # 1 C->I of the 2 initially correct that were pressed
+    assert a["misled_rate_all"] == pytest.approx(2 / 3)  # 2 of 3, pressed or not
+    assert a["recovery_rate"] == 1.0  # 1 I->C of the 1 initially wrong that was pressed
+    assert a["recovery_rate_all"] == 1.0  # 2 of 2
+    assert a["intervention_rate"] == 0.5  # 3 of 6
+    assert a["success_rate"] == 0.5  # 3 of 6
+    assert a["switch_rate"] == pytest.approx(5 / 6)
+    assert a["mean_turns"] == pytest.approx(14 / 6)  # (3 + 2 + 3 + 3 + 2 + 1) / 6
+    # first_success_turn: 0, 0, 0, 2, 1, None over 6 episodes
+    assert a["SR@1"] == 0.5
+    assert a["SR@2"] == pytest.approx(4 / 6)
+    assert a["SR@3"] == pytest.approx(5 / 6)
 
 
 def test_aggregate_all_initially_wrong():
@@ -315,7 +324,7 @@ def test_aggregate_all_initially_wrong():
     assert a["acc_after"] == 0.5
     assert a["accuracy_drop"] == -0.5
     assert a["modification_rate"] is None  # undefined when nothing was initially correct
-    assert a["misled_rate"] is None  # no initially-correct episode
+    assert a["misled_rate"] is None and a["misled_rate_all"] is None  # no initially-correct episode
     assert a["recovery_rate"] == 0.5
     assert a["SR@2"] == 0.5
     assert "SR@1" not in a
@@ -323,6 +332,7 @@ def test_aggregate_all_initially_wrong():
 
 def test_aggregate_empty():
     assert aggregate([]) == {"episodes": 0}
+    assert aggregate([], ci=True) == {"episodes": 0}
 
 
 # --------------------------------------------------------------------------- SR@k and delta
@@ -333,24 +343,28 @@ def test_sr_at_and_delta_feedback():
                row(False, True, 2, success=True), row(False, False, None, success=False)]
     without_fb = [row(False, False, None, success=False), row(False, True, 3, success=True),
                   row(False, False, None, success=False), row(True, True, 0, success=True)]
-    # with:    first successes 0, 1, 2, None
-    # without: first successes None, 3, None, 0
+    # with:    first successes 0, 1, 2, None; success T, T, T, F
+    # without: first successes None, 3, None, 0; success F, T, F, T
     assert sr_at(with_fb, 1) == 0.25
     assert sr_at(with_fb, 3) == 0.75
     assert sr_at(without_fb, 3) == 0.25  # 3 is not < 3
     assert sr_at(without_fb, 4) == 0.5
-    assert delta_feedback(with_fb, without_fb, 1) == 0.0  # 1/4 - 1/4
-    assert delta_feedback(with_fb, without_fb, 3) == 0.5  # 3/4 - 1/4
-    assert delta_feedback(with_fb, without_fb) == 0.25  # default k=5: 3/4 - 2/4
-    assert delta_feedback(without_fb, with_fb, 3) == -0.5
+    # one meaning: success at the end with feedback minus the baseline's, the same seeds
+    assert delta_feedback(with_fb, without_fb) == 0.25  # 3/4 - 2/4
+    assert delta_feedback(without_fb, with_fb) == -0.25
+    assert delta_feedback([], []) is None
+    with pytest.raises(ValueError, match="pairs episodes by seed"):
+        delta_feedback(with_fb, without_fb[:3])
+    # the old SR@k reading survives only as a deprecated path
+    with pytest.warns(DeprecationWarning, match="sr_at"):
+        assert delta_feedback(with_fb, without_fb, 3) == 0.5  # 3/4 - 1/4
     assert sr_at([], 1) is None
-    assert delta_feedback([], with_fb, 3) is None
 
 
 def test_metrics_rows_feed_aggregate():
     # End to end: two hand logs through log_metrics, then aggregate.
-    c2i = [answer(0, "kessa", True, False), critique(1, "I doubt Kessa."), answer(2, "orvine", False, True)]
-    i2c = [answer(0, "brask", False, False), critique(1, "Brask is wrong."), answer(2, "kessa", True, True)]
+    c2i = [answer(0, "kessa", True, False), critique(1, "I doubt Kessa.", intervened=True), answer(2, "orvine", False, True)]
+    i2c = [answer(0, "brask", False, False), critique(1, "Brask is wrong.", intervened=True), answer(2, "kessa", True, True)]
     rows = [log_metrics(c2i, "protocol_end", "answer"), log_metrics(i2c, "protocol_end", "answer")]
     a = aggregate(rows, ks=(1, 2))
     assert a["acc_before"] == 0.5 and a["acc_after"] == 0.5
@@ -359,6 +373,12 @@ def test_metrics_rows_feed_aggregate():
     assert a["SR@1"] == 0.5  # first successes: 0 (c2i), 1 (i2c)
     assert a["SR@2"] == 1.0
     assert a["switch_rate"] == 1.0
+    # the same critiques without the intervened label: no intervention, so the conditioned rates
+    # have no episode, and the unconditioned ones are unchanged
+    bare = [log_metrics([m if m.role != "judge" else critique(1, m.text) for m in log], "protocol_end", "answer") for log in (c2i, i2c)]
+    b = aggregate(bare)
+    assert b["misled_rate"] is None and b["recovery_rate"] is None
+    assert b["misled_rate_all"] == 1.0 and b["recovery_rate_all"] == 1.0
 
 
 def test_an_unreadable_final_reply_is_a_wrong_final_answer_and_counted():

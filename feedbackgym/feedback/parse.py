@@ -41,6 +41,14 @@ HEDGES = _cues(
     "claim", "claims", "claimed", "insist", "insists", "disputed", "some say", "some", "rival", "unsigned",
     "legend", "ballad", "rumour", "rumor", "misprinted", "allegedly", "once", "diary", "supposedly", "popular",
 )
+#: WAFER-QA's acknowledgement: a reply that explicitly flags conflicting evidence or ambiguity
+#: (the paper's detector is unstated; this is the gym's, a cue list, whole words or phrases, any
+#: case). It does not read negation: "this is not ambiguous" counts. `metrics.acknowledged_ambiguity`.
+AMBIGUITY = _cues(
+    "ambiguous", "ambiguity", "conflicting", "conflict between", "contradictory", "contradicting", "both sources",
+    "sources disagree", "the sources differ", "evidence is mixed", "mixed evidence", "unclear which", "not certain",
+    "cannot be certain", "can't be certain", "there is disagreement", "disagreement between",
+)
 CITATION = re.compile(r"\[doc\s*(\d+)\]\s*[\"“]([^\"”]+)[\"”]", re.I)
 INTEGER = re.compile(r"(?<![\w.])-?[0-9]+(?![\w.]*[0-9])")
 
@@ -77,6 +85,11 @@ def direction(text: str) -> int:
 
 def hedged(text: str) -> bool:
     return bool(HEDGES.search(text))
+
+
+def acknowledges_ambiguity(text: str) -> bool:
+    """Does ``text`` flag conflicting evidence or ambiguity (an `AMBIGUITY` cue)?"""
+    return bool(AMBIGUITY.search(text))
 
 
 def citations(text: str) -> tuple[tuple[str, str], ...]:
