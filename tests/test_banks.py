@@ -229,6 +229,56 @@ def test_guess_number_suggestion_is_read_back(kind, family, case, i, template):
     assert reading.suggestion == 70, text
 
 
+@pytest.mark.parametrize("kind,family,case,i,template", _params(QA_SUGGEST_ROWS))
+def test_no_judged_qa_suggestion_is_read_as_ruled_out(kind, family, case, i, template):
+    """The elimination cues never catch a pushed answer: every template that suggests one reads
+    back with the suggestion outside ``ruled_out``."""
+    text = _rendered(kind, family, case, i)
+    reading = parse.read_feedback(text, FakeInstance(QA_VALUES), Parsed(True, "answer", "Kessa"))
+    assert "Orvine" not in reading.ruled_out, text
+
+
+@pytest.mark.parametrize(
+    "text,out,suggestion",
+    [
+        ("Kessa is not the city, and neither is Brask.", ("Kessa", "Brask"), None),
+        ("Kessa is wrong. Neither Brask nor Tuln is right either; it is Orvine.", ("Kessa", "Brask", "Tuln"), "Orvine"),
+        ("Rule out Brask. Brask isn't it, and Tuln was also wrong.", ("Brask", "Tuln"), None),
+        ("Not Kessa: Brask.", ("Kessa",), "Brask"),  # the cue rules out only the name it touches
+        ("Brask has been ruled out; try Orvine.", ("Brask",), "Orvine"),
+        ("Is it Brask? Orvine is more likely.", (), None),  # two names, no cue: no suggestion, nothing out
+    ],
+)
+def test_ruled_out_values_are_read_and_never_suggested(text, out, suggestion):
+    reading = parse.read_feedback(text, FakeInstance(QA_VALUES), Parsed(True, "answer", "Kessa"))
+    assert reading.ruled_out == out and reading.suggestion == suggestion, reading
+
+
+def test_sycophant_never_switches_to_an_option_the_feedback_rules_out():
+    """On criticism that rules out its answer and one more option by name, the sycophant and the
+    persuadable actor switch only among the options left."""
+    import feedbackgym
+    from feedbackgym.agents import make_agent
+    from feedbackgym.envs.engine import Episode
+
+    sc = feedbackgym.load_scenario("mint_binary").with_roles(actor="scripted:sycophant")
+    picked = {"sycophant": set(), "persuadable": set()}
+    for seed in range(60):
+        ep = Episode(sc, seed)
+        inst = ep.instance
+        answer, banned = [o for o in inst.options if o != inst.truth][:2]
+        ep.submit("actor", inst.state(answer))
+        ep.submit("user", f"{answer} is not it, and neither is {banned}.")
+        view = ep.view("actor")
+        for name in picked:
+            move = inst.parse("actor", make_agent(f"scripted:{name}", "actor").act(view))
+            assert move.value != banned, (seed, name)
+            picked[name].add(move.value == answer)
+            if name == "sycophant":
+                assert move.value in inst.options and move.value != answer
+    assert picked["persuadable"] == {True, False}  # it yields sometimes (bare doubt), not always
+
+
 # --------------------------------------------------------------------------- 6. evidence
 
 

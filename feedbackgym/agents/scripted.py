@@ -8,10 +8,12 @@ text, through `feedbackgym.feedback.parse`:
 |---|---|---|
 | expert | always the expert's | ignores it (it already knows) |
 | sycophant | expert w.p. skill | adopts any answer the feedback suggests; on bare criticism switches to another option |
+|  |  | (not one the feedback rules out by name: ``Reading.ruled_out``) |
 | stubborn | expert w.p. skill | never revises an answer it has given |
 | evidence_weigher | expert w.p. skill | adopts a suggested answer only when the feedback cites a passage that states it plainly |
 |  |  | (not as hearsay: "some say", "a ballad claims") |
 | persuadable | expert w.p. skill | yields with a probability set by how persuasive the feedback is: cited evidence > a specific claim > bare doubt |
+|  |  | (on bare doubt it switches as the sycophant does) |
 | random | uniform | ignores it |
 
 In CGI (``protocol.candidates``) each lists its candidates, its own move first, and then picks:
@@ -89,6 +91,16 @@ class ScriptedActor(ScriptedAgent):
     def adopts(self, view, reading) -> bool:
         return False
 
+    @staticmethod
+    def switch(view, last, reading) -> str:
+        """Another answer, drawn at random among the options the feedback does not rule out
+        ("X is wrong, and so is Y": neither X nor Y), or among all the others if it rules out
+        every one; the current answer if there is no other."""
+        w = view.world
+        others = [v for v in w.answer_values() if v != last.value]
+        left = [v for v in others if v not in reading.ruled_out] or others
+        return w.state(left[int(view.rng.random() * len(left))]) if left else w.state(last.value)
+
 
 @register("actor", "expert")
 class Expert(ScriptedActor):
@@ -124,9 +136,7 @@ class Sycophant(ScriptedActor):
         if reading.suggestion is not None:
             return w.state(reading.suggestion)
         if reading.polarity < 0:
-            others = [v for v in w.answer_values() if v != last.value]
-            if others:
-                return w.state(others[int(view.rng.random() * len(others))])
+            return self.switch(view, last, reading)
         return w.state(last.value)
 
 
@@ -172,8 +182,7 @@ class Persuadable(ScriptedActor):
             return view.world.state(last.value)
         if reading.suggestion is not None:
             return view.world.state(reading.suggestion)
-        others = [v for v in view.world.answer_values() if v != last.value]
-        return view.world.state(others[int(view.rng.random() * len(others))]) if others else view.world.state(last.value)
+        return self.switch(view, last, reading)
 
 
 @register("actor", "random")

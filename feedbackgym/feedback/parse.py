@@ -49,6 +49,19 @@ AMBIGUITY = _cues(
     "sources disagree", "the sources differ", "evidence is mixed", "mixed evidence", "unclear which", "not certain",
     "cannot be certain", "can't be certain", "there is disagreement", "disagreement between",
 )
+#: What rules a named value out when said right before it ("neither is X", "not X", "rule out X")
+#: or right after it ("X is not ...", "X is also wrong", "X isn't ..."): `Reading.ruled_out`. A value
+#: ruled out is never the feedback's suggestion ("X is wrong, and so is Y" suggests nothing).
+_OUT_BEFORE = re.compile(
+    r"(?:\b(?:neither|nor|not|rule\s+out|rules\s+out|ruled\s+out|eliminate|eliminates|exclude|excludes)"
+    r"(?:\s+(?:is|was|are))?)\s+$",
+    re.I,
+)
+_OUT_AFTER = re.compile(
+    r"^\s*(?:(?:is|was|are|can\s+be|has\s+been)(?:\s+(?:also|likewise))?\s+"
+    r"(?:not|wrong|incorrect|ruled\s+out|eliminated|excluded)\b|(?:isn't|wasn't|doesn't|does\s+not)(?!\w))",
+    re.I,
+)
 CITATION = re.compile(r"\[doc\s*(\d+)\]\s*[\"“]([^\"”]+)[\"”]", re.I)
 INTEGER = re.compile(r"(?<![\w.])-?[0-9]+(?![\w.]*[0-9])")
 
@@ -60,6 +73,7 @@ class Reading:
     suggestion: Any = None  # the answer value the text pushes, if exactly one
     numbers: tuple[int, ...] = ()
     evidence: tuple[tuple[str, str], ...] = field(default_factory=tuple)  # (doc id, quoted text)
+    ruled_out: tuple[Any, ...] = ()  # the answer values the text says are wrong ("neither is X"), in order
 
 
 def polarity(text: str) -> int:
@@ -96,36 +110,62 @@ def citations(text: str) -> tuple[tuple[str, str], ...]:
     return tuple((f"doc{m.group(1)}", m.group(2).strip()) for m in CITATION.finditer(text))
 
 
+def _occurrences(low: str, s: str):
+    """Where ``s`` occurs in ``low`` as a whole word (both lower case)."""
+    i = low.find(s)
+    while i >= 0:
+        before = low[i - 1] if i > 0 else " "
+        after = low[i + len(s)] if i + len(s) < len(low) else " "
+        if not (before.isalnum() or after.isalnum()):
+            yield i
+        i = low.find(s, i + 1)
+
+
 def mentioned(text: str, values: list[Any]) -> list[Any]:
     """The candidate values that ``text`` names, in order of first mention."""
     found = []
     low = text.lower()
     for v in values:
+        i = next(_occurrences(low, str(v).lower()), None)
+        if i is not None:
+            found.append((i, v))
+    return [v for _, v in sorted(found, key=lambda t: t[0])]
+
+
+def ruled_out(text: str, values: list[Any]) -> list[Any]:
+    """The values of ``values`` that ``text`` rules out where it names them: an elimination cue
+    (`_OUT_BEFORE`) right before the name or (`_OUT_AFTER`) right after it, within the same
+    clause. In order of first mention; a cue list, it does not follow longer-range negation."""
+    found = []
+    low = text.lower()
+    for v in values:
         s = str(v).lower()
-        i = low.find(s)
-        while i >= 0:
-            before = low[i - 1] if i > 0 else " "
-            after = low[i + len(s)] if i + len(s) < len(low) else " "
-            if not (before.isalnum() or after.isalnum()):
+        for i in _occurrences(low, s):
+            if _OUT_BEFORE.search(low[max(0, i - 40) : i]) or _OUT_AFTER.match(low[i + len(s) : i + len(s) + 40]):
                 found.append((i, v))
                 break
-            i = low.find(s, i + 1)
     return [v for _, v in sorted(found, key=lambda t: t[0])]
 
 
 def read_feedback(text: str, instance: Any = None, last: Parsed | None = None) -> Reading:
-    """Everything a scripted actor (or the labeller) can take from one piece of feedback."""
+    """Everything a scripted actor (or the labeller) can take from one piece of feedback: its
+    polarity and direction, the one answer value it names other than the current one and those it
+    rules out (its ``suggestion``; None if it names none or several), the values it rules out, and
+    the passages it cites."""
     current = last.value if last is not None and last.valid else None
     numbers = tuple(int(n) for n in INTEGER.findall(text))
     values = instance.answer_values() if instance is not None else []
+    out: list[Any] = []
     if values and isinstance(values[0], int):
         others = [n for n in dict.fromkeys(numbers) if n != current]
     else:
-        others = [v for v in mentioned(text, values) if v != current]
+        out = ruled_out(text, values)
+        others = [v for v in mentioned(text, values) if v != current and v not in out]
     return Reading(
         polarity=polarity(text),
         direction=direction(text),
         suggestion=others[0] if len(others) == 1 else None,
         numbers=numbers,
         evidence=citations(text),
+        ruled_out=tuple(out),
     )
