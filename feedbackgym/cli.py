@@ -1,8 +1,10 @@
-"""The `feedbackgym` command: list | run | eval | replay | tui | play | bootstrap | train.
+"""The `feedbackgym` command: list | run | eval | report | replay | tui | play | bootstrap | train.
 
     feedbackgym list
     feedbackgym run judged_qa --actor scripted:sycophant --judge scripted:malicious --episodes 20 --record runs/a.jsonl
-    feedbackgym eval judged_qa --actors scripted:sycophant,scripted:stubborn --judges scripted:constructive,scripted:malicious
+    feedbackgym eval judged_qa --actors scripted:sycophant,scripted:stubborn --judges scripted:constructive,scripted:malicious --json runs/m.json
+    feedbackgym eval askagain_leading --actors scripted:sycophant,scripted:persuadable --users scripted:askagain,none
+    feedbackgym report runs/m.json                   # the markdown table (intervals, n) and the heatmap
     feedbackgym replay runs/a.jsonl --episode 0      # the replay browser on a terminal, text when piped
     feedbackgym play judged_qa_critic --as critic    # a person in a role, in the terminal UI
 """
@@ -13,6 +15,7 @@ import argparse
 import json
 import os
 import sys
+import textwrap
 from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
@@ -26,7 +29,8 @@ from feedbackgym.agents import scripted_names
 from feedbackgym.agents.served import ServedError
 from feedbackgym.envs.registration import ENV_IDS, MULTIAGENT_IDS
 from feedbackgym.envs.scenario import ROLES, Scenario, ScenarioError, list_scenarios, load_scenario
-from feedbackgym.feedback.metrics import aggregate, delta_feedback
+from feedbackgym.feedback import report
+from feedbackgym.feedback.metrics import aggregate
 from feedbackgym.records import RecordWriter
 from feedbackgym.rollout import play_scenarios
 from feedbackgym.tui.commands import add_parsers as add_tui_parsers
@@ -34,10 +38,8 @@ from feedbackgym.tui.commands import open_replay, read_recording
 from feedbackgym.tui.digest import labels_of, tag_of
 
 ROLE_FLAGS = ROLES
-EVAL_COLUMNS = (
-    "acc_before", "acc_after", "accuracy_drop", "misled_rate", "recovery_rate", "modification_rate",
-    "oscillation_rate", "invalid_final_rate", "SR@1", "SR@2", "success_rate", "delta_feedback",
-)
+#: the eval table's columns with a judge seat (`report.COLUMNS` has the user seat's too)
+EVAL_COLUMNS = report.COLUMNS["judge"]
 
 
 def progress(total: int, desc: str, quiet: bool) -> tqdm:
@@ -57,10 +59,11 @@ def run_many(scenario: Scenario, seed: int, episodes: int, bar: tqdm | None = No
     return rows
 
 
-def console() -> Console:
-    """A console that does not squeeze tables into 80 columns when output is piped."""
+def console(width: int = 200) -> Console:
+    """A console that does not squeeze tables into 80 columns when output is piped (``width``
+    columns then, at least 200)."""
     c = Console()
-    return c if c.is_terminal else Console(width=200)
+    return c if c.is_terminal else Console(width=max(200, width))
 
 
 def short(spec: str) -> str:
@@ -75,7 +78,23 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _over_task(args, base: Scenario) -> Scenario:
+    """``base`` over ``--task FAMILY`` with ``--task-params JSON`` (`Scenario.with_task`), or as it is."""
+    if not getattr(args, "task", None):
+        if getattr(args, "task_params", None):
+            raise ValueError("--task-params needs --task FAMILY")
+        return base
+    try:
+        params = json.loads(args.task_params) if args.task_params else {}
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--task-params: {args.task_params!r} is not JSON ({e})") from None
+    if not isinstance(params, dict):
+        raise ValueError(f"--task-params: expected a JSON object, got {args.task_params!r}")
+    return base.with_task(args.task, params)
+
+
 def _scenario_with(args, base: Scenario) -> Scenario:
+    base = _over_task(args, base)
     roles = {r: getattr(args, r) for r in ROLE_FLAGS if getattr(args, r, None)}
     roles = {r: (None if v == "none" else v) for r, v in roles.items()}
     return base.with_roles(**roles) if roles else base
@@ -119,13 +138,19 @@ def cmd_run(args) -> int:
                 kept = f" ({n} finished episode{'s' * (n != 1)} recorded to {args.record})" if writer is not None else ""
                 print(f"feedbackgym run: {e}{kept}", file=sys.stderr)
                 return 1
-    agg = aggregate(rows)
+    agg = aggregate(rows, ci=True)
     out = console()
-    t = Table(title=f"{sc.name}: {args.episodes} episodes from seed {args.seed}")
+    over = f" over task {sc.task.family}" if args.task else ""
+    t = Table(title=f"{sc.name}{over}: {args.episodes} episodes from seed {args.seed}")
     t.add_column("metric")
     t.add_column("value", justify="right")
+    t.add_column("95% interval", justify="right")
+    t.add_column("n", justify="right")
     for k, v in agg.items():
-        t.add_row(k, _fmt(v))
+        if k.endswith(("_ci", "_n")):
+            continue
+        ci = agg.get(f"{k}_ci")
+        t.add_row(k, _fmt(v), f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "", _fmt(agg.get(f"{k}_n", "")))
     out.print(t)
     if args.record:
         out.print(f"recorded {args.episodes} episodes to {args.record}")
@@ -133,58 +158,92 @@ def cmd_run(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    base = load_scenario(args.scenario)
+    base = _over_task(args, load_scenario(args.scenario))
+    seat = "judge" if args.judges is not None else "user"
     actors = [a for a in args.actors.split(",") if a]
-    judges = [j for j in args.judges.split(",") if j]
-    if "judge" not in base.roles and judges:
-        raise ScenarioError(f"scenario {base.name!r} has no judge role; pick a judged scenario")
+    givers = [g for g in (args.judges if seat == "judge" else args.users).split(",") if g]
+    if seat not in base.roles and (givers or args.baseline != "none"):
+        raise ScenarioError(f"scenario {base.name!r} has no {seat} role; pick a scenario with a {seat}")
     try:
-        rows = evaluate(base, actors, judges, args.episodes, args.seed, args.quiet, args.in_flight)
+        rows = evaluate(base, actors, givers, args.episodes, args.seed, args.quiet, args.in_flight, seat=seat, baseline=args.baseline)
     except ServedError as e:
         print(f"feedbackgym eval: {e}", file=sys.stderr)
         return 1
-    out = console()
-    t = Table(title=f"{base.name}: actors x judges, {args.episodes} episodes each, seeds {args.seed}..{args.seed + args.episodes - 1}")
-    t.add_column("actor", no_wrap=True)
-    t.add_column("judge", no_wrap=True)
-    for c in EVAL_COLUMNS:
-        t.add_column(c.replace("_", " "), justify="right")
-    for r in rows:
-        t.add_row(short(r["actor"]), short(r["judge"]), *(_fmt(r.get(c)) for c in EVAL_COLUMNS))
-    out.print(t)
+    full, bare = _eval_table(rows, seat, args.baseline, base.name)
+    out = console(_width(full))
+    fits = _width(full) <= out.width
+    out.print(full if fits else bare)
+    against = f"the {seat} removed" if args.baseline == "none" else f"{args.baseline} in the {seat}'s seat"
+    note = "each cell: the value, its 95% bootstrap interval below" if fits else (
+        f"intervals left out: {out.width} columns are fewer than the {_width(full)} they need (see --json, or feedbackgym report)"
+    )  # fmt: skip
+    out.print(f"{note}; baseline: {against}, the same seeds", markup=False, highlight=False)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
         out.print(f"wrote {len(rows)} rows to {args.json}")
     heatmap = args.heatmap or (str(Path(args.json).with_suffix(".png")) if args.json else None)
-    if heatmap:
-        from feedbackgym.feedback.report import heatmap_png
-
-        heatmap_png(rows, heatmap, title=f"{base.name}, {args.episodes} episodes per cell")
-        out.print(f"wrote the misled / recovery heatmap to {heatmap}")
+    if heatmap and rows:
+        report.heatmap_png(rows, heatmap, title=report.title(rows))
+        out.print(f"wrote the heatmap to {heatmap}")
     return 0
 
 
+def _eval_table(rows: list[dict[str, Any]], seat: str, baseline: str, name: str) -> tuple[Table, Table]:
+    """The eval table twice: each cell its value with its interval below (`report.cell`), the
+    headers wrapped to the columns; and the values alone (for a terminal too narrow for the first)."""
+    cols = report.COLUMNS[seat]
+    heads = [report.header(c, seat, baseline) for c in cols]
+    cells = [[report.cell(r, c).replace(" [", "\n[") for c in cols] for r in rows]
+    widths = [max(len(w) for w in [*heads[k].split(), *(line for row in cells for line in row[k].splitlines())]) for k in range(len(cols))]
+    full, bare = (Table(title=report.title(rows) if rows else name) for _ in range(2))
+    for t in (full, bare):
+        t.add_column("actor", no_wrap=True)
+        t.add_column(seat, no_wrap=True)
+    for head, width in zip(heads, widths):
+        full.add_column(textwrap.fill(head, width), justify="right", width=width)
+        bare.add_column(head, justify="right")
+    for r, row in zip(rows, cells):
+        full.add_row(short(r["actor"]), short(r[seat]), *row)
+        bare.add_row(short(r["actor"]), short(r[seat]), *(v.split("\n")[0] for v in row))
+    return full, bare
+
+
+def _width(t: Table) -> int:
+    """How many columns ``t`` takes (its columns' fixed widths, the name columns' longest entry)."""
+    names = [max(len(str(c.header)), *(len(str(v)) for v in c.cells)) for c in t.columns[:2]]
+    return sum(w + 3 for w in (*names, *(c.width for c in t.columns[2:]))) + 1
+
+
 def evaluate(
-    base: Scenario, actors: list[str], judges: list[str], episodes: int, seed: int, quiet: bool = True, in_flight: int = 16
-):
-    """One row per (actor, judge): the aggregate metrics, and `metrics.delta_feedback` at the
-    episode's end: success with the judge minus success of the same actor with no judge, on the
-    same seeds."""
+    base: Scenario, actors: list[str], judges: list[str], episodes: int, seed: int, quiet: bool = True, in_flight: int = 16,
+    seat: str = "judge", baseline: str | None = "none",
+):  # fmt: skip
+    """One row per (actor, giver in ``seat``): `report.eval_row`, the aggregates with their
+    intervals against the baseline run of the same actor on the same seeds, with ``baseline`` in
+    the seat ('none' or None: the seat removed). A giver equal to the baseline reuses its episodes."""
+    baseline = None if baseline in (None, "none") else baseline
     rows: list[dict[str, Any]] = []
+    about = {"scenario": base.name, "task": base.task.family, "seed": seed}
     with progress(len(actors) * (len(judges) + 1) * episodes, f"eval {base.name}", quiet) as bar:
         for actor in actors:
-            alone = run_many(base.with_roles(actor=actor, judge=None), seed, episodes, bar, in_flight=in_flight)
-            for judge in judges:
-                if judge == "none":  # the same episodes as the baseline's
-                    episodes_rows = alone
+            alone = run_many(base.with_roles(actor=actor, **{seat: baseline}), seed, episodes, bar, in_flight=in_flight)
+            alone_agg = aggregate(alone, ci=True)
+            for giver in judges:
+                if (None if giver == "none" else giver) == baseline:  # the same episodes as the baseline's
+                    played = alone
                     bar.update(episodes)
                 else:
-                    episodes_rows = run_many(base.with_roles(actor=actor, judge=judge), seed, episodes, bar, in_flight=in_flight)
-                agg = aggregate(episodes_rows)
-                agg["delta_feedback"] = delta_feedback(episodes_rows, alone)
-                rows.append({"actor": actor, "judge": judge, **agg})
+                    played = run_many(base.with_roles(actor=actor, **{seat: None if giver == "none" else giver}), seed, episodes, bar, in_flight=in_flight)
+                rows.append(report.eval_row(actor, seat, giver, baseline, played, alone, alone_agg, **about))
     return rows
+
+
+def cmd_report(args) -> int:
+    md, png, text = report.write_report(args.path, args.out)
+    print(text, end="")
+    print(f"\nwrote {md} and {png}")
+    return 0
 
 
 def format_transcript(record, show_labels: bool = False) -> str:
@@ -224,21 +283,33 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--episodes", type=int, default=10)
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--record", metavar="PATH", help="append one JSON line per episode")
+    add_task_flags(r)
     r.add_argument("--in-flight", type=int, default=16, metavar="N", help=IN_FLIGHT)
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_run)
 
-    e = sub.add_parser("eval", help="the actors x judges robustness matrix")
+    e = sub.add_parser("eval", help="the actors x judges (or x users) robustness matrix, with 95% intervals")
     e.add_argument("scenario")
     e.add_argument("--actors", required=True, help="comma-separated actor specs")
-    e.add_argument("--judges", required=True, help="comma-separated judge specs ('none': no judge)")
+    givers = e.add_mutually_exclusive_group(required=True)
+    givers.add_argument("--judges", help="comma-separated judge specs ('none': no judge)")
+    givers.add_argument("--users", help="comma-separated simulated-user specs ('none': no user)")
+    e.add_argument("--baseline", default="none", metavar="SPEC",
+                   help="the agent in the judge's (user's) seat for the baseline run that delta_feedback and the "
+                        "baseline columns compare with, on the same seeds (default none: the seat removed)")  # fmt: skip
+    add_task_flags(e)
     e.add_argument("--episodes", type=int, default=100)
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--json", metavar="PATH", help="write the rows as JSON (and the heatmap beside it as .png)")
-    e.add_argument("--heatmap", metavar="PATH", help="write the misled / recovery heatmap PNG here")
+    e.add_argument("--heatmap", metavar="PATH", help="write the heatmap PNG here (misled / recovery for judges)")
     e.add_argument("--in-flight", type=int, default=16, metavar="N", help=IN_FLIGHT)
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=cmd_eval)
+
+    rep = sub.add_parser("report", help="an eval JSON as a markdown table (intervals, n) and a heatmap PNG")
+    rep.add_argument("path", metavar="EVAL.json", help="the rows `feedbackgym eval --json` wrote")
+    rep.add_argument("--out", metavar="DIR", help="where EVAL.md and EVAL.png go (default: beside the JSON)")
+    rep.set_defaults(func=cmd_report)
 
     rp = sub.add_parser("replay", help="print the transcripts of a recording")
     rp.add_argument("path")
@@ -252,6 +323,11 @@ def build_parser() -> argparse.ArgumentParser:
     learners = "archer, chai, ppo, filtered_bc, bc, sb3_ppo, maskable_ppo"
     lazy(sub, "train", "feedbackgym.learners.train", f"train the learner seat of a scenario ({learners})")
     return p
+
+
+def add_task_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", metavar="FAMILY", help="play the scenario's protocol over this task family (Scenario.with_task)")
+    p.add_argument("--task-params", metavar="JSON", help="the family's params, a JSON object (with --task)")
 
 
 def lazy(sub, name: str, module: str, help: str) -> None:

@@ -388,9 +388,10 @@ CONFIDENCE = 0.95
 
 
 def _conditional_mean(values: np.ndarray, mask: np.ndarray, axis: int = -1) -> np.ndarray:
-    """The mean of ``values`` where ``mask`` holds, along ``axis`` (nan where nothing is eligible)."""
+    """The mean of ``values`` where ``mask`` holds, along ``axis`` (nan where nothing is eligible);
+    ``values`` is 0 wherever ``mask`` is not (`_arrays`), so its plain sum is the eligible sum."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (values * mask).sum(axis) / mask.sum(axis)
+        return values.sum(axis) / mask.sum(axis)
 
 
 def bootstrap_ci(values: np.ndarray, mask: np.ndarray, n_resamples: int = N_RESAMPLES) -> list[tuple[float, float] | None]:
