@@ -95,3 +95,40 @@ def test_params_are_validated():
         TASKS["guess_number"].Params(low=10, high=5)
     with pytest.raises(ValueError):
         sample("judged_qa", 0, relations=["colour"])
+
+
+def test_judged_qa_diagnosis_rules_out_wrong_options_by_name_and_never_states_the_truth():
+    """A teacher's diagnosis of a wrong answer (MINT's textual feedback, Feedback Friction's hints):
+    it rules out the answer and one more wrong option by name, read back as ruled out and never as
+    a suggestion; it never names the truth; later ones rule out options not ruled out before and
+    give advice not given before; a right answer has none."""
+    from feedbackgym.envs.engine import Episode
+    from feedbackgym.envs.scenario import load_scenario
+    from feedbackgym.feedback.parse import read_feedback
+
+    sc = load_scenario("feedback_friction").with_roles(actor="scripted:random")  # 6 options
+    relations = set()
+    for seed in range(200):
+        ep = Episode(sc, seed)
+        inst = ep.instance
+        relations.add(inst.relation)
+        assert inst.diagnosis(inst.parse("actor", inst.truth), ep.view("user")) is None
+        wrong = [o for o in inst.options if o != inst.truth]
+        eliminated, notes = set(), []
+        for _ in range(3):  # answers the diagnoses left open: 5 wrong options, 2 ruled out a round
+            answer = next(o for o in wrong if o not in eliminated)
+            ep.submit("actor", inst.state(answer))
+            note = inst.diagnosis(ep.last_parsed, ep.view("user"))
+            assert inst.truth.lower() not in note.lower(), (seed, note)
+            reading = read_feedback(note, inst, ep.last_parsed)
+            named = [o for o in reading.ruled_out if o != answer]
+            assert answer in reading.ruled_out and reading.suggestion is None, (seed, note)
+            fresh = [o for o in wrong if o not in eliminated | {answer}]
+            assert len(named) == (1 if fresh else 0) and not set(named) & eliminated, (seed, note)
+            assert set(named) <= set(fresh)
+            eliminated |= {answer, *named}
+            assert ("Only hearsay" in note) == (answer == inst.distractor), (seed, note)
+            notes.append(note.split(". ")[-1])
+            ep.submit("user", note)
+        assert len(set(notes)) == 3, (seed, notes)  # the advice is never repeated while some is left
+    assert relations == set(RELATIONS)

@@ -18,7 +18,7 @@ from pydantic import Field
 
 from feedbackgym.core import register_task
 from feedbackgym.envs.tasks.base import Hint, Instance, Params, Parsed, Task, Verdict, invalid, precheck
-from feedbackgym.feedback.parse import mentioned
+from feedbackgym.feedback.parse import mentioned, ruled_out
 
 _ONSETS = ["b", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "kr", "th", "sh", "st"]
 _VOWELS = ["a", "e", "i", "o", "u", "ae", "ei", "ou"]
@@ -175,6 +175,15 @@ RELATIONS: dict[str, Relation] = {
     ),
 }
 
+#: What each relation's question asks for, said of its subject (the diagnoses' wording)
+_FACT = {
+    "seat": "the city where {entity} has its seat",
+    "founder": "the person who founded {entity}",
+    "river": "the river {entity} lies on",
+    "completed": "the year {entity} was completed",
+    "origin": "the region {entity} comes from",
+}
+
 _LETTERS = "ABCDEFGH"
 _LETTER_ONLY = re.compile(r"^\s*(?:option\s+)?\(?([A-H])\)?[.):]?\s*$", re.I)
 _ANSWER_LETTER = re.compile(r"\b(?:answer|option|choice)\s*(?:is|:)?\s*\(?([A-H])\)?(?![\w'])", re.I)
@@ -313,6 +322,41 @@ class JudgedQAInstance(Instance):
 
     def slots(self) -> dict[str, str]:
         return {"entity": self.entity, "relation": RELATIONS[self.relation].noun}
+
+    def diagnosis(self, last: Parsed, view) -> str | None:
+        """Why the wrong answer ``last`` is wrong and what to try, never naming the truth: it rules
+        out the answer and, while one is left, one more wrong option by name (one neither tried
+        nor ruled out earlier in the episode, drawn from ``view.rng``); says that an answer which
+        is the distractor has only hearsay behind it; and ends with one piece of advice not yet
+        given in the episode (what the question asks for, to trust the record over hearsay, not
+        to go back to an option ruled out, how many options are still open), drawn while one is
+        left."""
+        answer = last.value
+        if answer == self.truth or answer not in self.options:
+            return None
+        fact = _FACT.get(self.relation, "{noun} of {entity}").format(entity=self.entity, noun=RELATIONS[self.relation].noun)
+        said = " ".join(m.text for m in view.log if m.kind == "feedback")
+        tried = {m.labels.get("answer_norm") for m in view.log if m.kind == "answer"}
+        out = set(ruled_out(said, self.options))
+        fresh = [o for o in self.options if o not in (self.truth, answer) and o not in tried and o not in out]
+        other = fresh[int(view.rng.random() * len(fresh))] if fresh else None
+        if other is not None:
+            parts = [f"{_capital(answer)} is not {fact}, and neither is {other}."]
+        else:
+            parts = [f"{_capital(answer)} is not {fact}."]
+        if answer == self.distractor:
+            parts.append(f"Only hearsay about {self.entity} points to {answer}; the records do not.")
+        open_ = sum(1 for o in self.options if o not in out and o not in tried and o not in (answer, other))
+        advice = [
+            f"Read the question again: it asks for {fact}.",
+            f"Weigh the options that are left against what is on record about {self.entity}, not against hearsay.",
+            "Do not go back to an option already ruled out; choose among those still open.",
+        ]
+        if open_ > 1:
+            advice.append(f"{open_} of the {len(self.options)} options are still open; choose among them.")
+        new = [a for a in advice if a not in said] or advice
+        parts.append(new[int(view.rng.random() * len(new))])
+        return " ".join(parts)
 
     def retrieve(self, query: str, k: int = 3, retriever: str = "bm25") -> list[Passage]:
         """The ``k`` corpus passages that best match ``query``: BM25 over lowercase words, or the
