@@ -180,6 +180,20 @@ def test_annotator_pool_labels_and_flip_rate(play):
     assert 0.18 < sum(flips) / len(flips) < 0.32  # p = 0.25
 
 
+def test_annotator_pool_draws_one_annotator_per_episode(play):
+    """AlpacaFarm draws an annotator per example: one per episode here, kept for every verdict of
+    the episode (the per-verdict flip still varies), and different across episodes."""
+    firsts, flipped = [], set()
+    for seed in range(100):
+        ep = play("judged_qa_annotators", seed, actor="scripted:random")
+        verdicts = [m.feedback.labels for m in ep.log if m.feedback]
+        assert len(verdicts) == 3
+        assert len({v["annotator_id"] for v in verdicts}) == 1, seed
+        firsts.append(verdicts[0]["annotator_id"])
+        flipped.add(tuple(v["label_flipped"] for v in verdicts))
+    assert len(set(firsts)) == 13 and len(flipped) > 4
+
+
 def test_clarifying_user_loses_patience_and_leaves(play):
     ep = play("convsim_twenty_questions", 0, actor="scripted:random")
     questions = [m for m in ep.log if m.role == "actor" and m.kind == "question"]

@@ -19,7 +19,8 @@ Specs: ``scripted:<intent>-<knowledge>`` (nine), plus ``scripted:constructive`` 
 ``scripted:malicious`` for the grounded ones.
 
 ``scripted:annotator-pool`` is AlpacaFarm's simulated annotator pool: a GOOD / BAD verdict from
-one of K annotators drawn per message, each with its own bias, then flipped with a probability.
+one of K annotators, each with its own bias, drawn once per episode (AlpacaFarm draws one per
+example), each verdict then flipped with a probability.
 """
 
 from __future__ import annotations
@@ -100,8 +101,10 @@ register("judge", "malicious", requires="judge_hooks")(_factory("malicious", "gr
 class AnnotatorPool(FeedbackGiver):
     """K annotators with biases drawn once from ``pool_seed`` (uniform in [-bias, bias]: a
     lenient one, b > 0, calls a wrong answer GOOD with probability b; a harsh one, b < 0, calls a
-    right answer BAD with probability -b); one is drawn per verdict, and the verdict is flipped
-    with probability ``flip`` (AlpacaFarm trains with 0.25). Labels: annotator_id, label_flipped."""
+    right answer BAD with probability -b). One is drawn per episode, from the episode's rng at the
+    judge's first verdict, and gives every later verdict of the episode (AlpacaFarm draws one per
+    example); each verdict is flipped with probability ``flip`` (AlpacaFarm trains with 0.25).
+    Labels: annotator_id, label_flipped."""
 
     name = "annotator-pool"
 
@@ -111,7 +114,7 @@ class AnnotatorPool(FeedbackGiver):
 
     def respond(self, view, last):
         ok = bool(view.world.score(last).is_correct)
-        a = int(view.rng.random() * self.k)
+        a = self.annotator(view)
         b = float(self.biases[a])
         verdict = ok
         if ok and b < 0 and view.rng.random() < -b:
@@ -122,3 +125,11 @@ class AnnotatorPool(FeedbackGiver):
         verdict ^= flipped
         labels = {"truthful": verdict == ok, "annotator_id": a, "label_flipped": flipped, "intervened": not verdict}
         return say(view, "binary", Hint("positive" if verdict else "negative", {}), labels, self.paraphrase)
+
+    def annotator(self, view) -> int:
+        """This episode's annotator: the one that gave the seat's earlier verdicts (the log keeps
+        it, so one pool serves many episodes at once), else one drawn now from ``view.rng``."""
+        for m in view.log:
+            if m.role == view.role and m.feedback is not None and "annotator_id" in m.feedback.labels:
+                return m.feedback.labels["annotator_id"]
+        return int(view.rng.random() * self.k)
