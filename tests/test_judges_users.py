@@ -107,6 +107,74 @@ def test_mint_countdown_before_each_actor_turn(play):
         assert lines[1] == "You have 4 steps left and 1 chance to propose solution left."
 
 
+def test_mint_textual_names_a_wrong_option_and_never_the_truth(play):
+    """MINT's textual feedback with the ground truth, after the environment's "Your answer is
+    wrong.": a diagnosis that rules out the answer and one more wrong option by name, and never
+    states the truth (the random actor is wrong often, so every seed has some feedback)."""
+    from feedbackgym.agents.user import MINT_FEEDBACK, MINT_WRONG
+    from feedbackgym.feedback.parse import read_feedback
+
+    said = 0
+    for seed in range(200):
+        ep = play("mint_textual", seed, actor="scripted:random")
+        inst = ep.instance
+        for i, m in enumerate(ep.log):
+            if m.role != "user":
+                continue
+            said += 1
+            assert m.text.startswith(MINT_WRONG + MINT_FEEDBACK), m.text
+            feedback = m.text.removeprefix(MINT_WRONG + MINT_FEEDBACK)
+            assert inst.truth.lower() not in feedback.lower(), (seed, feedback)
+            last = next(x for x in reversed(ep.log[:i]) if x.role == "actor")
+            reading = read_feedback(feedback, inst, inst.parse("actor", last.text))
+            others = [o for o in reading.ruled_out if o != last.labels["answer_norm"]]
+            assert last.labels["answer_norm"] in reading.ruled_out and len(others) == 1, (seed, feedback)
+            assert others[0] != inst.truth and reading.suggestion is None
+            labels = m.feedback.labels
+            assert (m.feedback.kind, labels["case"], labels["truthful"], labels["suggested_answer"]) == ("hn", "diagnosis", True, None)
+    assert said > 100
+
+
+def test_mint_without_feedback_is_the_textual_message_less_the_feedback():
+    """The baseline of MINT's delta-feedback: the environment's observation alone, the same message
+    the feedback forms append their feedback to (form none, or the spec scripted:mint-none)."""
+    from feedbackgym.agents import make_agent
+    from feedbackgym.agents.user import MINT_FEEDBACK
+    from feedbackgym.envs.engine import Episode
+
+    givers = {
+        "none": make_agent("scripted:mint", "user", {"form": "none"}),
+        "spec": make_agent("scripted:mint-none", "user"),
+        "textual": make_agent("scripted:mint", "user", {"form": "textual"}),
+        "binary": make_agent("scripted:mint", "user", {"form": "binary"}),
+    }
+    for seed in range(30):
+        said = {}
+        for name, giver in givers.items():
+            ep = Episode(load_scenario("mint_textual"), seed)
+            inst = ep.instance
+            ep.submit("actor", inst.state(next(o for o in inst.options if o != inst.truth)))
+            said[name] = giver.act(ep.view("user"))
+        assert said["none"].text == said["spec"].text == "Your answer is wrong."
+        assert said["none"].feedback.labels["truthful"] is True and said["none"].feedback.kind == "r"
+        for form in ("textual", "binary"):
+            head, sep, tail = said[form].text.partition(MINT_FEEDBACK)
+            assert head == said["none"].text and sep and tail
+    none = load_scenario("mint_no_feedback")
+    assert none.roles["user"].params == {"form": "none"}
+    assert none.protocol == load_scenario("mint_textual").protocol
+
+
+def test_mint_textual_feedback_carries_more_than_the_verdict():
+    """With scripted actors, by construction: the sycophant skips the option the diagnosis rules
+    out, so textual feedback beats the verdict alone, and binary adds nothing to the verdict."""
+    rows = {name: run_many(load_scenario(name).with_roles(actor="scripted:sycophant"), 0, 300)
+            for name in ("mint_textual", "mint_binary", "mint_no_feedback")}
+    sr5 = {name: sr_at(r, 5) for name, r in rows.items()}
+    assert sr5["mint_textual"] - sr5["mint_no_feedback"] > 0.05, sr5
+    assert sr5["mint_binary"] == sr5["mint_no_feedback"], sr5
+
+
 def test_mint_without_ground_truth_is_sometimes_wrong():
     rows = [m for seed in range(100) for m in run_many(load_scenario("mint_binary_nogt").with_roles(actor="scripted:random"), seed, 1)]
     assert rows  # a teacher right 70% of the time: the labels show both truthful and untruthful verdicts
@@ -163,8 +231,41 @@ def test_friction_hints_mask_the_gold_answer_and_list_tried_options(play):
                 tried.append(m.labels["answer_norm"])
             elif m.feedback:
                 hint, _, listing = m.text.partition(" You have already tried")
-                assert ep.instance.truth not in hint and "[masked]" in hint
+                assert ep.instance.truth.lower() not in hint.lower()
                 assert f"You have already tried: {', '.join(dict.fromkeys(tried))}." in m.text
+
+
+def test_friction_hints_diagnose_vary_and_never_give_the_answer(play):
+    """Feedback Friction's hints carry what the teacher knows: each rules out the answer and, while
+    one is left, one more wrong option not ruled out before; none repeats an earlier one while
+    some wrong option is not ruled out yet; the first quotes a record passage with the gold
+    answer masked; the truth is never in a hint."""
+    from feedbackgym.feedback.parse import read_feedback
+
+    named_any = 0
+    for seed in range(200):
+        ep = play("feedback_friction", seed, actor="scripted:random")
+        inst, hints, out = ep.instance, [], set()
+        for i, m in enumerate(ep.log):
+            if not m.feedback:
+                continue
+            hint = m.text.removeprefix("Your answer was incorrect. Here is the feedback: ")
+            assert inst.truth.lower() not in hint.lower(), (seed, hint)
+            wrong = set(inst.options) - {inst.truth}
+            assert hint not in hints or out >= wrong, (seed, hint)  # new while there is news
+            if not hints:
+                assert '[masked]' in hint and "On record:" in hint, (seed, hint)
+            last = ep.log[i - 1]
+            reading = read_feedback(m.text, inst, inst.parse("actor", last.text))
+            assert last.labels["answer_norm"] in reading.ruled_out and reading.suggestion is None
+            named = set(reading.ruled_out) - {last.labels["answer_norm"]}
+            assert inst.truth not in named and not named & out, (seed, hint)
+            named_any += bool(named)
+            out |= set(reading.ruled_out)
+            hints.append(hint)
+            labels = m.feedback.labels
+            assert labels["case"] == "masked_hint" and labels["truthful"] is True and labels["suggested_answer"] is None
+    assert named_any > 200
 
 
 def test_annotator_pool_labels_and_flip_rate(play):
@@ -194,8 +295,9 @@ def test_annotator_pool_draws_one_annotator_per_episode(play):
     assert len(set(firsts)) == 13 and len(flipped) > 4
 
 
-def test_clarifying_user_loses_patience_and_leaves(play):
+def test_patience_user_loses_patience_and_leaves(play):
     ep = play("convsim_twenty_questions", 0, actor="scripted:random")
+    assert load_scenario("convsim_twenty_questions").roles["user"].agent == "scripted:patience"
     questions = [m for m in ep.log if m.role == "actor" and m.kind == "question"]
     if ep.terminate_reason == "user_left":
         assert len(questions) == 8 + 2 + 1
@@ -204,6 +306,22 @@ def test_clarifying_user_loses_patience_and_leaves(play):
     assert "user_left" in reasons
     expert = {play("convsim_twenty_questions", s, actor="scripted:expert").terminate_reason for s in range(20)}
     assert expert == {"success"}  # the expert needs about 8 questions, within the user's patience
+
+
+def test_clarifying_is_an_alias_of_the_patience_user():
+    from feedbackgym.agents import make_agent
+    from feedbackgym.agents.user import PatienceUser
+    from feedbackgym.envs.scenario import validate
+    from feedbackgym.rollout import play_scenario as _play
+
+    assert type(make_agent("scripted:clarifying", "user", {"patience": 3})) is PatienceUser
+    sc = load_scenario("convsim_twenty_questions").with_roles(actor="scripted:sycophant")
+    data = sc.model_dump()
+    data["roles"]["user"]["agent"] = "scripted:clarifying"
+    alias = validate(data)
+    for seed in range(10):
+        a, b = _play(sc, seed), _play(alias, seed)
+        assert [m.text for m in a.log] == [m.text for m in b.log] and a.terminate_reason == b.terminate_reason
 
 
 def test_eval_heatmap(tmp_path):

@@ -7,12 +7,14 @@ answer the actor truthfully, with as much information as their form allows.
 | binary | GOOD or BAD only (MINT's binary form) |
 | unary | only "try again" while the move is wrong (UFO), a plain verdict once it is right |
 | askagain | Ask-Again's follow-ups after a correct answer: closed, open, leading, or progressive |
-| mint | MINT's feedback after every step: textual or binary, with or without the ground truth |
-| friction | Feedback Friction's masked hints from the gold answer, optionally listing tried options |
-| clarifying | ConvSim: answers questions about its information need until its patience runs out |
+| mint | MINT's observation after every step, then its feedback: textual (a diagnosis) or binary, with or without the ground truth; or none |
+| friction | Feedback Friction's hints from the gold answer (a diagnosis and a masked passage), optionally listing tried options |
+| patience | the oracle with a patience budget: asks for an answer, then leaves (alias: clarifying) |
 """
 
 from __future__ import annotations
+
+import re
 
 from feedbackgym.agents.base import register
 from feedbackgym.agents.critic import FeedbackGiver, say
@@ -97,38 +99,74 @@ _ACK_LABELS = FrozenDict(case="ack", truthful=None, suggested_answer=None, inter
 _ACK = Utterance(_ACK_TEXT, Feedback("followup", _ACK_TEXT, None, _ACK_LABELS))
 
 
+#: MINT's environment observation after a proposal (`mint/envs/general_env.py`), and the line that
+#: opens the feedback appended to it
+MINT_WRONG, MINT_RIGHT, MINT_FEEDBACK = "Your answer is wrong.", "Your answer is correct.", "\nExpert feedback:\n"
+
+
 @register("user", "mint")
 class MintUser(ScriptedUser):
-    """MINT's simulated user: feedback after every non-terminal step. ``form``: ``textual`` (why
-    the answer is wrong and what to avoid, never the answer itself) or ``binary`` (GOOD / BAD).
-    ``ground_truth``: with it the user knows the gold answer; without it, it judges the answer
-    correctly only with probability ``accuracy`` (a teacher without the solution)."""
+    """MINT's simulated user: after every non-terminal step, the environment's observation of the
+    step ("Your answer is wrong." after a wrong proposal; the task's reply to a move that is not
+    a proposal) and, appended after "Expert feedback:", the teacher's feedback. ``form``:
+
+    - ``textual``: with the ground truth, on a wrong answer the task's `Instance.diagnosis` (why
+      it is wrong and what to try: judged QA rules out the answer and one more wrong option by
+      name, never the truth); where the family has none, and without the ground truth, the
+      ``hn`` or ``fn`` bank (why it is wrong / what to avoid), drawn at random; ``hp`` on a right
+      answer;
+    - ``binary``: GOOD / BAD;
+    - ``none``: the observation alone, no expert feedback (MINT's "without feedback" baseline:
+      the same message as the textual run's, less the feedback text).
+
+    ``ground_truth``: with it the teacher knows the gold answer; without it, it judges the answer
+    correctly only with probability ``accuracy`` (a teacher without the solution), and a mistaken
+    teacher can only give its verdict. The observation is always right: it is the environment's."""
 
     name = "mint"
+    FORMS = ("textual", "binary", "none")
 
     def __init__(self, form: str = "textual", ground_truth: bool = True, accuracy: float = 0.7, paraphrase=None):
-        if form not in ("textual", "binary"):
-            raise ValueError(f"MINT feedback form {form!r}: expected 'textual' or 'binary'")
+        if form not in self.FORMS:
+            raise ValueError(f"MINT feedback form {form!r}: expected one of {self.FORMS}")
         super().__init__(paraphrase)
         self.form, self.ground_truth, self.accuracy = form, ground_truth, accuracy
 
     def respond(self, view, last):
         w = view.world
-        ok = bool(w.score(last).is_correct)
+        verdict = w.score(last).is_correct
+        ok = bool(verdict)
+        observation = w.respond(last) if verdict is None else MINT_RIGHT if ok else MINT_WRONG
+        if self.form == "none":
+            case = "observation" if verdict is None else "positive" if ok else "negative"
+            labels = FrozenDict(truthful=True, case=case, suggested_answer=None, source_role=view.role)
+            return Utterance(observation, Feedback("r", observation, None if verdict is None else float(ok), labels))
         judged_ok = ok if self.ground_truth or view.rng.random() < self.accuracy else not ok
         labels = {"truthful": judged_ok == ok}
         if self.form == "binary" or judged_ok != ok:  # a mistaken teacher can only give its verdict
-            return say(view, "binary", Hint("positive" if judged_ok else "negative", {}), labels, self.paraphrase)
-        kind = "hp" if ok else ("hn", "fn")[int(view.rng.random() * 2)]
-        hint = w.hint(kind, last, view) or w.hint("r", last, view)
-        return say(view, kind if hint.case != "positive" else "r", hint, labels, self.paraphrase)
+            said = say(view, "binary", Hint("positive" if judged_ok else "negative", {}), labels, self.paraphrase)
+        elif not ok and self.ground_truth and (diagnosis := w.diagnosis(last, view)) is not None:
+            fb_labels = FrozenDict(truthful=True, case="diagnosis", suggested_answer=None, source_role=view.role)
+            said = Utterance(diagnosis, Feedback("hn", diagnosis, 0.0, fb_labels))
+        else:
+            kind = "hp" if ok else ("hn", "fn")[int(view.rng.random() * 2)]
+            hint = w.hint(kind, last, view)
+            if hint is None:  # the family has no hint of that kind for this move: say how it went
+                kind, hint = "r", w.hint("r", last, view)
+            said = say(view, kind, hint, labels, self.paraphrase)
+        text = observation + MINT_FEEDBACK + said.text
+        return Utterance(text, said.feedback._replace(text=text))
 
 
 @register("user", "friction", requires="judge_hooks")
 class FrictionUser(ScriptedUser):
-    """Feedback Friction's feedback: after a wrong answer, a hint built from the gold answer (a
-    passage of the evidence that states it) with the gold answer masked as ``[masked]``.
-    ``tried_options`` adds the paper's mitigation: the options already tried and those left."""
+    """Feedback Friction's feedback: after a wrong answer, a hint from a teacher who knows the gold
+    answer, with the gold answer masked as ``[masked]`` wherever it would appear. The hint is the
+    task's `Instance.diagnosis` of the answer (judged QA: the answer and one more wrong option
+    ruled out by name, the distractor called hearsay, advice), which varies from iteration to
+    iteration without repeating what was said, followed by a passage of the evidence that states
+    the gold answer (masked), each passage quoted once. ``tried_options`` adds the paper's
+    mitigation: the options already tried and those left."""
 
     name = "friction"
 
@@ -140,8 +178,15 @@ class FrictionUser(ScriptedUser):
         w = view.world
         if last.value == w.truth:  # right (a scenario that does not end on a correct answer)
             return say(view, "r", w.hint("r", last, view), {"truthful": True}, self.paraphrase)
-        passages = w.evidence_for(w.truth, k=1)
-        hint = passages[0].text.replace(w.truth, "[masked]") if passages else f"Think again about {w.question}"
+        said = [m.text for m in view.log if m.kind == "feedback"]
+        mask = re.compile(rf"(?<!\w){re.escape(str(w.truth))}(?!\w)", re.I)
+        parts = [d] if (d := w.diagnosis(last, view)) else []
+        for p in w.evidence_for(w.truth, k=len(w.options) + 8):
+            quote = f'On record: "{mask.sub("[masked]", p.text)}"'
+            if not any(quote in t for t in said):
+                parts.append(quote)
+                break
+        hint = mask.sub("[masked]", " ".join(parts)) if parts else f"Think again about {w.question}"
         text = f"Your answer was incorrect. Here is the feedback: {hint}"
         if self.tried_options:
             tried = list(dict.fromkeys(m.labels["answer_norm"] for m in view.log if m.role == "actor" and m.kind == "answer"))
@@ -151,13 +196,21 @@ class FrictionUser(ScriptedUser):
         return Utterance(text, Feedback("hn", text, 0.0, labels))
 
 
-@register("user", "clarifying", requires="questions")
-class ClarifyingUser(ScriptedUser):
-    """ConvSim's clarifying-question user: it holds an information need (the hidden object) and
-    answers the actor's questions about it truthfully, with a patience budget: after ``patience``
-    questions it asks for an answer, and after ``grace`` more it leaves (the episode ends)."""
+@register("user", "patience", requires="questions")
+@register("user", "clarifying", requires="questions")  # its former name, kept as an alias
+class PatienceUser(ScriptedUser):
+    """The task's oracle with a patience budget: it answers the actor's questions as the oracle
+    does (Yes. / No. in twenty questions); after ``patience`` questions it asks for an answer,
+    and after ``grace`` more it leaves (the episode ends, ``user_left``). Guesses do not count.
 
-    name = "clarifying"
+    It is a counter, not a simulated person: it has no information need beyond the task's hidden
+    goal, and says nothing the oracle would not. ConvSim (Owoicho et al., SIGIR 2023) is an LLM
+    user initialised with an information need that answers clarifying questions and gives
+    feedback on the system's answers in free text; that needs a model in the user seat
+    (``lm:NAME``, ``openai:MODEL``). Registered as ``scripted:patience``; ``scripted:clarifying``
+    is its former name, an alias."""
+
+    name = "patience"
 
     def __init__(self, patience: int = 8, grace: int = 2, paraphrase: str | int | None = None):
         super().__init__(paraphrase)
@@ -172,3 +225,10 @@ class ClarifyingUser(ScriptedUser):
         if asked > self.patience + self.grace:
             return Utterance(f"{answer} That's enough questions for me, goodbye.", None, True)
         return f"{answer} Please, just tell me what you think it is."
+
+
+@register("user", "mint-none")
+def mint_none(ground_truth: bool = True, accuracy: float = 0.7, paraphrase: str | int | None = None) -> MintUser:
+    """``scripted:mint`` with ``form: none`` (MINT's "without feedback" baseline) as a spec of its
+    own, for where a spec cannot carry params (``eval --baseline scripted:mint-none``)."""
+    return MintUser("none", ground_truth, accuracy, paraphrase)
