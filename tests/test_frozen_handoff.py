@@ -41,8 +41,40 @@ def test_any_agents_feedback_is_completed_and_frozen(source):
     ep.submit("user", _PlainCritic().act(ep.view("user")), source)
     labels = ep.log[-1].feedback.labels
     assert type(labels) is FrozenDict and labels["evidence_ids"] == ("a",)
-    assert labels["source_role"] == "user" and "truthful" in labels and "suggested_answer" in labels
+    assert labels["source_role"] == "user" and labels["truthful"] is None and labels["suggested_answer"] is None
     assert labels.get("source") == source
+
+
+@pytest.mark.parametrize(
+    "say",
+    ["Excellent, that is exactly right!", "qwzx vvk plo", "That is wrong.", "{wrong} is wrong; it is {truth}.",
+     "{wrong} is wrong; go with {other}.", "Not {wrong}, and neither is {other}."],
+)
+def test_free_text_feedback_is_labelled_only_with_what_is_known(say):
+    """Free text (a learner's, a model's, a person's) is not judged: ``truthful`` is None whatever
+    it says (praise of a wrong answer, gibberish, the truth); ``suggested_answer`` is the one
+    option it names besides the answer and those it rules out, as the task's reader finds it."""
+    sc = feedbackgym.load_scenario("judged_qa").with_roles(actor="scripted:random")
+    for seed in range(10):
+        ep = Episode(sc, seed)
+        inst = ep.instance
+        wrong, other = [o for o in inst.options if o != inst.truth][:2]
+        ep.submit("actor", inst.state(wrong))
+        ep.submit("judge", say.format(wrong=wrong, truth=inst.truth, other=other), "learner")
+        labels = ep.log[-1].feedback.labels
+        assert labels["truthful"] is None and labels["source"] == "learner" and labels["source_role"] == "judge"
+        named = {"{truth}": inst.truth, "go with {other}": other}
+        want = next((v for k, v in named.items() if k in say), None)
+        assert labels["suggested_answer"] == want, (say, labels)
+
+
+def test_a_declared_truthful_label_is_kept():
+    sc = feedbackgym.load_scenario("guess_number").with_roles(actor="scripted:random")
+    ep = Episode(sc, 0)
+    ep.submit("actor", "50")
+    ep.submit("user", Utterance("Too low.", Feedback("hn", "Too low.", None, {"truthful": False})), "lm")
+    labels = ep.log[-1].feedback.labels
+    assert labels["truthful"] is False and labels["source"] == "lm" and labels["suggested_answer"] is None
 
 
 def test_view_log_is_a_read_only_snapshot_without_a_copy():

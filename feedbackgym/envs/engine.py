@@ -280,18 +280,21 @@ class Episode:
 
     def _completed(self, role: str, text: str, fb: Feedback, source: str | None) -> Feedback:
         """``fb`` with the message's text and frozen labels that say who said it (``source_role``,
-        ``source``) and, where the agent did not, what the task reads in it (``suggested_answer``,
-        ``truthful``)."""
+        ``source``) and, where the agent did not say them: ``suggested_answer``, the one answer
+        the text names other than the current one and those it rules out (`read_feedback`, over
+        the task's `answer_values`), and ``truthful`` None, unknown: free text (a model's, a
+        learner's, a person's) is not judged true or false; only a source that knows, a scripted
+        giver, declares it."""
         labels = fb.labels
         if "source_role" not in labels or "truthful" not in labels or "suggested_answer" not in labels or source:
             labels = dict(labels)
             labels.setdefault("source_role", role)
             if source:
                 labels["source"] = source
-            if "truthful" not in labels or "suggested_answer" not in labels:
+            labels.setdefault("truthful", None)
+            if "suggested_answer" not in labels:
                 reading = read_feedback(text, self.instance, self._last_parsed)
-                labels.setdefault("suggested_answer", plain(reading.suggestion))
-                labels.setdefault("truthful", self.instance.is_truthful(reading, self._last_parsed))
+                labels["suggested_answer"] = plain(reading.suggestion)
         if labels is not fb.labels or text is not fb.text or type(labels) is not FrozenDict:
             fb = Feedback(fb.kind, text, fb.score, (FrozenDict(labels) if ATOMS.issuperset(map(type, labels.values())) else freeze(labels)))
         return fb

@@ -12,7 +12,6 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from feedbackgym.core import Hint, Message, Parsed, Verdict, View
-from feedbackgym.feedback.parse import Reading
 
 __all__ = [
     "Hint", "Instance", "MAX_ACTION_CHARS", "Params", "Parsed", "Task", "Verdict", "answer_hint", "invalid", "precheck",
@@ -185,17 +184,6 @@ class Instance(ABC):
         """Candidate answers the feedback parser looks for in text (options, numbers...)."""
         return []
 
-    def is_truthful(self, reading: Reading, last: Parsed | None) -> bool | None:
-        """Does feedback that reads as ``reading`` tell the truth about the last move?"""
-        if last is None or not last.valid:
-            return None
-        verdict = self.score(last)
-        if reading.suggestion is not None:
-            return self.score(self.parse("actor", self.state(reading.suggestion))).is_correct is True
-        if reading.polarity and verdict.is_correct is not None:
-            return (reading.polarity > 0) == verdict.is_correct
-        return None
-
 
 class Task(ABC):
     """A task family: ``sample`` draws one episode's `Instance`. Register a subclass with
@@ -211,7 +199,7 @@ class Task(ABC):
     #: its instances have ``truth``, ``options``, ``distractor``, ``question``, ``evidence_for(value, k,
     #: retriever)`` and ``claim_for(value, rng)``: the scripted judges and Ask-Again / Friction users play in it
     judge_hooks: ClassVar[bool] = False
-    #: the actor asks questions an oracle answers (`Instance.respond`): the clarifying user plays in it
+    #: the actor asks questions an oracle answers (`Instance.respond`): the patience user plays in it
     questions: ClassVar[bool] = False
 
     @abstractmethod
