@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import Field
 
 from feedbackgym.core import register_task
-from feedbackgym.envs.tasks.base import Hint, Instance, Params, Parsed, Task, Verdict, invalid, precheck
+from feedbackgym.envs.tasks.base import Hint, Instance, Params, Parsed, Task, Verdict, answer_hint, invalid, precheck
 from feedbackgym.feedback.parse import mentioned, ruled_out
 
 _ONSETS = ["b", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "kr", "th", "sh", "st"]
@@ -300,25 +300,7 @@ class JudgedQAInstance(Instance):
 
     # -- material for feedback givers
     def hint(self, kind: str, last: Parsed, view) -> Hint | None:
-        ok = last.value == self.truth
-        base = {"answer": last.value}
-        if kind == "r":
-            return Hint("positive" if ok else "negative", base)
-        if kind in ("hp", "hn"):
-            return Hint("default", {**base, **self.slots()}) if ok == (kind == "hp") else None
-        if kind == "fp":
-            return None if ok else Hint("default", {"suggestion": self.truth, **self.slots()}, self.truth)
-        if kind == "fn":
-            return None if ok else Hint("default", base)
-        if kind == "unary":
-            return None if ok else Hint("default", {})
-        if kind == "binary":
-            return Hint("positive" if ok else "negative", {})
-        if kind == "critique":
-            if ok:
-                return Hint("agree", base)
-            return Hint("disagree_suggest", {**base, "suggestion": self.truth}, self.truth)
-        return None
+        return answer_hint(kind, last.value, self.truth, self.slots())
 
     def slots(self) -> dict[str, str]:
         return {"entity": self.entity, "relation": RELATIONS[self.relation].noun}
