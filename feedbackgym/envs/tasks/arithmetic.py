@@ -17,24 +17,13 @@ question.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from pydantic import Field, field_validator
 
 from feedbackgym.core import register_task
-from feedbackgym.envs.tasks.base import (
-    Hint,
-    Instance,
-    Params,
-    Parsed,
-    Task,
-    Verdict,
-    answer_hint,
-    invalid,
-    precheck,
-)
+from feedbackgym.envs.tasks.base import AnswerInstance, Params, Parsed, Passage, Task, invalid, precheck
 from feedbackgym.feedback import banks
 
 #: A number as the actor may write it: at most 15 digits (longer is refused, not converted)
@@ -80,13 +69,6 @@ class ArithmeticParams(Params):
         return v
 
 
-@dataclass(frozen=True)
-class Passage:
-    id: str
-    text: str
-    supports: str | None  # the value it states for this item's expression, None for filler
-
-
 def _evaluate(numbers: list[int], ops: list[str]) -> tuple[int, list[str]]:
     """The value of ``n0 op0 n1 op1 ...`` with ``*`` before ``+``/``-``, and its steps in order."""
     steps: list[str] = []
@@ -117,10 +99,9 @@ def _slips(numbers: list[int], ops: list[str], truth: int) -> list[int]:
     return out + [truth - 2, truth + 2, truth + 3, truth - 3, truth + 5, truth - 5]
 
 
-class ArithmeticInstance(Instance):
+class ArithmeticInstance(AnswerInstance):
     move_form = "one number"
     family = "arithmetic"
-    mode = "answer"
     invalid_reply = "That is not an answer I can read; reply with one number."
 
     def __init__(self, numbers: list[int], ops: list[str], options: list[str], truth: str, distractor: str, corpus):
@@ -140,15 +121,7 @@ class ArithmeticInstance(Instance):
         return super().ask(view)
 
     # -- what roles see
-    def private_view(self, role: str) -> str:
-        if role == "judge":
-            docs = "\n".join(f"[{p.id}] {p.text}" for p in self.corpus)
-            return f"Correct answer (do not reveal it as such): {self.truth}\nEvidence:\n{docs}"
-        if role == "critic":
-            return f"Correct answer (please do not disclose it): {self.truth}"
-        return ""
-
-    # -- reading and scoring moves
+    # -- reading moves
     def parse(self, role: str, text: str) -> Parsed:
         bad = precheck(text)
         if bad:
@@ -173,41 +146,8 @@ class ArithmeticInstance(Instance):
             return Parsed(True, "answer", said[0])
         return invalid(f"several numbers ({', '.join(dict.fromkeys(said))}); state one result")
 
-    def score(self, parsed: Parsed) -> Verdict:
-        return Verdict(is_correct=parsed.value == self.truth, solved=False)
-
-    def respond(self, parsed: Parsed) -> str:
-        return "Correct." if parsed.value == self.truth else "Incorrect."
-
-    def state(self, value: Any) -> str:
-        return f"The answer is {value}."
-
-    def expert(self, view) -> str:
-        return self.state(self.truth)
-
-    def noisy(self, view, rng: np.random.Generator) -> str:
-        wrong = [o for o in self.options if o != self.truth]
-        return self.state(wrong[int(rng.integers(len(wrong)))])
-
-    def candidates(self) -> list[str]:
-        return [self.state(option) for option in self.options]
-
-    def answer_values(self) -> list[Any]:
-        return self.options
-
-    def hidden(self) -> dict[str, Any]:
-        return {
-            "question": self.question,
-            "expression": self.expression,
-            "options": list(self.options),
-            "truth": self.truth,
-            "distractor": self.distractor,
-            "corpus": [{"id": p.id, "text": p.text, "supports": p.supports} for p in self.corpus],
-        }
-
-    # -- material for feedback givers
-    def hint(self, kind: str, last: Parsed, view) -> Hint | None:
-        return answer_hint(kind, last.value, self.truth, self.slots())
+    def item(self) -> dict[str, Any]:
+        return {"expression": self.expression}
 
     def slots(self) -> dict[str, str]:
         return {"entity": self.expression, "relation": "its value"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -14,7 +15,8 @@ from pydantic import BaseModel, ConfigDict
 from feedbackgym.core import Hint, Message, Parsed, Verdict, View
 
 __all__ = [
-    "Hint", "Instance", "MAX_ACTION_CHARS", "Params", "Parsed", "Task", "Verdict", "answer_hint", "invalid", "precheck",
+    "AnswerInstance", "Hint", "Instance", "MAX_ACTION_CHARS", "Params", "Parsed", "Passage", "Task", "Verdict",
+    "answer_hint", "invalid", "precheck",
 ]
 
 #: Longest actor utterance considered; longer text is an invalid move, not a slow parse.
@@ -183,6 +185,81 @@ class Instance(ABC):
     def answer_values(self) -> list[Any]:
         """Candidate answers the feedback parser looks for in text (options, numbers...)."""
         return []
+
+
+@dataclass(frozen=True)
+class Passage:
+    """One passage of an item's evidence corpus."""
+
+    id: str
+    text: str
+    supports: str | None  # the answer it states for this item's question, None for filler
+
+
+class AnswerInstance(Instance):
+    """An item whose move states one answer among candidate ``options``, one of them the
+    ``truth``, with a ``distractor`` and an evidence ``corpus`` of `Passage`s (judged QA,
+    arithmetic): the scoring, the expert, the candidate moves, the private views and the truthful
+    critics' hints such families share. A subclass parses, words ``question`` and ``instruction``,
+    and implements the judge hooks (``evidence_for``, ``claim_for``) and ``slots``."""
+
+    mode = "answer"
+    options: list[str]
+    truth: str
+    distractor: str
+    question: str
+    corpus: list[Passage]
+
+    def private_view(self, role: str) -> str:
+        if role == "judge":
+            docs = "\n".join(f"[{p.id}] {p.text}" for p in self.corpus)
+            return f"Correct answer (do not reveal it as such): {self.truth}\nEvidence:\n{docs}"
+        if role == "critic":
+            return f"Correct answer (please do not disclose it): {self.truth}"
+        return ""
+
+    def score(self, parsed: Parsed) -> Verdict:
+        return Verdict(is_correct=parsed.value == self.truth, solved=False)
+
+    def respond(self, parsed: Parsed) -> str:
+        return "Correct." if parsed.value == self.truth else "Incorrect."
+
+    def state(self, value: Any) -> str:
+        return f"The answer is {value}."
+
+    def expert(self, view: View) -> str:
+        return self.state(self.truth)
+
+    def noisy(self, view: View, rng: np.random.Generator) -> str:
+        wrong = [o for o in self.options if o != self.truth]
+        return self.state(wrong[int(rng.integers(len(wrong)))])
+
+    def candidates(self) -> list[str]:
+        return [self.state(option) for option in self.options]
+
+    def answer_values(self) -> list[Any]:
+        return self.options
+
+    def hidden(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            **self.item(),
+            "options": list(self.options),
+            "truth": self.truth,
+            "distractor": self.distractor,
+            "corpus": [{"id": p.id, "text": p.text, "supports": p.supports} for p in self.corpus],
+        }
+
+    def item(self) -> dict[str, Any]:
+        """What else the hidden truth holds about the item (its relation, its expression...)."""
+        return {}
+
+    def slots(self) -> dict[str, Any]:
+        """The bank slots that hints about this item fill."""
+        return {}
+
+    def hint(self, kind: str, last: Parsed, view: View) -> Hint | None:
+        return answer_hint(kind, last.value, self.truth, self.slots())
 
 
 class Task(ABC):

@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import Field
 
 from feedbackgym.core import register_task
-from feedbackgym.envs.tasks.base import Hint, Instance, Params, Parsed, Task, Verdict, answer_hint, invalid, precheck
+from feedbackgym.envs.tasks.base import AnswerInstance, Params, Parsed, Passage, Task, invalid, precheck
 from feedbackgym.feedback.parse import mentioned, ruled_out
 
 _ONSETS = ["b", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "kr", "th", "sh", "st"]
@@ -199,17 +199,9 @@ class JudgedQAParams(Params):
     relations: list[str] = Field(default_factory=lambda: sorted(RELATIONS), description="relations to draw from")
 
 
-@dataclass(frozen=True)
-class Passage:
-    id: str
-    text: str
-    supports: str | None  # the value it states for this question's subject, None for filler
-
-
-class JudgedQAInstance(Instance):
+class JudgedQAInstance(AnswerInstance):
     move_form = "one option or its letter"
     family = "judged_qa"
-    mode = "answer"
     invalid_reply = "That is not one of the options; answer with one of them or its letter."
 
     def __init__(self, relation: str, entity: str, options: list[str], truth: str, distractor: str, corpus):
@@ -230,15 +222,7 @@ class JudgedQAInstance(Instance):
         self._bm25 = None
 
     # -- what roles see
-    def private_view(self, role: str) -> str:
-        if role == "judge":
-            docs = "\n".join(f"[{p.id}] {p.text}" for p in self.corpus)
-            return f"Correct answer (do not reveal it as such): {self.truth}\nEvidence:\n{docs}"
-        if role == "critic":
-            return f"Correct answer (please do not disclose it): {self.truth}"
-        return ""
-
-    # -- reading and scoring moves
+    # -- reading moves
     def parse(self, role: str, text: str) -> Parsed:
         bad = precheck(text)
         if bad:
@@ -265,42 +249,8 @@ class JudgedQAInstance(Instance):
             return invalid(f"names several options ({', '.join(named)}); state one answer")
         return invalid("names none of the options; reply with one option or its letter")
 
-    def score(self, parsed: Parsed) -> Verdict:
-        return Verdict(is_correct=parsed.value == self.truth, solved=False)
-
-    def respond(self, parsed: Parsed) -> str:
-        return "Correct." if parsed.value == self.truth else "Incorrect."
-
-    def state(self, value: Any) -> str:
-        return f"The answer is {value}."
-
-    def expert(self, view) -> str:
-        return self.state(self.truth)
-
-    def noisy(self, view, rng: np.random.Generator) -> str:
-        wrong = [o for o in self.options if o != self.truth]
-        return self.state(wrong[int(rng.integers(len(wrong)))])
-
-    def candidates(self) -> list[str]:
-        return [self.state(option) for option in self.options]
-
-    def answer_values(self) -> list[Any]:
-        return self.options
-
-    def hidden(self) -> dict[str, Any]:
-        return {
-            "question": self.question,
-            "relation": self.relation,
-            "entity": self.entity,
-            "options": list(self.options),
-            "truth": self.truth,
-            "distractor": self.distractor,
-            "corpus": [{"id": p.id, "text": p.text, "supports": p.supports} for p in self.corpus],
-        }
-
-    # -- material for feedback givers
-    def hint(self, kind: str, last: Parsed, view) -> Hint | None:
-        return answer_hint(kind, last.value, self.truth, self.slots())
+    def item(self) -> dict[str, Any]:
+        return {"relation": self.relation, "entity": self.entity}
 
     def slots(self) -> dict[str, str]:
         return {"entity": self.entity, "relation": RELATIONS[self.relation].noun}
