@@ -132,3 +132,17 @@ def test_judged_qa_diagnosis_rules_out_wrong_options_by_name_and_never_states_th
             ep.submit("user", note)
         assert len(set(notes)) == 3, (seed, notes)  # the advice is never repeated while some is left
     assert relations == set(RELATIONS)
+
+
+def test_judged_qa_open_book_shows_the_corpus_and_the_default_stays_closed():
+    import numpy as np
+
+    from feedbackgym.core import TASKS
+
+    task = TASKS["judged_qa"]
+    closed = task.sample(np.random.default_rng(3), task.Params())
+    opened = task.sample(np.random.default_rng(3), task.Params(open_book=True))
+    assert closed.hidden() == opened.hidden()  # the same item, only what the actor is shown differs
+    assert all(p.text not in closed.instruction for p in closed.corpus)
+    assert all(f"[{p.id}] {p.text}" in opened.instruction for p in opened.corpus)
+    assert opened.instruction.endswith(closed.instruction.split(". ", 1)[1])

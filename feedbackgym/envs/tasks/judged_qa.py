@@ -196,6 +196,7 @@ class JudgedQAParams(Params):
     n_support: int = Field(default=2, ge=1, le=4, description="passages supporting the true answer")
     n_rumour: int = Field(default=2, ge=1, le=3, description="passages crafted to support the distractor")
     n_filler: int = Field(default=4, ge=0, le=20, description="passages about other entities")
+    open_book: bool = Field(default=False, description="show the actor the corpus with the question (an open-book form for larger models)")
     relations: list[str] = Field(default_factory=lambda: sorted(RELATIONS), description="relations to draw from")
 
 
@@ -204,7 +205,9 @@ class JudgedQAInstance(AnswerInstance):
     family = "judged_qa"
     invalid_reply = "That is not one of the options; answer with one of them or its letter."
 
-    def __init__(self, relation: str, entity: str, options: list[str], truth: str, distractor: str, corpus):
+    def __init__(
+        self, relation: str, entity: str, options: list[str], truth: str, distractor: str, corpus, open_book: bool = False
+    ):
         self.relation = relation
         self.entity = entity
         self.options = options
@@ -214,8 +217,10 @@ class JudgedQAInstance(AnswerInstance):
         rel = RELATIONS[relation]
         self.question = rel.question.format(entity=entity)
         lines = [f"{_LETTERS[i]}) {o}" for i, o in enumerate(options)]
+        book = "".join(f"[{p.id}] {p.text}\n" for p in corpus) if open_book else ""
         self.instruction = (
-            f"Answer a question about a fictional world. {self.question}\n"
+            ("Answer a question about a fictional world from these passages.\n" + book if open_book else "Answer a question about a fictional world. ")
+            + f"{self.question}\n"
             + "\n".join(lines)
             + "\nReply with the option or its letter."
         )
@@ -363,4 +368,4 @@ class JudgedQA(Task):
             texts.append((_capital(tmpl.format(entity=other_entity, value=other.value(rng))), None))
         order = rng.permutation(len(texts))
         corpus = [Passage(f"doc{j}", texts[i][0], texts[i][1]) for j, i in enumerate(order)]
-        return JudgedQAInstance(rel_name, entity, options, truth, distractor, corpus)
+        return JudgedQAInstance(rel_name, entity, options, truth, distractor, corpus, params.open_book)
