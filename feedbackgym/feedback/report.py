@@ -132,12 +132,14 @@ def eval_row(
 
 
 def title(rows: Sequence[Mapping[str, Any]]) -> str:
-    """``judged_qa on judged_qa: actors x judges, 200 episodes each, seeds 0..199`` (scenario, task family)."""
+    """``askagain_closed on arithmetic: actors x users, 200 episodes each, seeds 0..199`` (the
+    scenario, and its task family where the scenario's name does not already say it)."""
     if not rows:
         return "no rows"
     r = rows[0]
     seat = seat_of(r)
-    text = f"{r.get('scenario', '?')}" + (f" on {r['task']}" if r.get("task") else "") + f": actors x {seat}s"
+    scenario, task = str(r.get("scenario", "?")), r.get("task")
+    text = scenario + (f" on {task}" if task and not scenario.startswith(task) else "") + f": actors x {seat}s"
     if "episodes" in r:
         text += f", {r['episodes']} episodes each"
         if "seed" in r:
