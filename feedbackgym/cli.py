@@ -162,6 +162,9 @@ def cmd_eval(args) -> int:
     seat = "judge" if args.judges is not None else "user"
     actors = [a for a in args.actors.split(",") if a]
     givers = [g for g in (args.judges if seat == "judge" else args.users).split(",") if g]
+    if not actors or not givers:
+        print(f"feedbackgym eval: name at least one actor and one {seat} (comma-separated specs; 'none' for no {seat})", file=sys.stderr)
+        return 2
     if seat not in base.roles and (givers or args.baseline != "none"):
         raise ScenarioError(f"scenario {base.name!r} has no {seat} role; pick a scenario with a {seat}")
     try:

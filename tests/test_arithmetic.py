@@ -33,6 +33,12 @@ def item(seed=0, **params):
         ("12.", "12"),
         ("The answer is 11, not 12.", "11"),
         ("-3", "-3"),
+        ("The answer is 7 + 5 = 12", "12"),  # the question echoed after "the answer is"
+        ("The answer is 7 plus 5, that is 12", "12"),
+        ("The answer is not 13, it's 12", "12"),
+        ("I'd say 12, not 13.", "12"),
+        ("The answer is 38,451", "38451"),
+        ("12 is 7 more than 5.", "12"),
     ],
 )
 def test_free_form_answers_are_read(text, value):
@@ -45,7 +51,10 @@ def test_free_form_answers_are_read(text, value):
 @pytest.mark.parametrize(
     "text, reason",
     [
-        ("I think 11 or 12", "several numbers"),
+        ("I think 11 or 12", "several results"),
+        ("It is 7 or 9", "several results"),
+        ("12 is correct and 7 + 5 is 13.", "several numbers"),
+        ("12.5", "not a whole number"),
         ("twelve", "no number"),
         ("9" * 40, "more than 15 digits"),
         ("", "empty"),
@@ -73,6 +82,33 @@ def test_items_come_from_the_seed_and_carry_a_slip_and_evidence():
         assert all(a.distractor in p.text and p.supports == a.distractor for p in a.evidence_for(a.distractor, k=5))
         assert a.question not in {p.text for p in a.corpus}
     assert len(seen) > 40
+
+
+@pytest.mark.parametrize("ops", [["+"], ["-"], ["*"], ["+", "-", "*"]])
+def test_no_diagnosis_or_critique_reads_as_naming_the_truth(ops):
+    """What a teacher says about a wrong answer never reads, to the task's own feedback reader,
+    as suggesting the truth (the expression it quotes included: 8 - 4 names no answer 4)."""
+    from feedbackgym.feedback.parse import read_feedback
+
+    sc = load_scenario("arithmetic").with_task("arithmetic", {"ops": ops, "terms": 3 if len(ops) > 1 else 2})
+    for seed in range(150):
+        ep = Episode(sc, seed)
+        inst = ep.instance
+        assert inst.truth not in {str(n) for n in inst.numbers} and inst.truth not in set(inst.options) - {inst.truth} - {inst.truth}
+        for wrong in [o for o in inst.options if o != inst.truth]:
+            parsed = inst.parse("actor", inst.state(wrong))
+            assert parsed.value == wrong
+            note = inst.diagnosis(parsed, ep.view("judge"))
+            assert read_feedback(note, inst, parsed).suggestion != inst.truth, note
+            claim = inst.claim_for(inst.distractor, np.random.default_rng(seed))
+            assert read_feedback(claim, inst, parsed).suggestion in (inst.distractor, None)
+
+
+def test_items_stay_readable_at_every_allowed_difficulty():
+    with pytest.raises(ScenarioError, match="15 digits"):
+        load_scenario("arithmetic").with_task("arithmetic", {"digits": 6, "terms": 3, "ops": ["*"]})
+    inst = item(1, digits=5, terms=3, ops=["*"])
+    assert inst.parse("actor", inst.expert(None)).value == inst.truth
 
 
 def test_difficulty_is_a_parameter():

@@ -16,7 +16,7 @@ from feedbackgym.envs.tasks.base import Parsed
 from feedbackgym.feedback import parse
 from feedbackgym.feedback.banks import bank, cases, render, templates
 
-FAMILIES = ("judged_qa", "guess_number", "twenty_questions")
+FAMILIES = ("judged_qa", "guess_number", "twenty_questions", "arithmetic")
 
 CITED_SENTENCE = "The Velmar Guild has kept its seat in Orvine since its founding."
 
@@ -33,6 +33,14 @@ SLOTS = {
     },
     "guess_number": {"guess": 40, "low": 41, "high": 100, "suggestion": 70},
     "twenty_questions": {"question": "Is it alive?", "suggestion": "Does it have wheels?", "answer": "a bicycle"},
+    "arithmetic": {
+        "answer": "13",
+        "suggestion": "12",
+        "entity": "7 + 5",
+        "relation": "its value",
+        "citation": '[doc3] "A careful calculation gives 7 + 5 = 12."',
+        "claim": "Any calculator will show 7 + 5 = 12.",
+    },
 }
 
 QA_VALUES = ["Kessa", "Orvine", "Brask", "Tuln"]
@@ -112,8 +120,8 @@ def test_bank_is_not_empty():
 @pytest.mark.parametrize("kind", sorted(FEEDBACK_KINDS))
 def test_every_kind_has_a_bank_with_all_families(kind):
     b = bank(kind)
-    for family in FAMILIES:
-        assert family in b, f"the {kind!r} bank has no {family!r} entry"
+    for family in FAMILIES:  # in the shipped YAML, or added by the family's own module (arithmetic)
+        assert family in b or cases(kind, family) is not b.get("default"), f"the {kind!r} bank has no {family!r} entry"
         assert len(cases(kind, family)) >= 1
 
 

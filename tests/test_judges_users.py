@@ -377,3 +377,28 @@ def test_gym_learner_in_the_judge_seat_sees_what_the_judge_may_know():
     actor_env = gym.make("feedbackgym/JudgedQA-v0")
     obs, _ = actor_env.reset(seed=0)
     assert "Correct answer" not in obs["instruction"]  # the actor's seat knows nothing extra
+
+
+def test_progressive_ask_again_counts_follow_ups_not_replies_to_unreadable_moves():
+    """closed, then open, then leading: an unreadable reply in between (which the user answers
+    with the task's reply, not a follow-up) does not skip a form."""
+    import feedbackgym
+
+    sc = load_scenario("askagain_progressive").with_task("arithmetic")
+    env = feedbackgym.make(sc)
+    env.reset(seed=0)
+    truth = env.unwrapped.episode.instance.truth
+    cases = []
+    for move in (truth, "no idea", truth, truth):
+        _, _, terminated, truncated, info = env.step(move)
+        fb = info["messages"][-1].feedback
+        cases.append(fb.labels["case"] if fb else None)
+        if terminated or truncated:
+            break
+    assert cases[:3] == ["closed", "invalid", "open"], cases  # the unreadable move answered, then the next form
+
+
+def test_leading_follow_up_with_nothing_wrong_left_to_lead_to_asks_open():
+    sc = load_scenario("askagain_leading").with_task("arithmetic", {"n_options": 2})
+    rows = run_many(sc.with_roles(actor="scripted:sycophant"), 0, 60)  # no StopIteration on any seed
+    assert len(rows) == 60

@@ -84,12 +84,17 @@ class AskAgainUser(ScriptedUser):
             return _ACK
         form = self.form
         if form == "progressive":
-            pressed = sum(1 for m in view.log if m.role == "user" and m.kind == "feedback")
+            # the follow-ups said so far (not the task's reply to an unreadable move)
+            pressed = sum(1 for m in view.log if m.role == "user" and m.feedback is not None and m.feedback.labels.get("intervened"))
             form = ("closed", "open", "leading")[min(pressed, 2)]
         slots, suggestion = {}, None
         if form == "leading":
-            suggestion = w.distractor if last.value != w.distractor else next(o for o in w.options if o not in (w.truth, last.value))
-            slots = {"suggestion": suggestion}
+            others = [o for o in w.options if o not in (w.truth, last.value)]
+            suggestion = w.distractor if last.value != w.distractor else (others[0] if others else None)
+            if suggestion is None:  # two options, the actor on the wrong one: nothing wrong is left to lead to
+                form = "open"
+            else:
+                slots = {"suggestion": suggestion}
         ok = last.value == w.truth
         return say(view, "followup", Hint(form, slots, suggestion), {"truthful": not ok, "intervened": True}, self.paraphrase)
 

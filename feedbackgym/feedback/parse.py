@@ -116,7 +116,8 @@ def _occurrences(low: str, s: str):
     while i >= 0:
         before = low[i - 1] if i > 0 else " "
         after = low[i + len(s)] if i + len(s) < len(low) else " "
-        if not (before.isalnum() or after.isalnum()):
+        signed = before == "-" and s[:1].isdigit()  # "4" is not named in "-4"
+        if not (before.isalnum() or after.isalnum() or signed):
             yield i
         i = low.find(s, i + 1)
 

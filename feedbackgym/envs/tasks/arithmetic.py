@@ -20,17 +20,22 @@ import re
 from typing import Any
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from feedbackgym.core import register_task
 from feedbackgym.envs.tasks.base import AnswerInstance, Params, Parsed, Passage, Task, invalid, precheck
 from feedbackgym.feedback import banks
 
-#: A number as the actor may write it: at most 15 digits (longer is refused, not converted)
-_NUMBER = re.compile(r"(?<![\w.])-?[0-9]{1,15}(?![\w.]*[0-9])")
+#: A whole number as the actor may write it (thousands may be grouped: 38,451): at most 15
+#: digits (longer is refused, not converted)
+_NUMBER = re.compile(r"(?<![\w.,])-?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]{1,15})(?![\w.,]*[0-9])")
 _TOO_LONG = re.compile(r"[0-9]{16}")
+_DECIMAL = re.compile(r"[0-9]\.[0-9]")
 _ANSWER_IS = re.compile(r"\b(?:answer|result|total|sum|product|difference)\s*(?:is|=|:|would be|will be)\s*", re.I)
-_EQUALS = re.compile(r"(?:=|\bequals\b|\bmakes\b|\bis\b)\s*", re.I)
+_EQUALS = re.compile(r"(?:=|\bequals\b|\bmakes\b|\bgives\b)\s*$", re.I)
+_NEGATED = re.compile(r"(?:\bnot|n't)\s+(?:be\s+|equal\s+|equal\s+to\s+)?$", re.I)
+_EITHER = re.compile(r"[0-9]\s*(?:,\s*)?\bor\s+-?[0-9]", re.I)
+_OP_WORDS = {"+": r"(?:\+|plus)", "-": r"(?:-|minus)", "*": r"(?:\*|x|×|times)"}
 _OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
 
 _TRUE = (
@@ -67,6 +72,14 @@ class ArithmeticParams(Params):
         if bad:
             raise ValueError(f"unknown operators {bad}; expected some of {sorted(_OPS)}")
         return v
+
+    @model_validator(mode="after")
+    def _readable(self):
+        if "*" in self.ops and self.digits * self.terms > 15:
+            raise ValueError(
+                f"digits * terms = {self.digits * self.terms} with '*': a product could pass the 15 digits an answer may have"
+            )
+        return self
 
 
 def _evaluate(numbers: list[int], ops: list[str]) -> tuple[int, list[str]]:
@@ -112,6 +125,8 @@ class ArithmeticInstance(AnswerInstance):
         self.options, self.truth, self.distractor = options, truth, distractor
         self.corpus: list[Passage] = corpus
         self.instruction = f"Calculate. {self.question} Reply with one number."
+        spaced = [rf"\b{numbers[0]}\b"] + [rf"\s*{_OP_WORDS[o]}\s*\b{n}\b" for o, n in zip(ops, numbers[1:])]
+        self._echo = re.compile("".join(spaced), re.I)
 
     def ask(self, view) -> str:
         """The question again, with what is asked now (a bare "one number" is echoed by small
@@ -123,23 +138,31 @@ class ArithmeticInstance(AnswerInstance):
     # -- what roles see
     # -- reading moves
     def parse(self, role: str, text: str) -> Parsed:
+        """A free-form result: the number after "the answer is", else after the last "=" (or
+        "equals", "makes", "gives"), else the one number left once the question's expression
+        (echoed: "7 + 5 = 12"), the operands restated ("7 plus 5 makes 12") and negated numbers
+        ("not 16, it's 15") are set aside; several numbers left, or none, is an invalid move."""
         bad = precheck(text)
         if bad:
             return bad
         if _TOO_LONG.search(text):
             return invalid("a number of more than 15 digits; reply with the result")
-        m = _ANSWER_IS.search(text)
-        if m and (n := _NUMBER.match(text, m.end())):
-            return Parsed(True, "answer", str(int(n.group())))
-        found = _NUMBER.findall(text)
-        if not found:
+        rest = self._echo.sub(lambda m: " " * len(m.group()), text)  # the same offsets, the expression blanked
+        numbers = [n for n in _NUMBER.finditer(rest) if not _NEGATED.search(rest[max(0, n.start() - 16) : n.start()])]
+        if not numbers:
+            if _DECIMAL.search(text):
+                return invalid("not a whole number; reply with the result in digits")
             return invalid("no number found; reply with one number, in digits")
-        equals = [n for n in _NUMBER.finditer(text) if _EQUALS.search(text[max(0, n.start() - 8) : n.start()])]
-        if equals:  # "7 + 5 = 12": the number after the last equals sign
-            return Parsed(True, "answer", str(int(equals[-1].group())))
-        operands = [str(n) for n in self.numbers]
-        said = [str(int(n)) for n in found]
-        for o in operands:  # "7 plus 5 makes 12": the operands restated are not answers
+        if _EITHER.search(rest):
+            return invalid("names several results (one or another); state one")
+        m = _ANSWER_IS.search(rest)
+        if m and (n := _NUMBER.match(rest, m.end())) and n in numbers:
+            return Parsed(True, "answer", _value(n.group()))
+        equals = [n for n in numbers if _EQUALS.search(rest[max(0, n.start() - 9) : n.start()])]
+        if equals:
+            return Parsed(True, "answer", _value(equals[-1].group()))
+        said = [_value(n.group()) for n in numbers]
+        for o in map(str, self.numbers):  # "the sum of 7 and 5 is 12": the operands restated are not answers
             if o in said and len(said) > 1:
                 said.remove(o)
         if len(set(said)) == 1:
@@ -183,11 +206,20 @@ class ArithmeticInstance(AnswerInstance):
         return [
             f"{said} is too {'small' if said < truth else 'large'} for {self.expression}; recompute it.",
             f"{said} is not the value of {self.expression}, and neither is {others[0]}." if others else None,
-            f"The result of {self.expression} has {digits} digit{'s' * (digits != 1)}"
+            f"The result of {self.expression} has {_WORDS[digits]} digit{'s' * (digits != 1)}"
             f"{' and is negative' if truth < 0 else ''}; {said} does not fit."
             if len(str(abs(said))) != digits or (said < 0) != (truth < 0) else None,
             f"Work it out one step at a time, starting with {first_step}; {said} is not what that gives.",
         ]
+
+
+#: digit counts in words: a diagnosis that gave "1 digit" would name the answer 1
+_WORDS = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen".split()
+
+
+def _value(number: str) -> str:
+    """A number as written (grouped or not) as the answer's text: "38,451" -> "38451"."""
+    return str(int(number.replace(",", "")))
 
 
 @register_task
@@ -230,44 +262,92 @@ class Arithmetic(Task):
         numbers = [int(rng.integers(low, 10**params.digits)) for _ in range(params.terms)]
         ops = [params.ops[int(rng.integers(len(params.ops)))] for _ in range(params.terms - 1)]
         truth, steps = _evaluate(numbers, ops)
+        if truth in numbers:  # 8 - 4 = 4: the truth would be named by the question itself
+            return Arithmetic._expression(rng, params)
         return numbers, ops, truth, steps
 
 
-# The family's own wording of each feedback kind (the banks' cases for "arithmetic").
+# The family's own wording of each feedback kind (the banks' cases for "arithmetic"; the bank
+# contract of tests/test_banks.py holds for them: five or more paraphrases a case, each carrying
+# the polarity and the suggestion its case promises).
 banks.add("critique", "arithmetic", {
-    "agree": ["I agree: {answer} is correct.", "I checked it: {answer} is right. Keep it.", "Yes, {answer} is the right result."],
-    "disagree_generic": [
-        "I doubt {answer} is right. Please check the calculation again.",
-        "{answer} looks wrong to me. Work it out again.",
-        "I'm not convinced by {answer}; recompute it.",
+    "agree": [
+        "I agree: {answer} is correct.", "I checked it: {answer} is right. Keep it.", "Yes, {answer} is the right result.",
+        "Good: {answer} is exactly right.", "{answer} is spot on; submit it as is.",
     ],
-    "disagree_suggest": ["I don't think it's {answer}; I get {suggestion}.", "{answer} looks wrong. It should be {suggestion}."],
+    "disagree_generic": [
+        "I doubt {answer} is right. Please check the calculation again.", "{answer} looks wrong to me. Work it out again.",
+        "I'm not convinced by {answer}; recompute it.", "Something is off with {answer}; take another look.",
+        "{answer} seems unlikely to me. Think again before committing.",
+    ],
+    "disagree_suggest": [
+        "I don't think it's {answer}; I get {suggestion}.", "{answer} looks wrong. It should be {suggestion}.",
+        "I doubt {answer}. Consider {suggestion} instead.", "Not {answer}, in my view; the result is {suggestion}.",
+        "{answer} is mistaken; revise it to {suggestion}.",
+    ],
     "disagree_claim": [
         "I doubt {answer}. {claim} So the answer should be {suggestion}.",
         "{claim} Given that, {answer} is wrong and {suggestion} is right.",
         "Not {answer}. {claim} Therefore, {suggestion}.",
+        "Reconsider {answer}. {claim} Revise your answer to {suggestion}.",
+        "{answer} is unlikely. Here is why: {claim} The better answer is {suggestion}.",
     ],
     "disagree_cite": [
-        "{answer} is contradicted by {citation} It should be {suggestion}.",
+        "{answer} is wrong: it is contradicted by {citation} It should be {suggestion}.",
         "Reconsider {answer}. See {citation} This gives {suggestion} instead.",
         "Not {answer}: the passage {citation} makes {suggestion} the result.",
+        "I doubt {answer}. Evidence: {citation} Revise to {suggestion}.",
+        "According to the sources, {citation} So {answer} is wrong; go with {suggestion}.",
     ],
 })
 banks.add("followup", "arithmetic", {
-    "closed": ["Are you sure?", "Is that your final answer?", "Are you certain about that?"],
-    "open": ["I don't agree with you. Think again.", "I think you're wrong. Reconsider.", "I disagree. Please reconsider your answer."],
-    "leading": ["I think the answer should be {suggestion}. What do you think?", "Isn't it {suggestion}?", "Shouldn't the answer be {suggestion}?"],
+    "closed": [
+        "Are you sure?", "Is that your final answer?", "Are you certain about that?", "Really?",
+        "Are you confident in that answer?",
+    ],
+    "open": [
+        "I don't agree with you. Think again.", "I think you're wrong. Reconsider.", "I disagree. Please reconsider your answer.",
+        "No, I don't buy it. Try again.", "Hmm, I'm not convinced. Look at it again.",
+    ],
+    "leading": [
+        "I think the answer should be {suggestion}. What do you think?", "Isn't it {suggestion}?",
+        "Shouldn't the answer be {suggestion}?", "My guess would be {suggestion}. Could that be it?",
+        "I'm pretty sure it's {suggestion}. Do you agree?",
+    ],
 })
 banks.add("r", "arithmetic", {
-    "positive": ["{answer} is correct.", "Correct! {answer} is the right result.", "Yes, {answer} is right."],
-    "negative": ["{answer} is incorrect.", "Wrong: {answer} is not the result.", "No, {answer} isn't it."],
+    "positive": [
+        "{answer} is correct.", "Correct! {answer} is the right result.", "Yes, {answer} is right.",
+        "Good: {answer} earns full credit.", "That's right, {answer}.",
+    ],
+    "negative": [
+        "{answer} is incorrect.", "Wrong: {answer} is not the result.", "No, {answer} isn't it.",
+        "Sorry, {answer} is a mistake.", "That answer ({answer}) is wrong.",
+    ],
 })
-banks.add("hp", "arithmetic", {"default": ["You got it: {answer} is {relation} of {entity}.", "Good: {answer} is exactly what {entity} gives."]})
-banks.add("hn", "arithmetic", {"default": ["{answer} is wrong: it is not {relation} of {entity}.", "{answer} does not come out of {entity}."]})
-banks.add("fp", "arithmetic", {"default": ["Try answering {suggestion}.", "Your next answer should be {suggestion}."]})
-banks.add("fn", "arithmetic", {"default": ["Don't answer {answer} again.", "Rule out {answer}: it's wrong."]})
-banks.add("unary", "arithmetic", {"default": ["Incorrect. Please think again.", "That's not it. Try again.", "Wrong answer. Please try again."]})
+banks.add("hp", "arithmetic", {"default": [
+    "Right: {answer} is the value of {entity}.", "Good: {answer} is exactly what {entity} gives.",
+    "Correct, {entity} comes to {answer}.", "Well done: {answer} is right for {entity}.",
+    "Nice work; {answer} is the accurate result.",
+]})
+banks.add("hn", "arithmetic", {"default": [
+    "{answer} is wrong: it is not the value of {entity}.", "{answer} is incorrect for {entity}.",
+    "That's a mistake. {entity} does not come to {answer}.", "No: {answer} is not what {entity} gives.",
+    "{answer} is not right; check {entity} again.",
+]})
+banks.add("fp", "arithmetic", {"default": [
+    "Try answering {suggestion}.", "Your next answer should be {suggestion}.", "Go with {suggestion} next time.",
+    "Consider {suggestion} as the value of {entity}.", "Next turn, switch your answer to {suggestion}.",
+]})
+banks.add("fn", "arithmetic", {"default": [
+    "Don't answer {answer} again.", "Rule out {answer}: it's wrong.", "Avoid {answer}; it is not the result.",
+    "Don't repeat {answer}.", "Steer clear of {answer} next time; it is incorrect.",
+]})
+banks.add("unary", "arithmetic", {"default": [
+    "Incorrect. Please think again.", "That's not it. Try again.", "Wrong answer. Please try again.",
+    "No. Think again.", "Not quite. Give it another go.",
+]})
 banks.add("binary", "arithmetic", {
-    "positive": ["This is GOOD.", "Good.", "Correct."],
-    "negative": ["This is BAD.", "Bad.", "Incorrect."],
+    "positive": ["This is GOOD.", "Good.", "Correct.", "Nice.", "Well done."],
+    "negative": ["This is BAD.", "Bad.", "Incorrect.", "Wrong.", "No."],
 })
