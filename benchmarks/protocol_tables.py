@@ -10,7 +10,8 @@ Tables (`--tables`): ``judges`` (the nine WAFER-QA judges and no judge), ``askag
 leading, progressive; the baseline is the same actor asked nothing), ``mint`` (textual and binary
 feedback; the baseline is MINT's own "Your answer is wrong." with no feedback), ``ufo`` (unary
 "try again"; the baseline is no user), ``friction`` (Feedback Friction's diagnosing hints, with
-and without the tried-options list; the baseline is binary-only feedback, the paper's default).
+and without the tried-options list; the baseline is the unary user's bare "try again", the
+content of the paper's default binary-only feedback, "Your answer was incorrect").
 Each command's wall time goes to ``timings.json`` beside the tables.
 """
 

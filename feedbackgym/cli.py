@@ -39,7 +39,6 @@ from feedbackgym.tui.digest import labels_of, tag_of
 
 ROLE_FLAGS = ROLES
 #: the eval table's columns with a judge seat (`report.COLUMNS` has the user seat's too)
-EVAL_COLUMNS = report.COLUMNS["judge"]
 
 
 def progress(total: int, desc: str, quiet: bool) -> tqdm:

@@ -120,7 +120,6 @@ class ArithmeticInstance(AnswerInstance):
     def __init__(self, numbers: list[int], ops: list[str], options: list[str], truth: str, distractor: str, corpus):
         self.numbers, self.ops = numbers, ops
         self.expression = " ".join([str(numbers[0])] + [f"{o} {n}" for o, n in zip(ops, numbers[1:])])
-        self.entity = self.expression
         self.question = f"What is {self.expression}?"
         self.options, self.truth, self.distractor = options, truth, distractor
         self.corpus: list[Passage] = corpus
@@ -135,7 +134,6 @@ class ArithmeticInstance(AnswerInstance):
             return f"{self.question} {'Give your final answer' if view.final else 'Answer again'}, as one number."
         return super().ask(view)
 
-    # -- what roles see
     # -- reading moves
     def parse(self, role: str, text: str) -> Parsed:
         """A free-form result: the number after "the answer is", else after the last "=" (or
