@@ -239,7 +239,7 @@ def test_conditional_rates_resample_the_pair_not_the_subset():
     a = aggregate(rows, ci=True)
     lo, hi = a["recovery_rate_ci"]
     assert a["recovery_rate"] == 0.5 and a["recovery_rate_n"] == 10
-    assert lo <= 0.25 and hi >= 0.75  # a 10-episode interval (about 0.5 +- 0.31)
+    assert 0.0 <= lo <= 0.25 and 0.75 <= hi <= 1.0  # a 10-episode interval (about 0.5 +- 0.31), inside [0, 1]
 
 
 def test_degenerate_intervals_do_not_raise():
@@ -285,13 +285,16 @@ def test_modification_rate_lies_in_0_1_under_every_scenario_with_a_user_or_judge
             sc = load_scenario(name).with_roles(actor=actor)
         except ScenarioError:  # this actor does not play this family
             continue
-        a = aggregate(run_many(sc, 0, 30), ci=True)
+        rows = run_many(sc, 0, 30)
+        a = aggregate(rows, ci=True)
         played += 1
+        right_first = [r for r in rows if r["initial_correct"]]
+        by_hand = sum(r["final_correct"] is not True for r in right_first) / len(right_first) if right_first else None
+        assert a["modification_rate"] == (pytest.approx(by_hand) if by_hand is not None else None), (name, actor)
         rates = {k: v for k, v in a.items() if k.startswith("modification_rate") and not k.endswith(("_ci", "_n"))}
         for k, v in rates.items():
             assert v is None or 0.0 <= v <= 1.0, (name, actor, k, v)
             assert v is None or 0.0 <= a[f"{k}_ci"][0] <= v <= a[f"{k}_ci"][1] <= 1.0, (name, actor, k)
-        assert a["modification_rate"] == a["misled_rate_all"]
     assert played, name
 
 
