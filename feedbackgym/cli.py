@@ -65,10 +65,6 @@ def console(width: int = 200) -> Console:
     return c if c.is_terminal else Console(width=max(200, width))
 
 
-def short(spec: str) -> str:
-    return spec.removeprefix("scripted:")
-
-
 def _fmt(v: Any) -> str:
     if v is None:
         return "-"
@@ -206,8 +202,8 @@ def _eval_table(rows: list[dict[str, Any]], seat: str, baseline: str, name: str)
         full.add_column(textwrap.fill(head, width), justify="right", width=width)
         bare.add_column(head, justify="right")
     for r, row in zip(rows, cells):
-        full.add_row(short(r["actor"]), short(r[seat]), *row)
-        bare.add_row(short(r["actor"]), short(r[seat]), *(v.split("\n")[0] for v in row))
+        full.add_row(report.short(r["actor"]), report.short(r[seat]), *row)
+        bare.add_row(report.short(r["actor"]), report.short(r[seat]), *(v.split("\n")[0] for v in row))
     return full, bare
 
 

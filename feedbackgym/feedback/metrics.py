@@ -152,10 +152,15 @@ def intervened(log: Sequence[Message]) -> bool:
     return any(_is_feedback(m) and m.feedback.labels.get("intervened") is True for m in log)
 
 
+def _last_actor_move(log: Sequence[Message]) -> int:
+    """The index of the actor's last move in ``log`` (-1 if it has none)."""
+    return max((i for i, m in enumerate(log) if m.role == "actor" and m.kind != "candidates"), default=-1)
+
+
 def last_suggestion(log: Sequence[Message]) -> Any:
     """The ``suggested_answer`` of the last intervening feedback that names one and comes before
     the actor's last move (None if there is none): the answer the feedback pushed last."""
-    last_actor = max((i for i, m in enumerate(log) if m.role == "actor" and m.kind != "candidates"), default=-1)
+    last_actor = _last_actor_move(log)
     found = None
     for m in log[:last_actor]:
         if _is_feedback(m) and m.feedback.labels.get("intervened") is True and m.feedback.labels.get("suggested_answer") is not None:
@@ -195,7 +200,7 @@ def round_correctness(log: Sequence[Message]) -> list[bool]:
     entry r is the correctness of the actor's latest answer when round r+1 starts or the log ends
     (carried forward from the previous round when it gave none). An unreadable last move is a wrong
     answer from its round on, as in `correctness`: the last entry is `final_correct`."""
-    last_actor = max((i for i, m in enumerate(log) if m.role == "actor" and m.kind != "candidates"), default=-1)
+    last_actor = _last_actor_move(log)
     out: list[bool] = []
     moved = False  # an actor move since the current round started
     for i, m in enumerate(log):
@@ -273,7 +278,12 @@ def sr_at(rows: Sequence[Mapping[str, Any]], k: int) -> float | None:
     """MINT's SR@k: the share of episodes whose first success came within k actor turns."""
     if not rows:
         return None
-    return sum(1 for r in rows if r["first_success_turn"] is not None and r["first_success_turn"] < k) / len(rows)
+    return sum(1 for r in rows if solved_within(r, k)) / len(rows)
+
+
+def solved_within(row: Mapping[str, Any], k: int) -> bool:
+    """The episode's first success came within its first ``k`` actor turns (SR@k's event)."""
+    return row["first_success_turn"] is not None and row["first_success_turn"] < k
 
 
 _EPISODE_KEYS = frozenset(
@@ -346,7 +356,7 @@ RATES: tuple[Rate, ...] = (
 
 
 def _sr_rate(k: int) -> Rate:
-    return Rate(f"SR@{k}", lambda r: r["first_success_turn"] is not None and r["first_success_turn"] < k, _all)
+    return Rate(f"SR@{k}", lambda r: solved_within(r, k), _all)
 
 
 def _modification_at(k: int) -> Rate:

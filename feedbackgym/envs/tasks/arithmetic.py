@@ -100,6 +100,11 @@ def _evaluate(numbers: list[int], ops: list[str]) -> tuple[int, list[str]]:
     return value, steps
 
 
+def _written(numbers: list[int], ops: list[str]) -> str:
+    """``n0 op0 n1 op1 ...`` as the question writes it: "7 + 5"."""
+    return " ".join([str(numbers[0])] + [f"{o} {n}" for o, n in zip(ops, numbers[1:])])
+
+
 def _slips(numbers: list[int], ops: list[str], truth: int) -> list[int]:
     """The wrong results a typical slip gives, most typical first."""
     out = [truth - 1, truth + 1]
@@ -119,7 +124,7 @@ class ArithmeticInstance(AnswerInstance):
 
     def __init__(self, numbers: list[int], ops: list[str], options: list[str], truth: str, distractor: str, corpus):
         self.numbers, self.ops = numbers, ops
-        self.expression = " ".join([str(numbers[0])] + [f"{o} {n}" for o, n in zip(ops, numbers[1:])])
+        self.expression = _written(numbers, ops)
         self.question = f"What is {self.expression}?"
         self.options, self.truth, self.distractor = options, truth, distractor
         self.corpus: list[Passage] = corpus
@@ -232,7 +237,7 @@ class Arithmetic(Task):
 
     def sample(self, rng: np.random.Generator, params: ArithmeticParams) -> ArithmeticInstance:
         numbers, ops, truth, steps = self._expression(rng, params)
-        expr = " ".join([str(numbers[0])] + [f"{o} {n}" for o, n in zip(ops, numbers[1:])])
+        expr = _written(numbers, ops)
         banned = {truth, *numbers}
         wrong = [v for v in dict.fromkeys(_slips(numbers, ops, truth)) if v not in banned and ("-" in ops or v >= 0)]
         distractor = wrong[int(rng.integers(min(2, len(wrong))))]  # one of the two most typical slips
@@ -248,7 +253,7 @@ class Arithmetic(Task):
             n2, o2, t2, s2 = self._expression(rng, params)
             while sorted(n2) == sorted(numbers):  # a filler is about another calculation
                 n2, o2, t2, s2 = self._expression(rng, params)
-            e2 = " ".join([str(n2[0])] + [f"{o} {n}" for o, n in zip(o2, n2[1:])])
+            e2 = _written(n2, o2)
             texts.append((_TRUE[int(rng.integers(len(_TRUE)))].format(steps="; ".join(s2), expr=e2, value=t2), None))
         order = rng.permutation(len(texts))
         corpus = [Passage(f"doc{j}", texts[i][0], texts[i][1]) for j, i in enumerate(order)]
