@@ -57,9 +57,11 @@ def freeze(obj: Any) -> Any:
     if t in ATOMS:
         return obj
     if t is dict or isinstance(obj, Mapping):
-        if ATOMS.issuperset(map(type, obj.values())):  # the usual labels: a flat copy, in C
-            return FrozenDict(obj)
-        return FrozenDict({k: v if type(v) in ATOMS else freeze(v) for k, v in obj.items()})
+        try:  # values that all hash (atoms, tuples of them) are frozen as they are: the usual labels, a flat copy in C
+            hash(tuple(obj.values()))
+        except TypeError:
+            return FrozenDict({k: v if type(v) in ATOMS else freeze(v) for k, v in obj.items()})
+        return FrozenDict(obj)
     if t is list or t is tuple:
         return tuple(v if type(v) in ATOMS else freeze(v) for v in obj)
     return obj

@@ -22,8 +22,9 @@ _SCORE = {"positive": 1.0, "agree": 1.0, "negative": 0.0}
 
 def say(view, kind: str, hint, labels: dict, paraphrase: str | int | None = None) -> Utterance:
     """Render ``hint`` from the ``kind`` bank and wrap it as typed feedback; ``labels`` (a fresh
-    dict) is completed in place with the speaker's role, the bank case and the suggestion, and
-    handed frozen (given ``truthful`` too, the engine takes the feedback as it is).
+    dict whose values are immutable: atoms or tuples of them) is completed in place with the
+    speaker's role, the bank case and the suggestion, and handed frozen (given ``truthful`` too,
+    the engine takes the feedback as it is).
     ``paraphrase`` None means the scenario's ``feedback.paraphrase``."""
     options = banks.templates(kind, view.world.family, hint.case)
     choice = view.paraphrase if paraphrase is None else paraphrase
@@ -34,12 +35,11 @@ def say(view, kind: str, hint, labels: dict, paraphrase: str | int | None = None
     text = template.format_map(hint.slots)
     if text[:1].islower():  # a slot ("the Vale of ...") may open the sentence
         text = text[0].upper() + text[1:]
+    suggestion = hint.suggestion
     labels["source_role"] = view.role
     labels["case"] = hint.case
-    labels["suggested_answer"] = hint.suggestion
-    # flat labels (the usual case) are copied in one C call; a tuple of evidence ids is frozen deep
-    frozen = FrozenDict(labels) if ATOMS.issuperset(map(type, labels.values())) else freeze(labels)
-    return Utterance(text, Feedback(kind, text, _SCORE.get(hint.case), frozen))
+    labels["suggested_answer"] = suggestion if type(suggestion) in ATOMS else freeze(suggestion)
+    return Utterance(text, Feedback(kind, text, _SCORE.get(hint.case), FrozenDict(labels)))
 
 
 class FeedbackGiver(ScriptedAgent):

@@ -19,7 +19,6 @@ the turn is spent, and the schedule goes on (TextArena's rule: nobody can hold t
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -211,7 +210,7 @@ class Episode:
         for r, v in rewards.items():
             self.pending[r] += v
             self.returns[r] += v
-        return StepResult(msg, rewards, self.terminated, self.truncated)
+        return _new(StepResult, (msg, rewards, self.terminated, self.truncated))
 
     def take_reward(self, role: str) -> float:
         """The reward accrued for ``role`` since it last took it (the Gymnasium per-step reward)."""
@@ -259,7 +258,7 @@ class Episode:
                     }  # fmt: skip
         if source:
             labels["source"] = source
-        return _message((turn, role, text, kind, None, FrozenDict(labels)))
+        return _new(Message, (turn, role, text, kind, None, FrozenDict(labels)))
 
     def _feedback_move(
         self, turn: int, role: str, text: str, fb: Feedback | None, source: str | None, leaves: bool = False
@@ -274,9 +273,12 @@ class Episode:
         labels = fb.labels
         # The scripted givers hand frozen labels that already say who spoke, whether it holds and
         # what it suggests: taken as they are. Anything else is completed and frozen here.
-        if source or text is not fb.text or type(labels) is not FrozenDict or not labels.keys() >= _GIVEN:
+        if (
+            source or text is not fb.text or type(labels) is not FrozenDict
+            or "source_role" not in labels or "truthful" not in labels or "suggested_answer" not in labels
+        ):  # fmt: skip
             fb = self._completed(role, text, fb, source)
-        return _message((turn, role, text, "feedback", fb, _LEAVES if leaves else _TO_ACTOR))
+        return _new(Message, (turn, role, text, "feedback", fb, _LEAVES if leaves else _TO_ACTOR))
 
     def _completed(self, role: str, text: str, fb: Feedback, source: str | None) -> Feedback:
         """``fb`` with the message's text and frozen labels that say who said it (``source_role``,
@@ -296,7 +298,7 @@ class Episode:
                 reading = read_feedback(text, self.instance, self._last_parsed)
                 labels["suggested_answer"] = plain(reading.suggestion)
         if labels is not fb.labels or text is not fb.text or type(labels) is not FrozenDict:
-            fb = Feedback(fb.kind, text, fb.score, (FrozenDict(labels) if ATOMS.issuperset(map(type, labels.values())) else freeze(labels)))
+            fb = Feedback(fb.kind, text, fb.score, freeze(labels))
         return fb
 
     # ------------------------------------------------------------------ public state
@@ -319,12 +321,10 @@ class Episode:
         return plain(self.instance.hidden())
 
 
-#: ``Message(*fields)`` in one C call, without the named tuple's Python ``__new__`` (the same
-#: object; every field must be given): how the moves' hot path builds its messages
-_message = partial(tuple.__new__, Message)
+#: ``_new(Message, fields)`` is ``Message(*fields)`` without the named tuple's Python ``__new__``
+#: (the same object; every field must be given): how the moves' hot path builds its messages
+_new = tuple.__new__
 _TO_ACTOR = FrozenDict({"to": "actor"})
-#: the labels a feedback message always carries (`Episode._completed` adds those an agent did not give)
-_GIVEN = frozenset({"source_role", "truthful", "suggested_answer"})
 _LEAVES = FrozenDict({"to": "actor", "leaves": True})
 
 

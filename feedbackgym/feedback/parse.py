@@ -115,14 +115,20 @@ def citations(text: str) -> tuple[tuple[str, str], ...]:
     return tuple((f"doc{m.group(1)}", m.group(2).strip()) for m in CITATION.finditer(text))
 
 
+def _named_at(low: str, s: str, i: int) -> bool:
+    """``s`` at ``i`` in ``low`` is a whole word (both lower case): no letter or digit touches it,
+    and a number is not the tail of a negative one ("4" is not named in "-4")."""
+    before = low[i - 1] if i > 0 else " "
+    j = i + len(s)
+    after = low[j] if j < len(low) else " "
+    return not (before.isalnum() or after.isalnum() or (before == "-" and s[:1].isdigit()))
+
+
 def _occurrences(low: str, s: str):
-    """Where ``s`` occurs in ``low`` as a whole word (both lower case)."""
+    """Where ``s`` occurs in ``low`` as a whole word (`_named_at`)."""
     i = low.find(s)
     while i >= 0:
-        before = low[i - 1] if i > 0 else " "
-        after = low[i + len(s)] if i + len(s) < len(low) else " "
-        signed = before == "-" and s[:1].isdigit()  # "4" is not named in "-4"
-        if not (before.isalnum() or after.isalnum() or signed):
+        if _named_at(low, s, i):
             yield i
         i = low.find(s, i + 1)
 
@@ -133,11 +139,12 @@ def mentioned(text: str, values: list[Any]) -> list[Any]:
     low = text.lower()
     for v in values:
         s = str(v).lower()
-        if s not in low:  # most values are not named at all: no search for word boundaries
-            continue
-        i = next(_occurrences(low, s), None)
-        if i is not None:
-            found.append((i, v))
+        i = low.find(s)
+        while i >= 0:  # the first whole-word occurrence (`_occurrences`, without a generator: on every move)
+            if _named_at(low, s, i):
+                found.append((i, v))
+                break
+            i = low.find(s, i + 1)
     return [v for _, v in sorted(found, key=lambda t: t[0])]
 
 
