@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     cls = train.learner_class(saved["algo"])
     learner = cls(Policy.load(run / "actor"), cls.Args(**saved["learner"]), saved["train"]["seed"])
-    learner.load_state_dict(torch.load(run / "checkpoint.pt", weights_only=False)["learner"])
+    learner.load_state_dict(train.load_checkpoint(run / "checkpoint.pt")["learner"])  # never unpickled
     items = learner.buffer.items[learner.buffer.head :] + learner.buffer.items[: learner.buffer.head]  # oldest first
     items = items[-a.last :]
     ends = [i for i, t in enumerate(items) if t.terminated or t.truncated]

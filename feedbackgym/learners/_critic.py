@@ -29,10 +29,12 @@ class FeatureCache(EmbeddingCache):
         return torch.from_numpy(np.ascontiguousarray(super().__call__(list(texts)), dtype=np.float32))
 
     def state_dict(self) -> dict:
-        return {"texts": list(self._cache), "vectors": np.stack(list(self._cache.values())) if self._cache else None}
+        """Plain data and a tensor (a checkpoint is read without unpickling objects)."""
+        return {"texts": list(self._cache), "vectors": torch.from_numpy(np.stack(list(self._cache.values()))) if self._cache else None}
 
     def load_state_dict(self, state: dict) -> None:
-        self._cache = OrderedDict(zip(state["texts"], state["vectors"])) if state["texts"] else OrderedDict()
+        vectors = np.asarray(state["vectors"]) if state["texts"] else ()
+        self._cache = OrderedDict(zip(state["texts"], vectors)) if state["texts"] else OrderedDict()
 
 
 class MiniLMEncoder(nn.Module):

@@ -30,13 +30,17 @@ depend on which texts shared its batch, and a resumed run's fresh cache yields t
 from __future__ import annotations
 
 import io
+import json
 import math
+import zipfile
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+import torch
 
 from feedbackgym.envs.gym import FeedbackEnv
 from feedbackgym.envs.wrappers import CandidateActions, EmbedObservation
@@ -196,13 +200,40 @@ class SB3PPO:
         return summary(results, "eval_")
 
     def state_dict(self) -> dict:
+        """The SB3 model's zip (whose pickled entries are never unpickled on resume, see
+        `load_state_dict`) and, as plain data and tensors, what of it changes during a run."""
         buf = io.BytesIO()
         self.model.save(buf)
-        return {"model": buf.getvalue(), "started": self.started, "envs": [env.state() for env in self.envs]}
+        m = self.model
+        running = {
+            "_last_obs": {k: torch.from_numpy(np.asarray(v)) for k, v in m._last_obs.items()},
+            "_last_episode_starts": torch.from_numpy(np.asarray(m._last_episode_starts)),
+            "ep_info_buffer": [dict(e) for e in m.ep_info_buffer],
+            "ep_success_buffer": [bool(e) for e in m.ep_success_buffer],
+        }
+        return {"model": buf.getvalue(), "running": running, "started": self.started, "envs": [env.state() for env in self.envs]}
 
     def load_state_dict(self, state: dict) -> None:
+        # SB3 would unpickle (cloudpickle) the entries of its zip's "data" marked ":serialized:",
+        # which runs whatever code a crafted file holds. None is: each is taken from this fresh
+        # model (built from the run's saved arguments) or from the checkpoint's plain data.
+        m, running = self.model, state["running"]
+        with zipfile.ZipFile(io.BytesIO(state["model"])) as z:
+            data = json.loads(z.read("data"))
+        window = data.get("_stats_window_size", 100)  # SB3's episode-statistics window
+        given = {
+            "_last_obs": {k: v.numpy() for k, v in running["_last_obs"].items()},
+            "_last_episode_starts": running["_last_episode_starts"].numpy(),
+            "ep_info_buffer": deque(running["ep_info_buffer"], maxlen=window),
+            "ep_success_buffer": deque(running["ep_success_buffer"], maxlen=window),
+        }
+        pickled = [k for k, v in data.items() if isinstance(v, dict) and ":serialized:" in v]
+        foreign = [k for k in pickled if k not in given and not hasattr(m, k)]
+        if foreign:
+            raise ValueError(f"the SB3 model in the checkpoint holds pickled entries this learner does not have: {foreign}; refused")
+        custom = {k: given[k] if k in given else getattr(m, k) for k in pickled}
         # force_reset=False keeps the saved last observations: SB3 goes on from them, mid-episode
-        self.model = self.algorithm().load(io.BytesIO(state["model"]), env=self.venv, device="cpu", force_reset=False)
+        self.model = self.algorithm().load(io.BytesIO(state["model"]), env=self.venv, device="cpu", force_reset=False, custom_objects=custom)
         self.started = state["started"]
         for i, (env, saved) in enumerate(zip(self.envs, state["envs"])):
             obs = env.restore(saved)

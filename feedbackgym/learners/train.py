@@ -33,7 +33,9 @@ import argparse
 import importlib
 import json
 import os
+import pickle
 import random
+import re
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -47,7 +49,7 @@ from feedbackgym.learners._base import Learner, plot
 from feedbackgym.learners._policy import Policy
 from feedbackgym.learners.args import EVAL_SEED, RunArgs, add_fields, from_saved, given
 from feedbackgym.records import RecordWriter
-from feedbackgym.rollout import FACES, rollout
+from feedbackgym.rollout import FACES, Step, Trajectory, rollout
 
 #: ALGO -> "module:class"
 ALGOS = {
@@ -122,13 +124,50 @@ def actor_path(spec: str) -> str:
 
 # ---------------------------------------------------------------------- checkpoints
 def rng_states() -> dict:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """The global generators' states as plain data (tensors, ints, tuples): what `load_checkpoint`
+    reads without unpickling any object."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {"python": random.getstate(), "numpy": (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
+            "torch": torch.get_rng_state()}  # fmt: skip
 
 
 def set_rng_states(s: dict) -> None:
     random.setstate(s["python"])
-    np.random.set_state(s["numpy"])
+    name, keys, pos, has_gauss, gauss = s["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.int64).astype(np.uint32), pos, has_gauss, gauss))
     torch.set_rng_state(s["torch"])
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be trusted or read: names the file and what is wrong with it."""
+
+
+#: the only classes a checkpoint may hold besides tensors and plain data: the rollout's records of
+#: what the learner said, and numpy arrays (which checkpoints written before 2026-12-02 hold);
+#: building one runs no code of the file's choosing
+_CHECKPOINT_CLASSES = (
+    Step, Trajectory, np.ndarray, np.dtype, (getattr(np, "_core", None) or np.core).multiarray._reconstruct,
+    *dict.fromkeys(type(np.dtype(t)) for t in "?bBhHiIlLqQefdgFDG"),
+)  # fmt: skip
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Read a run's checkpoint without unpickling arbitrary objects (``weights_only``: tensors,
+    plain data and `_CHECKPOINT_CLASSES`); a foreign, corrupt or truncated file raises
+    `CheckpointError` naming it."""
+    try:
+        with torch.serialization.safe_globals(list(_CHECKPOINT_CLASSES)):
+            ck = torch.load(path, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as e:
+        found = re.search(r"GLOBAL ([\w.]+)", str(e))
+        why = f"it calls {found.group(1)}" if found else "an object that only unpickling could build"
+        raise CheckpointError(f"{path}: refused, it holds something other than tensors and plain data ({why}); nothing in it was run") from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
+        raise CheckpointError(f"{path}: not a readable checkpoint (corrupt or truncated): {type(e).__name__}: {str(e)[:200]}") from None
+    missing = [k for k in ("iteration", "episodes", "env_steps", "wall_s", "learner", "rng", "offsets") if not isinstance(ck, dict) or k not in ck]
+    if missing:
+        raise CheckpointError(f"{path}: not a feedbackgym checkpoint (missing {', '.join(missing)})")
+    return ck
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -238,7 +277,7 @@ def run(algo: str, args: TrainArgs, algo_args=None, resume: bool = False, quiet:
     session = open_session(cls, args, algo_args, parse_seats(args.seats))
     start, episodes, env_steps, wall = 0, 0, 0, 0.0
     if resume and ckpt_path.exists():
-        ck = torch.load(ckpt_path, weights_only=False)
+        ck = load_checkpoint(ckpt_path)
         session.load_state_dict(ck["learner"])
         set_rng_states(ck["rng"])
         start, episodes, env_steps, wall = ck["iteration"], ck["episodes"], ck["env_steps"], ck["wall_s"]
