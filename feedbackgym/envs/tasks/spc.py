@@ -32,6 +32,9 @@ from feedbackgym.envs.tasks.base import Instance, Params, Parsed, Task, Verdict,
 
 OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.floordiv}
 _STEP = re.compile(r"^\s*(?:step\s*)?(\d+)\s*[.):]\s*(-?\d+)\s*([-+*/x×])\s*(-?\d+)\s*=\s*(-?\d+)\s*$", re.I | re.M)
+#: the longest number a move may hold: reading is bounded (no big-int conversion, no float overflow)
+MAX_DIGITS = 15
+_LONG_NUMBER = re.compile(rf"\d{{{MAX_DIGITS + 1}}}")
 _NAMES_STEP = re.compile(r"\bstep\s*(\d+)\b", re.I)
 _NO_ERROR = re.compile(r"\b(?:all (?:the )?steps? (?:are )?(?:correct|right|fine)|no (?:error|mistake)s?|(?:is|looks) (?:all )?correct)\b", re.I)
 
@@ -69,6 +72,8 @@ class SPCInstance(Instance):
         bad = precheck(text)
         if bad:
             return bad
+        if _LONG_NUMBER.search(text):
+            return invalid(f"a number of more than {MAX_DIGITS} digits; the steps are small sums and products")
         if role == "generator":
             rows = _STEP.findall(text)
             if len(rows) != len(self.steps):
@@ -245,7 +250,7 @@ class Checker(ScriptedAgent):
             if _holds(a, op, b, r):
                 continue
             true = {"+": a + b, "-": a - b, "*": a * b}.get(op, r)
-            blatant = abs(r - true) >= max(1, abs(true)) / 2
+            blatant = 2 * abs(r - true) >= max(1, abs(true))  # in integers: no float overflow
             if looked or blatant:
                 return f"Step {n} is wrong: {a} {op} {b} is not {r}."
         return "All steps are correct."
