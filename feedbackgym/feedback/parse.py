@@ -124,13 +124,20 @@ def _named_at(low: str, s: str, i: int) -> bool:
     return not (before.isalnum() or after.isalnum() or (before == "-" and s[:1].isdigit()))
 
 
-def _occurrences(low: str, s: str):
-    """Where ``s`` occurs in ``low`` as a whole word (`_named_at`)."""
-    i = low.find(s)
-    while i >= 0:
-        if _named_at(low, s, i):
-            yield i
+def _next_named(low: str, s: str, start: int = 0) -> int:
+    """Where ``s`` next occurs in ``low`` from ``start`` as a whole word (`_named_at`), or -1."""
+    i = low.find(s, start)
+    while i >= 0 and not _named_at(low, s, i):
         i = low.find(s, i + 1)
+    return i
+
+
+def _occurrences(low: str, s: str):
+    """Where ``s`` occurs in ``low`` as a whole word."""
+    i = _next_named(low, s)
+    while i >= 0:
+        yield i
+        i = _next_named(low, s, i + 1)
 
 
 def mentioned(text: str, values: list[Any]) -> list[Any]:
@@ -139,12 +146,9 @@ def mentioned(text: str, values: list[Any]) -> list[Any]:
     low = text.lower()
     for v in values:
         s = str(v).lower()
-        i = low.find(s)
-        while i >= 0:  # the first whole-word occurrence (`_occurrences`, without a generator: on every move)
-            if _named_at(low, s, i):
-                found.append((i, v))
-                break
-            i = low.find(s, i + 1)
+        i = _next_named(low, s) if s in low else -1  # no call for a value not there: this runs on every move
+        if i >= 0:
+            found.append((i, v))
     return [v for _, v in sorted(found, key=lambda t: t[0])]
 
 
