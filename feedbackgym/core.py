@@ -204,6 +204,19 @@ def render_transcript(log: Sequence[Message]) -> str:
     return "\n".join(f"{m.role}: {m.text}" for m in log)
 
 
+def whole_text(text: str) -> str:
+    """``text`` with each pair of surrogates joined into the character it encodes (lone ones
+    stay). The engine keeps every text in this form, so that JSON, which always reads an
+    escaped high-low pair as one character, gives a record back byte for byte."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+
+
 def as_text(action: Any) -> str | Utterance:
     """An action from outside as the engine takes it: text or an Utterance as is, bytes decoded,
     None as empty text, anything else by ``str``."""

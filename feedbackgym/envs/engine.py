@@ -37,6 +37,7 @@ from feedbackgym.core import (
     View,
     freeze,
     plain,
+    whole_text,
 )  # fmt: skip
 from feedbackgym.envs import rewards as _rewards  # noqa: F401  (registers the reward schemes)
 from feedbackgym.envs import tasks as _tasks  # noqa: F401  (registers the shipped task families)
@@ -178,6 +179,8 @@ class Episode:
                     self.usage.append({"turn": len(log), "role": role, **usage})
             else:
                 text = str(text)
+        if not text.isascii():  # surrogate pairs joined: every text the engine holds records as is
+            text = whole_text(text)
         moved = role in self.movers
         if moved:
             msg = self._move(len(log), role, text, source)

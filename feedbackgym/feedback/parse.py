@@ -68,6 +68,9 @@ _OUT_AFTER = re.compile(
 )
 CITATION = re.compile(r"\[doc\s*(\d+)\]\s*[\"“]([^\"”]+)[\"”]", re.I)
 INTEGER = re.compile(r"(?<![\w.])-?[0-9]+(?![\w.]*[0-9])")
+#: the longest number feedback is read for: longer runs of digits are not numbers any task asks
+#: about, and reading them would be a slow big-int conversion (or Python's 4,300-digit refusal)
+MAX_DIGITS = 18
 
 
 @dataclass(frozen=True)
@@ -173,7 +176,7 @@ def read_feedback(text: str, instance: Any = None, last: Parsed | None = None) -
     rules out (its ``suggestion``; None if it names none or several), the values it rules out, and
     the passages it cites."""
     current = last.value if last is not None and last.valid else None
-    numbers = tuple(int(n) for n in INTEGER.findall(text))
+    numbers = tuple(int(n) for n in INTEGER.findall(text) if len(n) <= MAX_DIGITS)
     values = instance.answer_values() if instance is not None else []
     out: list[Any] = []
     if values and isinstance(values[0], int):
