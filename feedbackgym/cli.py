@@ -261,7 +261,9 @@ def cmd_replay(args) -> int:
     if status:
         return status
     chosen = records if args.episode is None else [records[args.episode]]
-    print("\n\n".join(format_transcript(r, args.labels) for r in chosen))
+    text = "\n\n".join(format_transcript(r, args.labels) for r in chosen)
+    encoding = sys.stdout.encoding or "utf-8"  # what the terminal cannot show (a lone surrogate) as its escape
+    print(text.encode(encoding, "backslashreplace").decode(encoding))
     return 0
 
 

@@ -16,24 +16,40 @@ with its state (and proves the record is faithful).
 
 from __future__ import annotations
 
+import codecs
+import hashlib
 import json
+import os
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import metadata
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Annotated, Any, Literal
 
 import gymnasium as gym
 from pettingzoo.utils import BaseWrapper
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
-from feedbackgym.core import Message, StepResult, Utterance, plain
+from feedbackgym.agents.models import ModelNotFound, model_digest
+from feedbackgym.core import Feedback, Message, StepResult, Utterance, freeze, plain
 from feedbackgym.envs.engine import Episode
-from feedbackgym.envs.scenario import Scenario, ScenarioError, validate
+from feedbackgym.envs.scenario import Scenario, validate
 
 SCHEMA_VERSION = 1
 #: The ``terminate_reason`` of an episode recorded before it ended (left, or journaled and never finished).
 ABORTED = "aborted"
+#: A longer line is skipped unread (a record of a long served-model episode is a few hundred kB).
+MAX_LINE_BYTES = 64 << 20
+#: How deep a record's values may nest (a record's own data nests 7 deep; JSON nested 100,000
+#: deep would exhaust the stack of whatever walks it).
+MAX_DEPTH = 32
+
+
+class RecordError(ValueError):
+    """A line that is not a record; the message says where in it and what was expected."""
 
 
 @dataclass
@@ -49,6 +65,9 @@ class Record:
     journal: bool = False  # a journal line: the episode so far, replaced by a later line of it
     usage: list[dict[str, Any]] = field(default_factory=list)
     """what served models' turns cost (`Episode.usage`: turn, role, token counts, latency)"""
+    provenance: dict[str, Any] | None = None
+    """what made the episode (`provenance`): package version, scenario hash, each seat's model;
+    None in records written before it was kept"""
 
     @classmethod
     def of(cls, ep: Episode, journal: bool = False) -> Record:
@@ -58,10 +77,13 @@ class Record:
             # only ``success`` reads the reason, and neither None nor ABORTED is a success
             reason = metrics["terminate_reason"] = ABORTED
         return cls(
-            ep.scenario, ep.seed, list(ep.log), dict(ep.returns), metrics, ep.hidden(), reason, journal=journal, usage=list(ep.usage)
-        )
+            ep.scenario, ep.seed, list(ep.log), dict(ep.returns), metrics, ep.hidden(), reason, journal=journal,
+            usage=list(ep.usage), provenance=provenance(ep.scenario),
+        )  # fmt: skip
 
     def to_json(self) -> str:
+        """One line of JSON; valid UTF-8 whatever the texts hold (a lone surrogate, which a Text
+        action may carry, is written as its ``\\udXXX`` escape, which JSON reads back as it was)."""
         data = {
             "schema": SCHEMA_VERSION,
             "scenario": self.scenario.model_dump(mode="json"),
@@ -76,6 +98,8 @@ class Record:
             data["journal"] = True
         if self.usage:  # only where a served model took a turn: other records stay as they were
             data["usage"] = plain(self.usage)
+        if self.provenance is not None:
+            data["provenance"] = plain(self.provenance)
         line = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
         try:
             line.encode("utf-8")
@@ -85,25 +109,52 @@ class Record:
 
     @classmethod
     def from_json(cls, line: str, lineno: int | None = None) -> Record:
-        d = json.loads(line)
+        """The record on one line; `RecordError` (a ValueError) saying what is wrong with it:
+        every field is checked here, so what reads a record gets the types it expects."""
+        try:
+            d = json.loads(line)
+        except RecursionError:
+            raise RecordError(f"JSON nested too deeply to read, expected at most {MAX_DEPTH} levels") from None
+        except json.JSONDecodeError as e:
+            raise RecordError(f"not JSON: {e.msg} (column {e.colno})") from None
+        except ValueError as e:  # Python reads no integer of more than 4,300 digits
+            raise RecordError(f"not readable: {str(e).split(';')[0]} (at most 4300 digits expected)") from None
         if not isinstance(d, dict):
-            raise ValueError(f"expected a JSON object, got {type(d).__name__}")
+            raise RecordError(f"expected a JSON object, got {_excerpt(d)}")
         if d.get("schema") != SCHEMA_VERSION:
-            raise ValueError(f"schema {d.get('schema')!r}: expected {SCHEMA_VERSION}")
+            raise RecordError(f"schema {_excerpt(d.get('schema'))}: expected {SCHEMA_VERSION}")
         missing = {"scenario", "seed", "messages"} - set(d)
         if missing:
-            raise ValueError(f"missing field(s) {sorted(missing)}")
+            raise RecordError(f"missing field(s) {sorted(missing)}")
+        deep = _too_deep(d)
+        if deep is not None:
+            raise RecordError(f"{deep}: nested more than {MAX_DEPTH} levels deep")
+        try:
+            r = _RecordLine.model_validate(d)
+        except ValidationError as e:
+            raise RecordError(_explain(e)) from None
+        messages = []
+        for i, m in enumerate(r.messages):
+            if m.turn != i:
+                raise RecordError(f"messages.{i}.turn: got {m.turn}, expected {i} (its place in the log)")
+            fb = m.feedback
+            try:
+                feedback = Feedback.make(fb.kind, fb.text, fb.score, fb.labels) if fb is not None else None
+            except ValueError as e:
+                raise RecordError(f"messages.{i}.feedback: {e}") from None
+            messages.append(Message(m.turn, m.role, m.text, m.kind, feedback, freeze(m.labels)))
         return cls(
-            scenario=validate(d["scenario"], source=f"record line {lineno}"),
-            seed=int(d["seed"]),
-            messages=[Message.from_dict(m) for m in d["messages"]],
-            returns=dict(d.get("returns") or {}),
-            metrics=dict(d.get("metrics") or {}),
-            hidden=dict(d.get("hidden") or {}),
-            terminate_reason=d.get("terminate_reason"),
+            scenario=_scenario(r.scenario, lineno),
+            seed=r.seed,
+            messages=messages,
+            returns=r.returns,
+            metrics=r.metrics,
+            hidden=r.hidden,
+            terminate_reason=r.terminate_reason,
             line=lineno,
-            journal=bool(d.get("journal")),
-            usage=_usage(d.get("usage"), lineno),
+            journal=r.journal,
+            usage=r.usage,
+            provenance=d.get("provenance"),  # checked above; kept as written
         )
 
     def steps(self) -> Iterator[list[Message]]:
@@ -122,13 +173,191 @@ class Record:
         )
 
 
-def _usage(value: Any, lineno: int | None) -> list[dict[str, Any]]:
-    """A record's ``usage`` list (absent in records without served seats)."""
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(u, dict) for u in value):
-        raise ValueError(f"usage: expected a list of objects, got {type(value).__name__}")
-    return value
+def _scenario(data: dict[str, Any], lineno: int | None) -> Scenario:
+    """The validated scenario of a line; the lines of one file mostly share one, validated once."""
+    key = json.dumps(data, sort_keys=True)
+    with _lock:
+        held = _scenarios.get(key)
+    if held is None:
+        held = validate(data, source=f"record line {lineno}")
+        with _lock:
+            if len(_scenarios) >= 64:
+                _scenarios.clear()
+            _scenarios[key] = held
+    return held
+
+
+_scenarios: dict[str, Scenario] = {}  # canonical JSON -> the scenario (frozen: shared safely)
+
+
+# ---------------------------------------------------------------------- provenance
+def provenance(scenario: Scenario) -> dict[str, Any]:
+    """What made an episode of ``scenario``: the feedbackgym version, the sha256 of the scenario's
+    canonical JSON, and each seat: its spec, plus for ``lm:NAME`` the sha256 over the model's
+    files (`models.model_digest`, kept per file's path, size and mtime, so it is hashed once) and
+    for ``openai:MODEL`` the model id and base URL asked. Nothing in it changes between runs of
+    the same scenario on the same installation (no time, no host)."""
+    seats = {}
+    for role, spec in scenario.roles.items():
+        kind, _, name = spec.agent.partition(":")
+        seat: dict[str, Any] = {"agent": spec.agent}
+        if kind == "lm":
+            try:
+                seat["sha256"] = model_digest(name)
+            except (ModelNotFound, OSError):  # recorded elsewhere, replayed here: no files to hash
+                seat["sha256"] = None
+        elif kind == "openai":
+            seat["model"] = name
+            seat["base_url"] = str(spec.params.get("base_url") or os.environ.get("OPENAI_BASE_URL") or "").rstrip("/") or None
+        seats[role] = seat
+    return {"feedbackgym": _version(), "scenario_sha256": scenario_digest(scenario), "seats": seats}
+
+
+def scenario_digest(scenario: Scenario) -> str:
+    """The sha256 (hex) of ``scenario``'s canonical JSON (keys sorted, no spaces, ASCII)."""
+    with _lock:
+        held = _digests.get(id(scenario))
+    if held is not None and held[0] is scenario:
+        return held[1]
+    canonical = json.dumps(scenario.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(canonical.encode("ascii")).hexdigest()
+    with _lock:
+        if len(_digests) >= 256:
+            _digests.clear()
+        _digests[id(scenario)] = (scenario, digest)  # the scenario is held, so its id is not reused
+    return digest
+
+
+_digests: dict[int, tuple[Scenario, str]] = {}  # id -> (the frozen scenario, its digest)
+_lock = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _version() -> str:
+    try:
+        return metadata.version("feedbackgym")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+# ---------------------------------------------------------------------- what a line must hold
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Count = Annotated[int, Field(ge=0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class _FeedbackLine(_Strict):
+    kind: str
+    text: str
+    score: Finite | None = None
+    labels: dict[str, JsonValue] = {}
+
+
+class _MessageLine(_Strict):
+    turn: Count
+    role: str
+    text: str
+    kind: str
+    feedback: _FeedbackLine | None = None
+    labels: dict[str, JsonValue] = {}
+
+
+class _SeatLine(_Strict):
+    agent: str
+    sha256: str | None = None
+    model: str | None = None
+    base_url: str | None = None
+
+
+class _ProvenanceLine(_Strict):
+    feedbackgym: str
+    scenario_sha256: str
+    seats: dict[str, _SeatLine]
+
+
+class _RecordLine(_Strict):
+    schema_: Literal[1] = Field(alias="schema")
+    scenario: dict[str, JsonValue]
+    seed: Count
+    messages: list[_MessageLine]
+    returns: dict[str, Finite] = {}
+    metrics: dict[str, JsonValue] = {}
+    hidden: dict[str, JsonValue] = {}
+    terminate_reason: str | None = None
+    journal: bool = False
+    usage: list[dict[str, JsonValue]] = []
+    provenance: _ProvenanceLine | None = None
+
+
+def _too_deep(obj: Any) -> str | None:
+    """Where ``obj`` nests past `MAX_DEPTH` (a dotted path), or None; level by level, without
+    recursion (the path is looked for only when there is one)."""
+    level, depth = [obj], 1
+    while level:
+        inner = [x for v in level for x in (v.values() if type(v) is dict else v) if type(x) is dict or type(x) is list]
+        if inner and depth >= MAX_DEPTH:
+            return _path(_deep_path(obj, depth))
+        level, depth = inner, depth + 1
+    return None
+
+
+def _deep_path(obj: Any, depth: int) -> list[Any]:
+    """The keys down to a container ``depth`` levels below ``obj`` (one that `_too_deep` found)."""
+    path: list[Any] = []
+    for _ in range(depth):
+        for key, v in obj.items() if type(obj) is dict else enumerate(obj):
+            if (type(v) is dict or type(v) is list) and _reaches(v, depth - len(path) - 1):
+                path.append(key)
+                obj = v
+                break
+    return path
+
+
+def _reaches(obj: Any, depth: int) -> bool:
+    level = [obj]
+    for _ in range(depth):
+        level = [x for v in level for x in (v.values() if type(v) is dict else v) if type(x) is dict or type(x) is list]
+        if not level:
+            return False
+    return True
+
+
+def _excerpt(value: Any) -> str:
+    """A short description of a value read from a line (never the whole of a long one)."""
+    if isinstance(value, str):
+        return repr(value[:40]) + ("..." if len(value) > 40 else "")
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    if isinstance(value, dict):
+        return f"an object with {len(value)} field{'s' * (len(value) != 1)}"
+    text = repr(value)
+    return text[:40] + "..." if len(text) > 40 else text
+
+
+def _explain(e: ValidationError) -> str:
+    """A line's first problems, each as 'field: got what, expected what'."""
+    errors = e.errors(include_url=False)
+    parts = []
+    for err in errors[:3]:
+        loc = _path(err["loc"]) or "the line"
+        if err["type"] == "extra_forbidden":
+            expected = "no such field in a record"
+        elif err["type"] == "model_type":
+            expected = "an object"
+        else:
+            expected = err["msg"].removeprefix("Input should be ")
+        parts.append(f"{loc}: got {_excerpt(err.get('input'))}, expected {expected}")
+    more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+    return "; ".join(parts) + more
+
+
+def _path(keys: Sequence[Any]) -> str:
+    """A dotted path, its middle elided past six keys."""
+    keys = [str(k) for k in keys]
+    return ".".join(keys if len(keys) <= 6 else [*keys[:4], "…", keys[-1]])
 
 
 class RecordWriter:
@@ -189,20 +418,37 @@ class RecordWriter:
         self.close()
 
 
-def read_records(path: str | Path, on_error: Callable[[int, str], None] | None = None) -> list[Record]:
-    """Every usable record in ``path``, in file order; each unusable line is reported as (line
-    number, why). A journal line that a later line of its episode replaces is left out; one that
-    nothing replaces is kept (ended `ABORTED`, ``journal`` set)."""
+class Records(list):
+    """What `read_records` returns: the records (a list), and ``skipped``, the (line number, why)
+    of every line that could not be used."""
+
+    skipped: list[tuple[int, str]]
+
+    def __init__(self, records: Sequence[Record] = (), skipped: Sequence[tuple[int, str]] = ()):
+        super().__init__(records)
+        self.skipped = list(skipped)
+
+
+def read_records(path: str | Path, on_error: Callable[[int, str], None] | None = None) -> Records:
+    """Every usable record in ``path``, in file order; each unusable line (not UTF-8, not JSON,
+    not a record of the expected shape, longer than `MAX_LINE_BYTES`, nested past `MAX_DEPTH`)
+    is skipped, reported as (line number, why) to ``on_error`` and kept in the result's
+    ``skipped``. A UTF-8 byte-order mark before a line is ignored. A journal line that a later
+    line of its episode replaces is left out; one that nothing replaces is kept (ended `ABORTED`,
+    ``journal`` set)."""
     records: list[Record | None] = []
+    skipped: list[tuple[int, str]] = []
     journals: dict[tuple[str, int], list[int]] = {}  # (scenario name, seed) -> indexes of journal lines not yet replaced
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
+    with open(path, "rb") as f:
+        for lineno, raw in _lines(f):
             try:
-                rec = Record.from_json(line, lineno)
-            except (ValueError, KeyError, TypeError, ScenarioError) as e:
+                text = _decode(raw)
+                if not text.strip():
+                    continue
+                rec = Record.from_json(text, lineno)
+            except ValueError as e:  # RecordError, ScenarioError
                 why = "; ".join(part.strip() for part in str(e).splitlines()) or type(e).__name__
+                skipped.append((lineno, why))
                 if on_error is not None:
                     on_error(lineno, why)
                 continue
@@ -214,7 +460,31 @@ def read_records(path: str | Path, on_error: Callable[[int, str], None] | None =
             if rec.journal:
                 journals.setdefault(key, []).append(len(records))
             records.append(rec)
-    return [r for r in records if r is not None]
+    return Records([r for r in records if r is not None], skipped)
+
+
+def _lines(f: IO[bytes]) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, bytes) for each line of ``f``; None for a line longer than `MAX_LINE_BYTES`,
+    which is passed over in pieces, never held whole."""
+    lineno = 0
+    while line := f.readline(MAX_LINE_BYTES + 1):
+        lineno += 1
+        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+            while (rest := f.readline(1 << 20)) and not rest.endswith(b"\n"):
+                pass
+            yield lineno, None
+        else:
+            yield lineno, line
+
+
+def _decode(raw: bytes | None) -> str:
+    if raw is None:
+        raise RecordError(f"line longer than {MAX_LINE_BYTES} bytes, passed over unread")
+    raw = raw.removeprefix(codecs.BOM_UTF8)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RecordError(f"not UTF-8 text: byte 0x{raw[e.start]:02x} at column {e.start + 1}") from None
 
 
 def resubmit(ep: Episode, messages: Sequence[Message]) -> Iterator[StepResult]:

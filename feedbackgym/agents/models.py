@@ -127,7 +127,26 @@ def file_digest(path: str | Path) -> str:
     return _digest(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
 
 
-@lru_cache(maxsize=16)
+def model_digest(name: str) -> str:
+    """The sha256 (hex) over the files of the model ``lm:NAME`` resolves to (`locate`): a GGUF
+    file's bytes, or for a folder every file in it (not in subfolders, not hidden), each as its
+    name and its `file_digest`, in name order. Each file is read once per size and mtime."""
+    where = locate(name)
+    if where.gguf_file is not None:
+        return file_digest(Path(where.path) / where.gguf_file)
+    folder = Path(where.path)
+    if not folder.is_dir():  # a hub name: the cached snapshot's folder
+        from huggingface_hub import try_to_load_from_cache
+
+        folder = Path(try_to_load_from_cache(where.path, "config.json")).parent
+    h = hashlib.sha256()
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and not p.name.startswith("."):
+            h.update(f"{p.name}\0{file_digest(p)}\n".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
+
+
+@lru_cache(maxsize=256)
 def _digest(path: str, size: int, mtime_ns: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
