@@ -4,6 +4,7 @@ record says what made it (package version, scenario hash, each seat's model)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -11,12 +12,15 @@ import tracemalloc
 from importlib import metadata
 
 import pytest
+from textual.widgets import DataTable, Input
 
 import feedbackgym
 from feedbackgym import load_scenario
 from feedbackgym.cli import main
 from feedbackgym.records import MAX_DEPTH, Record, RecordWriter, provenance, read_records, rebuild
 from feedbackgym.rollout import play_scenario
+from feedbackgym.tui.app import FeedbackGymApp
+from feedbackgym.tui.replay import ReplayScreen
 
 #: A line written before records carried provenance (by the writer of commit 014a986).
 OLD_LINE = (
@@ -275,3 +279,74 @@ def test_a_served_seat_is_recorded_with_its_model_and_base_url():
     assert provenance(sc)["seats"]["actor"] == {
         "agent": "openai:Qwen/Qwen2.5-7B-Instruct", "model": "Qwen/Qwen2.5-7B-Instruct", "base_url": "http://127.0.0.1:8000/v1",
     }  # fmt: skip
+
+
+# ---------------------------------------------------------------------- the skip count, shown
+SIZE = (120, 40)
+
+
+@pytest.fixture
+def damaged(tmp_path, good):
+    """Two episodes among three lines that are not records (one of them with string-valued returns)."""
+    path = tmp_path / "damaged.jsonl"
+    bad = [changed(good[0], messages="abc"), changed(good[0], returns={"actor": "lots"}), nested(100_000)]
+    path.write_text("\n".join([bad[0], good[0], bad[1], good[1], bad[2]]) + "\n")
+    return path
+
+
+async def until(pilot, condition, timeout=5.0):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "timed out waiting for the UI"
+        await pilot.pause(0.01)
+
+
+def status(screen) -> str:
+    return str(screen.query_one("#status").render())
+
+
+def skip_notes(app) -> list[str]:
+    return [n.message for n in app._notifications if "skipped" in n.message]
+
+
+@pytest.mark.parametrize("preloaded", [False, True], ids=["read by the browser", "read by feedbackgym replay"])
+async def test_the_replay_browser_shows_how_many_lines_it_skipped(damaged, preloaded):
+    records = read_records(damaged) if preloaded else None
+    app = FeedbackGymApp(first=ReplayScreen(damaged, records))
+    async with app.run_test(size=SIZE) as pilot:
+        replay = app.screen
+        table = replay.query_one("#episodes", DataTable)
+        await until(pilot, lambda: table.row_count == 2)
+        await until(pilot, lambda: "3 lines skipped" in status(replay))
+        (note,) = skip_notes(app)  # one message for all of them, not one a line
+        assert note.startswith("3 lines skipped of damaged.jsonl; line 1: messages: got 'abc'")
+        assert [r.seed for r in replay.records] == [0, 1]
+
+
+async def test_a_recording_opened_from_the_home_screen_shows_its_skip_count(damaged):
+    app = FeedbackGymApp(scenario="guess_number")
+    async with app.run_test(size=SIZE) as pilot:
+        home = app.screen
+        home.query_one("#path", Input).value = str(damaged)
+        await pilot.click("#open")
+        await until(pilot, lambda: isinstance(app.screen, ReplayScreen))
+        await until(pilot, lambda: "3 lines skipped" in status(app.screen))
+        assert len(skip_notes(app)) == 1
+
+
+async def test_a_clean_recording_says_nothing_of_skipping(tmp_path, good):
+    path = tmp_path / "clean.jsonl"
+    path.write_text("\n".join(good) + "\n")
+    app = FeedbackGymApp(first=ReplayScreen(path))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.screen.query_one("#episodes", DataTable).row_count == 2)
+        assert "skipped" not in status(app.screen) and skip_notes(app) == []
+
+
+def test_replay_plain_prints_the_episodes_each_skipped_line_and_the_count(damaged, capsys):
+    assert main(["replay", str(damaged), "--plain"]) == 0
+    out, err = capsys.readouterr()
+    assert out.count("# guess_number") == 2
+    assert [line.split(": skipped")[0] for line in err.splitlines()[:3]] == [f"{damaged}:{n}" for n in (1, 3, 5)]
+    assert err.splitlines()[3] == f"{damaged}: 3 lines skipped"

@@ -81,7 +81,8 @@ def cmd_play(args) -> int:
 
 
 def read_recording(path: str | Path, episode: int | None = None) -> tuple[list[Record], int]:
-    """The records of ``path`` and 0, each line that cannot be used reported on stderr; or no
+    """The records of ``path`` and 0, each line that cannot be used reported on stderr, then how
+    many there were (the records keep them, `Records.skipped`, for the replay browser); or no
     records and the exit status that says why there is nothing to show: 1 (unreadable, or no
     episode in it), 2 (``episode`` is out of range)."""
     try:
@@ -89,6 +90,8 @@ def read_recording(path: str | Path, episode: int | None = None) -> tuple[list[R
     except OSError as e:
         print(f"{path}: cannot read ({e.strerror})", file=sys.stderr)
         return [], 1
+    if records.skipped:  # the count last, where it is seen after the lines it sums up
+        print(f"{path}: {len(records.skipped)} line{'s' * (len(records.skipped) != 1)} skipped", file=sys.stderr)
     if not records:
         print(f"{path}: no episodes to replay", file=sys.stderr)
         return [], 1

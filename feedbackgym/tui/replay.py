@@ -19,14 +19,17 @@ from textual.containers import Horizontal
 from textual.message import Message as UIMessage
 from textual.widgets import DataTable, Footer, Header, Static
 
-from feedbackgym.records import Record, read_records
+from feedbackgym.records import Record, Records, read_records
 from feedbackgym.tui.digest import EPISODE_COLUMNS, FILTERS, episode_row, right_to_wrong, turn_rows
 from feedbackgym.tui.session import record_rewards
 from feedbackgym.tui.widgets import EpisodeScreen, Transcript, TruthPanel, TurnPanel
 
 
 class ReplayScreen(EpisodeScreen):
-    """One recording. ``records`` skips reading the file (already read); ``episode`` opens that one."""
+    """One recording. ``records`` skips reading the file (already read; ``skipped``: the (line,
+    why) of the lines it could not use, by default those `read_records` kept with them);
+    ``episode`` opens that one. Skipped lines are counted in the status line and summed up in
+    one notification."""
 
     AUTO_FOCUS = "#episodes"
     BINDINGS = [
@@ -43,14 +46,20 @@ class ReplayScreen(EpisodeScreen):
     """
 
     class Loaded(UIMessage):
-        def __init__(self, records: list[Record], problems: list[tuple[int, str]]):
+        def __init__(self, records: list[Record], skipped: list[tuple[int, str]], error: str | None = None):
             super().__init__()
-            self.records, self.problems = records, problems
+            self.records, self.skipped, self.error = records, skipped, error
 
-    def __init__(self, path: str | Path, records: Sequence[Record] | None = None, episode: int | None = None):
+    def __init__(
+        self, path: str | Path, records: Sequence[Record] | None = None, episode: int | None = None,
+        skipped: Sequence[tuple[int, str]] | None = None,
+    ):  # fmt: skip
         super().__init__()
         self.path = Path(path)
         self.records: list[Record] = list(records) if records is not None else []
+        if skipped is None:
+            skipped = records.skipped if isinstance(records, Records) else ()
+        self.skipped: list[tuple[int, str]] = list(skipped)
         self.kept: list[int] = []
         self.filter_name = "all"
         self.index: int | None = None
@@ -75,24 +84,33 @@ class ReplayScreen(EpisodeScreen):
         self.sub_title = str(self.path)
         if self._preloaded:
             self._fill()
+            self._tell_skipped()
         else:
             self.query_one("#status", Static).update(f"reading {self.path} …")
             self._read()
 
     @work(thread=True, exit_on_error=False)
     def _read(self) -> None:
-        problems: list[tuple[int, str]] = []
         try:
-            records = read_records(self.path, on_error=lambda n, why: problems.append((n, why)))
+            records = read_records(self.path)
         except OSError as e:
-            records, problems = [], [(0, e.strerror or str(e))]
-        self.post_message(self.Loaded(records, problems))
+            self.post_message(self.Loaded([], [], e.strerror or str(e)))
+            return
+        self.post_message(self.Loaded(list(records), records.skipped))
 
     def on_replay_screen_loaded(self, event: Loaded) -> None:
-        self.records = event.records
-        for n, why in event.problems[:5]:
-            self.notify(f"line {n}: {why}", title="skipped", severity="warning")
+        self.records, self.skipped = event.records, event.skipped
+        if event.error is not None:
+            self.notify(f"{self.path}: {event.error}", title="cannot read", severity="error")
         self._fill()
+        self._tell_skipped()
+
+    def _tell_skipped(self) -> None:
+        """One notification for all the lines that could not be used: how many, and the first."""
+        if self.skipped:
+            line, why = self.skipped[0]
+            why = why if len(why) <= 120 else why[:120] + "…"
+            self.notify(f"{skipped(len(self.skipped))} of {self.path.name}; line {line}: {why}", title="skipped", severity="warning", timeout=10)
 
     # ---------------------------------------------------------------- the episode list
     def _fill(self) -> None:
@@ -145,6 +163,8 @@ class ReplayScreen(EpisodeScreen):
     def _show_status(self) -> None:
         label = FILTERS[self.filter_name][0]
         head = f"{len(self.kept)} of {len(self.records)} episodes ({label}, f to change)"
+        if self.skipped:
+            head += f" · {skipped(len(self.skipped))}"
         if self.index is not None:
             r = self.records[self.index]
             head += f" · episode {self.index}: {r.scenario.name} seed {r.seed} · message {self.shown}/{len(r.messages)}"
@@ -183,3 +203,8 @@ class ReplayScreen(EpisodeScreen):
         names = list(FILTERS)
         self.filter_name = names[(names.index(self.filter_name) + 1) % len(names)]
         self._fill()
+
+
+def skipped(n: int) -> str:
+    """``N lines skipped``."""
+    return f"{n} line{'s' * (n != 1)} skipped"
