@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 from feedbackgym.agents.models import ModelNotFound, model_digest
 from feedbackgym.core import Feedback, Message, StepResult, Utterance, freeze, plain
 from feedbackgym.envs.engine import Episode
-from feedbackgym.envs.scenario import Scenario, validate
+from feedbackgym.envs.scenario import RoleSpec, Scenario, validate
 
 SCHEMA_VERSION = 1
 #: The ``terminate_reason`` of an episode recorded before it ended (left, or journaled and never finished).
@@ -179,7 +179,7 @@ def _scenario(data: dict[str, Any], lineno: int | None) -> Scenario:
     with _lock:
         held = _scenarios.get(key)
     if held is None:
-        held = validate(data, source=f"record line {lineno}")
+        held = _validate_elsewhere(data, f"record line {lineno}")
         with _lock:
             if len(_scenarios) >= 64:
                 _scenarios.clear()
@@ -188,6 +188,26 @@ def _scenario(data: dict[str, Any], lineno: int | None) -> Scenario:
 
 
 _scenarios: dict[str, Scenario] = {}  # canonical JSON -> the scenario (frozen: shared safely)
+#: seats whose model is checked where it is loaded (a file, a folder, a server): not where a record is read
+MODEL_KINDS = ("lm", "openai")
+
+
+def _validate_elsewhere(data: dict[str, Any], source: str) -> Scenario:
+    """A record's scenario, validated as a scenario file is, except that a model seat (`MODEL_KINDS`)
+    is taken as written: the record was made where its model was, and reading or replaying it
+    needs no model (nor torch, nor a server's client) here."""
+    roles = data.get("roles")
+    models = {
+        role: seat for role, seat in roles.items()
+        if isinstance(seat, dict) and set(seat) <= {"agent", "params"} and isinstance(seat.get("agent"), str)
+        and isinstance(seat.get("params", {}), dict) and seat["agent"].partition(":")[0] in MODEL_KINDS
+    } if isinstance(roles, dict) else {}  # fmt: skip
+    if not models:
+        return validate(data, source=source)
+    stand_ins = {role: {"agent": "human"} for role in models}  # a person may sit in any seat
+    scenario = validate({**data, "roles": {**roles, **stand_ins}}, source=source)
+    seats = {role: RoleSpec(agent=seat["agent"], params=seat.get("params", {})) for role, seat in models.items()}
+    return scenario.model_copy(update={"roles": {role: seats.get(role, spec) for role, spec in scenario.roles.items()}})
 
 
 # ---------------------------------------------------------------------- provenance

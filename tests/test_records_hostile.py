@@ -197,6 +197,22 @@ def test_a_record_of_the_previous_writer_still_reads_and_writes_back_as_it_was(t
     assert rebuild(rec).log == rec.messages
 
 
+def test_a_record_whose_model_is_not_here_still_reads_and_replays(tmp_path, good):
+    """Made where lm:/their/checkpoint and a served model were; read where neither is."""
+    d = json.loads(good[0])
+    d["scenario"]["roles"]["actor"] = {"agent": "lm:/nowhere/checkpoint", "params": {"temperature": 0.2}}
+    d["scenario"]["roles"]["user"] = {"agent": "openai:some-model", "params": {"base_url": "http://10.0.0.1/v1"}}
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps(d, separators=(",", ":")) + "\n")
+    (rec,) = read_records(path, on_error=lambda n, why: pytest.fail(f"line {n}: {why}"))
+    assert rec.scenario.roles["actor"].agent == "lm:/nowhere/checkpoint" and rec.scenario.roles["actor"].params == {"temperature": 0.2}
+    assert json.loads(rec.to_json()) == d  # written back as it was
+    assert rebuild(rec).log == rec.messages  # replaying needs no model
+    d["scenario"]["roles"]["actor"] = {"agent": "lm:/nowhere/checkpoint", "params": [1]}
+    path.write_text(json.dumps(d) + "\n")
+    assert "roles.actor.params" in read_records(path).skipped[0][1]  # the seat's shape is still checked
+
+
 # ---------------------------------------------------------------------- surrogates
 def test_a_lone_surrogate_said_by_the_actor_records_as_utf8_and_replays_byte_for_byte(tmp_path, capsys):
     env = feedbackgym.make("feedbackgym/GuessNumber-v0")
