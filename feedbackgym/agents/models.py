@@ -139,10 +139,12 @@ def model_digest(name: str) -> str:
         from huggingface_hub import try_to_load_from_cache
 
         folder = Path(try_to_load_from_cache(where.path, "config.json")).parent
+    with os.scandir(os.path.realpath(folder)) as listing:  # a stat a file each time it is asked
+        files = sorted((e for e in listing if e.is_file() and not e.name.startswith(".")), key=lambda e: e.name)
     h = hashlib.sha256()
-    for p in sorted(folder.iterdir()):
-        if p.is_file() and not p.name.startswith("."):
-            h.update(f"{p.name}\0{file_digest(p)}\n".encode("utf-8", "surrogateescape"))
+    for e in files:
+        st = e.stat()
+        h.update(f"{e.name}\0{_digest(e.path, st.st_size, st.st_mtime_ns)}\n".encode("utf-8", "surrogateescape"))
     return h.hexdigest()
 
 
