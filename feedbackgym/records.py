@@ -9,9 +9,15 @@ is provisional: a later line of the same episode (same scenario and seed, its me
 the journal's) replaces it; one that nothing replaces comes back as an episode ended
 ``"aborted"``.
 
-`read_records` loads a file, reporting every line it cannot use with its line number and skipping
-it; `rebuild` replays a record through a fresh engine, so the episode comes back step by step
-with its state (and proves the record is faithful).
+A record also says what made it (``provenance``: the package version, the scenario's sha256,
+each seat's spec with an ``lm:`` model's file hash or an ``openai:`` model's id and base URL);
+records written before it was kept read as they are. Every text the env accepted is written
+(a lone surrogate as its JSON escape) and reads back byte for byte.
+
+`read_records` loads a file from anywhere: each line is checked whole, and one it cannot use
+(not UTF-8, not JSON, of any wrong shape, too long, nested too deep) is skipped and reported with
+its line number and why (`Records.skipped`); `rebuild` replays a record through a fresh engine,
+so the episode comes back step by step with its state (and proves the record is faithful).
 """
 
 from __future__ import annotations
