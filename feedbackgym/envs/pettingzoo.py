@@ -12,6 +12,15 @@
 line as `role: text`; `feedback` the feedback messages among them ("" if none); `private` what
 only this role may know (the judge's evidence and the gold answer, the user's goal; "" for the
 actor). Hidden labels are never in an observation; `infos` carry the agent's own last labels.
+Every field lies in its space whatever was said: characters outside the charset appear as
+their Python escapes and a field past `MAX_OBS_CHARS` keeps its head and tail
+(`feedbackgym.envs.gym.shown`, the Gymnasium face's rule).
+
+## Reset
+`reset(seed)` opens the episode of that seed. When the seats played by the scenario's agents end
+it before any agent driven from outside has acted (`external=["user"]` with guess_number's
+expert guessing right), the next seed is drawn from the env's generator, seeded by `seed`, and
+the episode starts over, as in the Gymnasium face (`feedbackgym.envs.gym.start_episode`).
 
 ## Rewards
 Per role, from the scenario's `rewards` (`final_correct`, `step_penalty`, `flip_c2i` for a
@@ -28,6 +37,10 @@ the others are played by the agents the scenario names); role keywords (`judge="
 the scenario's agent specs; `render_mode` `"ansi"` or `"human"`; `max_cycles`: the schedule runs
 on past its own end and the episode is truncated when the next agent to act has acted this many
 times. In the parallel view one agent acts per step, so there `max_cycles` caps the steps.
+`is_parallelizable` (what PettingZoo's generic `aec_to_parallel` asks) is claimed only where
+that conversion holds (`parallelizable`): it steps every agent once a cycle and needs each
+episode to end at a cycle's end, which a solved task, a leaving user or the move budget break
+in any cycle of two roles or more. Use `parallel_env` (turn based) for those.
 `obs_format="messages"`: each agent observes `{"messages": ...}`, its view as OpenAI chat messages
 (the Gymnasium face's tuple of `{"role", "content"}` dicts, the chat an `lm:` seat is prompted
 with), in a dict because PettingZoo's API test takes arrays or dicts.
@@ -46,9 +59,16 @@ from pettingzoo.utils import turn_based_aec_to_parallel, wrappers
 from feedbackgym.agents import agents_for
 from feedbackgym.core import as_text, render_transcript
 from feedbackgym.envs.engine import Episode, play
-from feedbackgym.envs.gym import CHARSET, MAX_OBS_CHARS, check_obs_format, messages_observation, messages_space
+from feedbackgym.envs.gym import (
+    action_text,
+    check_obs_format,
+    messages_observation,
+    messages_space,
+    obs_text,
+    shown,
+    start_episode,
+)
 from feedbackgym.envs.scenario import Scenario, load_scenario, validate
-from feedbackgym.envs.tasks.base import MAX_ACTION_CHARS
 
 
 def agent_name(role: str) -> str:
@@ -59,8 +79,19 @@ def role_of(agent: str) -> str:
     return agent.rsplit("_", 1)[0]
 
 
+def parallelizable(scenario: Scenario, max_steps: int | None = None) -> bool:
+    """Whether PettingZoo's `aec_to_parallel` can convert the env of ``scenario``: it steps every
+    agent once a cycle, in ``possible_agents`` order, and every episode must end at the end of
+    a cycle. The schedule repeats ``protocol.order``, but a move that solves the task ends the
+    episode at once, a user may leave, and the move budget ends it as a mover's turn comes
+    due, so in a cycle of two roles or more an episode can end mid-cycle (JudgedQA's final
+    answer, a right guess before the user's reply). Only a one-role cycle holds, with no
+    ``max_steps`` (a cap counted in single moves)."""
+    return len(scenario.roles) == 1 and max_steps is None
+
+
 class raw_env(AECEnv):
-    metadata = {"render_modes": ["human", "ansi"], "name": "feedbackgym_v0", "is_parallelizable": True, "render_fps": 4}
+    metadata = {"render_modes": ["human", "ansi"], "name": "feedbackgym_v0", "is_parallelizable": False, "render_fps": 4}
 
     def __init__(
         self,
@@ -81,6 +112,7 @@ class raw_env(AECEnv):
             data["protocol"].update(rounds=None, final=[], max_turns=10**9)
             sc = validate(data, source=f"{sc.name} (capped by max_cycles / max_steps)")
         self.scenario = sc
+        self.metadata = {**type(self).metadata, "is_parallelizable": parallelizable(sc, max_steps)}
         self.external = set(sc.roles if external is None else external)
         unknown = self.external - set(sc.roles)
         if unknown:
@@ -96,14 +128,12 @@ class raw_env(AECEnv):
         self.render_mode = render_mode
         self.max_cycles, self.max_steps = max_cycles, max_steps
         self.obs_format = check_obs_format(obs_format)
-        text = spaces.Text(max_length=MAX_OBS_CHARS, min_length=0, charset=CHARSET)
+        text = obs_text()
         obs_space = spaces.Dict({"instruction": text, "new": text, "feedback": text, "private": text})
         if obs_format == "messages":  # in a dict: PettingZoo's API test wants arrays or dicts
             obs_space = spaces.Dict({"messages": messages_space()})
         self.observation_spaces = {a: obs_space for a in self.possible_agents}
-        self.action_spaces = {
-            a: spaces.Text(max_length=MAX_ACTION_CHARS, min_length=0, charset=CHARSET) for a in self.possible_agents
-        }
+        self.action_spaces = {a: action_text() for a in self.possible_agents}
         self._rng = np.random.default_rng()
         self.episode: Episode | None = None
 
@@ -118,7 +148,7 @@ class raw_env(AECEnv):
         if seed is not None:
             self._rng = np.random.default_rng(seed)
         ep_seed = seed if seed is not None else int(self._rng.integers(2**31 - 1))
-        self.episode = Episode(self.scenario, ep_seed, self._builtin)
+        self.episode = start_episode(self.scenario, ep_seed, self._builtin, self._rng, self.external)
         self.agents = self.possible_agents[:]
         self.rewards = {a: 0.0 for a in self.agents}
         self._cumulative_rewards = {a: 0.0 for a in self.agents}
@@ -171,10 +201,10 @@ class raw_env(AECEnv):
             return {"messages": messages_observation(ep.view(role))}
         new = ep.log[ep.spoke_at(role) :]
         return {
-            "instruction": ep.instance.instruction,
-            "new": render_transcript(new),
-            "feedback": "\n".join(m.text for m in new if m.kind == "feedback") if role in ep.movers else "",
-            "private": ep.instance.private_view(role),
+            "instruction": shown(ep.instance.instruction),
+            "new": shown(render_transcript(new)),
+            "feedback": shown("\n".join(m.text for m in new if m.kind == "feedback")) if role in ep.movers else "",
+            "private": shown(ep.instance.private_view(role)),
         }
 
     def view(self, agent: str):

@@ -6,6 +6,8 @@ and with PettingZoo's registry; ``feedbackgym`` imports it, so ``import feedback
 
 from __future__ import annotations
 
+from pathlib import PurePath
+
 import gymnasium as gym
 from gymnasium.envs.registration import register as _register
 from pettingzoo import register as _pz_register
@@ -47,15 +49,21 @@ def make_multiagent(env_id_or_scenario: str, parallel: bool = False, **kwargs):
 
 
 def make(env_id_or_scenario, **kwargs):
-    """``gymnasium.make`` for a registered id, or for any scenario (by name, path or `Scenario`)
-    through the id of its task family, so that every env comes with Gymnasium's spec and checks.
-    A family without a registered id (one defined in a user's own module) opens the generic
-    `FeedbackEnv` entry point under its scenario's name."""
+    """``gymnasium.make`` for a registered id, or for any scenario (by name, path, dict or
+    `Scenario`) through the id of its task family, so that every env comes with Gymnasium's
+    spec and checks. A family without a registered id (one defined in a user's own module) opens
+    the generic `FeedbackEnv` entry point under its scenario's name.
+
+    The spec holds the scenario as JSON (its name or path as given, a `Scenario` as its plain
+    dict), so ``env.spec.to_json()`` and ``gymnasium.make(EnvSpec.from_json(...))`` rebuild the
+    same env."""
     if isinstance(env_id_or_scenario, str) and env_id_or_scenario in ENV_IDS:
         return gym.make(env_id_or_scenario, **kwargs)
     sc = load_scenario(env_id_or_scenario)
+    given = env_id_or_scenario
+    scenario = str(given) if isinstance(given, (str, PurePath)) else sc.model_dump(mode="json")
     family_ids = [i for i, default in ENV_IDS.items() if load_scenario(default).task.family == sc.task.family]
     if family_ids:
-        return gym.make(family_ids[0], scenario=sc, **kwargs)
+        return gym.make(family_ids[0], scenario=scenario, **kwargs)
     spec = gym.envs.registration.EnvSpec(id=f"feedbackgym/{sc.name}", entry_point="feedbackgym.envs.gym:FeedbackEnv")
-    return gym.make(spec, scenario=sc, **kwargs)
+    return gym.make(spec, scenario=scenario, **kwargs)
