@@ -61,7 +61,7 @@ def shown(text: str, limit: int = MAX_OBS_CHARS) -> str:
 
     Deterministic: the same text always shows the same way. Only observations are rendered; the
     log, `info` and records hold every text exactly as it was said."""
-    if _OUTSIDE.search(text) is not None:
+    if not text.isascii() and _OUTSIDE.search(text) is not None:  # ASCII is all in CHARSET (a flag check)
         text = _OUTSIDE.sub(_escape, text)
     if len(text) <= limit:
         return text
