@@ -3,8 +3,8 @@ discounted return-to-go of the same transitions.
 
     python benchmarks/critic_calibration.py runs/sample_efficiency/twenty_questions_archer_s0
 
-Reads the run's ``checkpoint.pt`` (critic, replay buffer, feature cache) and ``args.json``, and
-scores the last ``--last`` transitions of the replay buffer whose episodes are complete in it:
+Reads the run's newest checkpoint (``checkpoints/NNNNNN.json`` and ``.safetensors``: critic, replay
+buffer, feature cache) and ``args.json``, and scores the last ``--last`` transitions of the replay buffer whose episodes are complete in it:
 the range and mean of min(V1, V2)(s) and of the discounted return-to-go (the run's gamma), their
 correlation, and the mean bias V - return. A critic that bootstraps past the end of a game
 drifts below the lowest return the game allows; this is how that was found.
@@ -45,7 +45,10 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     cls = train.learner_class(saved["algo"])
     learner = cls(Policy.load(run / "actor"), cls.Args(**saved["learner"]), saved["train"]["seed"])
-    learner.load_state_dict(train.load_checkpoint(run / "checkpoint.pt")["learner"])  # never unpickled
+    newest = train.newest_checkpoint(run)
+    if newest is None:
+        raise SystemExit(f"critic_calibration: {run} holds no checkpoint ({train.checkpoint_folder(run)}/NNNNNN.json)")
+    learner.load_state_dict(train.load_checkpoint(newest, saved["algo"])["learner"])  # tensors and JSON, never unpickled
     items = learner.buffer.items[learner.buffer.head :] + learner.buffer.items[: learner.buffer.head]  # oldest first
     items = items[-a.last :]
     ends = [i for i, t in enumerate(items) if t.terminated or t.truncated]

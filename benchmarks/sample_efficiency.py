@@ -54,7 +54,7 @@ def train_one(algo: str, args: train.TrainArgs, learner: dict) -> list[dict]:
     out = Path(args.out)
     lines = train.read_metrics(out / "metrics.jsonl") if (out / "metrics.jsonl").exists() else []
     if not lines or lines[-1].get("iteration") != args.iterations:
-        if (out / "checkpoint.pt").exists():
+        if train.newest_checkpoint(out) is not None:
             train.run(algo, args, resume=True, quiet=True)
         else:
             train.run(algo, args, train.learner_class(algo).Args(**learner), quiet=True)

@@ -58,7 +58,7 @@ def test_stopped_mid_episode_and_resumed_matches_an_uninterrupted_run(tmp_path):
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     assert train.main(flags(whole, 4)[3:]) == 0
     assert train.main(flags(parts, 2)[3:]) == 0
-    saved = torch.load(parts / "checkpoint.pt", weights_only=False)["learner"]
+    saved = train.load_checkpoint(train.newest_checkpoint(parts))["learner"]
     assert any(env["actions"] for env in saved["envs"]), "no env was mid-episode at the checkpoint: the replay is untested"
     assert train.main(["maskable_ppo", "--quiet", "--out", str(parts), "--resume", "--iterations", "4"]) == 0
     assert comparable(parts / "metrics.jsonl") == comparable(whole / "metrics.jsonl")

@@ -86,7 +86,7 @@ def kill_after_first_checkpoint_and_resume(cmd: list[str], out, whole_lines: int
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while not (out / "checkpoint.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
+    while train.newest_checkpoint(out) is None and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()

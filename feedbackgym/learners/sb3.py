@@ -10,11 +10,12 @@ embedded texts, for SB3's ``MultiInputPolicy``). The policy is SB3's MLP, not an
 ``--actor``. One iteration is one ``model.learn(num_steps * num_envs, reset_num_timesteps=False)``:
 a rollout of ``num_steps`` steps in each of ``num_envs`` envs (a `DummyVecEnv`), then SB3's update.
 The loop, run folder, evaluation points and checkpoints are `train.run`'s, as for the LM learners;
-the final model is ``RUN/model.zip`` (``PPO.load`` / ``MaskablePPO.load``).
+the final policy is ``RUN/policy.safetensors`` (`load_policy`), and SB3's ``RUN/model.zip`` for
+``PPO.load`` / ``MaskablePPO.load`` (nothing here reads it: loading it unpickles).
 
 **Exact resume.** Between two ``learn`` calls SB3 carries the last observation and episode-start
-flags of each env (``model.save`` keeps them; ``load(force_reset=False)`` puts them back), the
-policy and its Adam state (saved), the timestep and update counters (saved), and it draws
+flags of each env, the policy and its Adam state, the timestep and update counters (all saved as
+tensors and plain data, put back into a fresh model built from the run's arguments), and it draws
 actions and minibatch orders from the global torch and numpy generators (the loop saves those).
 Its rollout buffer is spent at the end of each ``learn`` and refilled from scratch by the next,
 so a checkpoint between iterations needs none of it. What SB3 cannot save is the envs' state in
@@ -29,10 +30,8 @@ depend on which texts shared its batch, and a resumed run's fresh cache yields t
 
 from __future__ import annotations
 
-import io
 import json
 import math
-import zipfile
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,12 +39,12 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
-import torch
 
 from feedbackgym.envs.gym import FeedbackEnv
 from feedbackgym.envs.wrappers import CandidateActions, EmbedObservation
-from feedbackgym.learners.args import PPOArgs
-from feedbackgym.learners.train import TrainArgs, eval_seeds, summary
+from feedbackgym.learners.args import PPOArgs, from_saved
+from feedbackgym.learners.checkpoints import CheckpointError
+from feedbackgym.learners.train import TrainArgs, eval_seeds, learner_class, parse_seats, rng_states, set_rng_states, summary
 from feedbackgym.rollout import scenario_for
 
 
@@ -72,6 +71,11 @@ class Args(PPOArgs):
     ent_coef: float = 0.01
     """entropy bonus (a little keeps a K-way choice exploring)"""
 
+
+#: the SB3 model's counters a checkpoint keeps (all its other settings come from the run's arguments)
+COUNTERS = ("num_timesteps", "_total_timesteps", "_num_timesteps_at_start", "_episode_num", "_current_progress_remaining", "_n_updates")
+#: the final policy's state dict, in the run folder
+POLICY = "policy.safetensors"
 
 #: SB3's logger keys after ``train()`` -> metric names in metrics.jsonl
 LOSSES = {
@@ -130,6 +134,7 @@ class Episodes(gym.Wrapper):
 class SB3PPO:
     """Stable-Baselines3 PPO over the candidate actions (all K open to it)."""
 
+    name = "sb3_ppo"
     help = "Stable-Baselines3 PPO on the candidate-action view (embedded observations, MultiInputPolicy)."
     Args = Args
     #: loop fields that do not apply (an SB3 policy is no LM; it steps the Gymnasium face's candidate view)
@@ -150,6 +155,7 @@ class SB3PPO:
             raise ValueError("the SB3 learners step the Gymnasium face (its candidate-action view): --face does not apply")
 
     def __init__(self, args: TrainArgs, algo_args: Args, seats: dict):
+        from stable_baselines3.common.logger import Logger
         from stable_baselines3.common.utils import set_random_seed
         from stable_baselines3.common.vec_env import DummyVecEnv
 
@@ -166,6 +172,9 @@ class SB3PPO:
             learning_rate=a.learning_rate, gamma=a.gamma, gae_lambda=a.gae_lambda, clip_range=a.clip_coef,
             ent_coef=a.ent_coef, vf_coef=a.vf_coef, max_grad_norm=a.max_grad_norm, device="cpu", verbose=0,
         )  # fmt: skip
+        # SB3's default logger makes a folder SB3-<date> in the system temp folder on every learn
+        # setup; this one keeps the values (what `iterate` reads) and writes nothing anywhere
+        self.model.set_logger(Logger(folder=None, output_formats=[]))
 
     def make_env(self) -> gym.Env:
         env = FeedbackEnv(scenario_for(self.args.scenario, **self.seats))
@@ -200,53 +209,61 @@ class SB3PPO:
         return summary(results, "eval_")
 
     def state_dict(self) -> dict:
-        """The SB3 model's zip (whose pickled entries are never unpickled on resume, see
-        `load_state_dict`) and, as plain data and tensors, what of it changes during a run."""
-        buf = io.BytesIO()
-        self.model.save(buf)
+        """What of the SB3 model changes during a run, as tensors and plain data (the policy's and
+        its optimizer's state dicts, the counters, the last observations and episode starts of the
+        envs), and each env's episode so far. Never SB3's zip: loading it unpickles its entries."""
         m = self.model
-        running = {
-            "_last_obs": {k: torch.from_numpy(np.asarray(v)) for k, v in m._last_obs.items()},
-            "_last_episode_starts": torch.from_numpy(np.asarray(m._last_episode_starts)),
-            "ep_info_buffer": [dict(e) for e in m.ep_info_buffer],
-            "ep_success_buffer": [bool(e) for e in m.ep_success_buffer],
+        return {
+            "policy": m.policy.state_dict(),
+            "optimizer": m.policy.optimizer.state_dict(),
+            "counters": {k: getattr(m, k) for k in COUNTERS},
+            "running": {
+                "_last_obs": {k: np.asarray(v) for k, v in m._last_obs.items()},
+                "_last_episode_starts": np.asarray(m._last_episode_starts),
+                "ep_info_buffer": [dict(e) for e in m.ep_info_buffer or ()],
+                "ep_success_buffer": [bool(e) for e in m.ep_success_buffer or ()],
+            },
+            "started": self.started,
+            "envs": [env.state() for env in self.envs],
         }
-        return {"model": buf.getvalue(), "running": running, "started": self.started, "envs": [env.state() for env in self.envs]}
 
     def load_state_dict(self, state: dict) -> None:
-        # SB3 would unpickle (cloudpickle) the entries of its zip's "data" marked ":serialized:",
-        # which runs whatever code a crafted file holds. None is: each is taken from this fresh
-        # model (built from the run's saved arguments) or from the checkpoint's plain data.
+        """Put ``state`` into this fresh model (built from the run's saved arguments: the policy's
+        class, spaces and schedules are its own), then replay each env's episode so far."""
         m, running = self.model, state["running"]
-        with zipfile.ZipFile(io.BytesIO(state["model"])) as z:
-            data = json.loads(z.read("data"))
-        window = data.get("_stats_window_size", 100)  # SB3's episode-statistics window
-        given = {
-            "_last_obs": {k: v.numpy() for k, v in running["_last_obs"].items()},
-            "_last_episode_starts": running["_last_episode_starts"].numpy(),
-            "ep_info_buffer": deque(running["ep_info_buffer"], maxlen=window),
-            "ep_success_buffer": deque(running["ep_success_buffer"], maxlen=window),
-        }
-        pickled = [k for k, v in data.items() if isinstance(v, dict) and ":serialized:" in v]
-        foreign = [k for k in pickled if k not in given and not hasattr(m, k)]
-        if foreign:
-            raise ValueError(f"the SB3 model in the checkpoint holds pickled entries this learner does not have: {foreign}; refused")
-        custom = {k: given[k] if k in given else getattr(m, k) for k in pickled}
-        # force_reset=False keeps the saved last observations: SB3 goes on from them, mid-episode
-        self.model = self.algorithm().load(io.BytesIO(state["model"]), env=self.venv, device="cpu", force_reset=False, custom_objects=custom)
-        self.started = state["started"]
+        m.policy.load_state_dict(state["policy"])
+        m.policy.optimizer.load_state_dict(state["optimizer"])
+        if set(state["counters"]) != set(COUNTERS):
+            raise ValueError(f"counters {sorted(state['counters'])}: expected {sorted(COUNTERS)}")
+        for k in COUNTERS:
+            setattr(m, k, type(getattr(m, k))(state["counters"][k]))
+        # the next learn(reset_num_timesteps=False) goes on from these, mid-episode, without a reset
+        m._last_obs = {k: np.asarray(v) for k, v in running["_last_obs"].items()}
+        m._last_episode_starts = np.asarray(running["_last_episode_starts"])
+        m.ep_info_buffer = deque(running["ep_info_buffer"], maxlen=m._stats_window_size)
+        m.ep_success_buffer = deque(running["ep_success_buffer"], maxlen=m._stats_window_size)
+        self.started = int(state["started"])
+        if len(state["envs"]) != len(self.envs):
+            raise ValueError(f"{len(state['envs'])} envs saved, the run has {len(self.envs)}")
         for i, (env, saved) in enumerate(zip(self.envs, state["envs"])):
             obs = env.restore(saved)
-            if not all(np.array_equal(obs[k], self.model._last_obs[k][i]) for k in obs):
+            if set(obs) != set(m._last_obs) or not all(np.array_equal(obs[k], m._last_obs[k][i]) for k in obs):
                 raise RuntimeError(f"env {i}: replaying its episode (seed {saved['seed']}) did not reach the saved observation")
 
     def save(self, out: Path) -> None:
+        """The final policy as ``policy.safetensors`` (`load_policy` reads it back), and SB3's
+        ``model.zip`` for ``PPO.load`` / ``MaskablePPO.load`` (which nothing here reads)."""
+        from safetensors.torch import save_file
+
+        save_file({k: v.detach().contiguous() for k, v in self.model.policy.state_dict().items()}, str(out / POLICY),
+                  metadata={"format": "feedbackgym-sb3-policy", "algo": self.name})  # fmt: skip
         self.model.save(out / "model.zip")
 
 
 class SB3MaskablePPO(SB3PPO):
     """sb3-contrib MaskablePPO: only the episode's candidates (not yet said, in search tasks) may be chosen."""
 
+    name = "maskable_ppo"
     help = "sb3-contrib MaskablePPO on the candidate-action view: only the candidates action_masks() allows."
     maskable = True
 
@@ -255,6 +272,37 @@ class SB3MaskablePPO(SB3PPO):
         from sb3_contrib import MaskablePPO
 
         return MaskablePPO
+
+
+def load_policy(run: str | Path):
+    """The final SB3 model of a finished run in ``run``: a fresh model built from its
+    ``args.json`` with the policy of ``policy.safetensors`` (never SB3's zip, which unpickles);
+    the global RNG states are left as they were. A damaged or foreign file raises
+    `CheckpointError` naming it."""
+    from safetensors import SafetensorError, safe_open
+
+    run = Path(run)
+    saved = json.loads((run / "args.json").read_text(encoding="utf-8"))
+    cls = learner_class(saved["algo"])
+    path = run / POLICY
+    try:
+        with safe_open(str(path), "pt", device="cpu") as f:
+            about = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"{path}: not a readable safetensors file: {str(e)[:200]}") from None
+    if about.get("algo") != saved["algo"]:
+        raise CheckpointError(f"{path}: a policy of {str(about.get('algo'))[:40]}, not of this {saved['algo']} run")
+    before = rng_states()
+    try:
+        session = cls(from_saved(TrainArgs, saved["train"]), from_saved(cls.Args, saved["learner"]), parse_seats(saved["train"]["seats"]))
+    finally:
+        set_rng_states(before)
+    try:
+        session.model.policy.load_state_dict(state)
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: does not fit the run's policy: {str(e)[:200]}") from None
+    return session.model
 
 
 def _finite(v) -> float | None:

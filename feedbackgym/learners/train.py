@@ -14,13 +14,17 @@ the PettingZoo face), the learner in the learner's seat (episode seeds ``seed * 
 - ``args.json``: the run's settings (``--resume`` reads them back; only ``--iterations`` may change);
 - ``metrics.jsonl``: one line per iteration (line 0: the starting policy's evaluation);
   ``wall_s`` is the only field that depends on the clock;
-- ``checkpoint.pt`` every ``checkpoint_every`` iterations, written atomically: the policy, the
-  learner's critic, optimizers, replay buffer and generator, the global python/numpy/torch RNG
-  states, the episode counter, and how long ``metrics.jsonl`` and ``eval.jsonl`` were, so that a
-  resumed run first cuts them back to that point and then writes what the uninterrupted run would;
+- ``checkpoints/NNNNNN.safetensors`` + ``.json`` every ``checkpoint_every`` iterations
+  (`feedbackgym.learners.checkpoints`: tensors and JSON, never a pickle; written atomically; the
+  newest two kept): the policy, the learner's critic, optimizers, replay buffer and generator, the
+  global python/numpy/torch RNG states, the episode counter, and how long ``metrics.jsonl`` and
+  ``eval.jsonl`` were, so that a resumed run first cuts them back to that point and then writes
+  what the uninterrupted run would. ``--resume`` refuses a damaged or foreign newest checkpoint
+  naming it, and names the earlier one that ``--resume-from`` can use;
 - ``eval.jsonl``: the evaluation episodes (fixed seeds ``args.EVAL_SEED + j``) as records, for
   ``feedbackgym replay``; ``curve.png``: the learning curve; ``actor/``: the final policy
-  (``lm:RUN/actor`` plays any seat), or ``model.zip`` for an SB3 learner.
+  (``lm:RUN/actor`` plays any seat), or, for an SB3 learner, ``policy.safetensors`` (read back by
+  `feedbackgym.learners.sb3.load_policy`) and SB3's own ``model.zip``.
 
 The loop (`run`) drives a *session*: `LMSession` wraps an LM learner (`Learner`), and an SB3
 learner class is its own session; either has ``evaluate``, ``iterate``, ``state_dict``,
@@ -33,9 +37,7 @@ import argparse
 import importlib
 import json
 import os
-import pickle
 import random
-import re
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -45,11 +47,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from feedbackgym.learners import checkpoints
 from feedbackgym.learners._base import Learner, plot
 from feedbackgym.learners._policy import Policy
 from feedbackgym.learners.args import EVAL_SEED, RunArgs, add_fields, from_saved, given
+from feedbackgym.learners.checkpoints import CheckpointError
 from feedbackgym.records import RecordWriter
-from feedbackgym.rollout import FACES, Step, Trajectory, rollout
+from feedbackgym.rollout import FACES, rollout
 
 #: ALGO -> "module:class"
 ALGOS = {
@@ -76,7 +80,7 @@ class TrainArgs(RunArgs):
     actor: str = ""
     """lm:DIR, the starting policy (a folder written by `feedbackgym bootstrap` or save_pretrained); LM learners only"""
     out: str = "runs/run"
-    """run folder: metrics.jsonl, checkpoint.pt, eval.jsonl, curve.png, actor/ (an SB3 learner: model.zip)"""
+    """run folder: metrics.jsonl, checkpoints/, eval.jsonl, curve.png, actor/ (an SB3 learner: policy.safetensors, model.zip)"""
     iterations: int = 40
     """iterations (collect, then update) in all"""
     rollout_size: int = 16
@@ -88,7 +92,7 @@ class TrainArgs(RunArgs):
     eval_every: int = 5
     """evaluate every this many iterations (and before the first, and after the last)"""
     checkpoint_every: int = 5
-    """write checkpoint.pt every this many iterations (and after the last)"""
+    """write a checkpoint every this many iterations (and after the last)"""
     seats: str = ""
     """role=spec overrides, comma-separated, e.g. 'judge=learner,actor=scripted:expert'"""
     face: str = "gymnasium"
@@ -124,56 +128,100 @@ def actor_path(spec: str) -> str:
 
 # ---------------------------------------------------------------------- checkpoints
 def rng_states() -> dict:
-    """The global generators' states as plain data (tensors, ints, tuples): what `load_checkpoint`
-    reads without unpickling any object."""
-    name, keys, pos, has_gauss, gauss = np.random.get_state()
-    return {"python": random.getstate(), "numpy": (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
-            "torch": torch.get_rng_state()}  # fmt: skip
+    """The global generators' states (ints, tuples, arrays: what a checkpoint's JSON and tensors hold)."""
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
 
 
 def set_rng_states(s: dict) -> None:
     random.setstate(s["python"])
-    name, keys, pos, has_gauss, gauss = s["numpy"]
-    np.random.set_state((name, np.asarray(keys, dtype=np.int64).astype(np.uint32), pos, has_gauss, gauss))
+    np.random.set_state(s["numpy"])
     torch.set_rng_state(s["torch"])
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be trusted or read: names the file and what is wrong with it."""
+#: what every checkpoint's state holds besides the learner's own
+STATE_KEYS = ("iteration", "episodes", "env_steps", "wall_s", "learner", "rng", "offsets")
+#: where checkpoints were before 2026-12-03: a pickle, which is never read
+LEGACY = "checkpoint.pt"
 
 
-#: the only classes a checkpoint may hold besides tensors and plain data: the rollout's records of
-#: what the learner said, and numpy arrays (which checkpoints written before 2026-12-02 hold);
-#: building one runs no code of the file's choosing
-_CHECKPOINT_CLASSES = (
-    Step, Trajectory, np.ndarray, np.dtype, (getattr(np, "_core", None) or np.core).multiarray._reconstruct,
-    *dict.fromkeys(type(np.dtype(t)) for t in "?bBhHiIlLqQefdgFDG"),
-)  # fmt: skip
+def checkpoint_folder(out: Path) -> Path:
+    return Path(out) / "checkpoints"
 
 
-def load_checkpoint(path: Path) -> dict:
-    """Read a run's checkpoint without unpickling arbitrary objects (``weights_only``: tensors,
-    plain data and `_CHECKPOINT_CLASSES`); a foreign, corrupt or truncated file raises
-    `CheckpointError` naming it."""
-    try:
-        with torch.serialization.safe_globals(list(_CHECKPOINT_CLASSES)):
-            ck = torch.load(path, weights_only=True, map_location="cpu")
-    except pickle.UnpicklingError as e:
-        found = re.search(r"GLOBAL ([\w.]+)", str(e))
-        why = f"it calls {found.group(1)}" if found else "an object that only unpickling could build"
-        raise CheckpointError(f"{path}: refused, it holds something other than tensors and plain data ({why}); nothing in it was run") from None
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
-        raise CheckpointError(f"{path}: not a readable checkpoint (corrupt or truncated): {type(e).__name__}: {str(e)[:200]}") from None
-    missing = [k for k in ("iteration", "episodes", "env_steps", "wall_s", "learner", "rng", "offsets") if not isinstance(ck, dict) or k not in ck]
+def newest_checkpoint(out: str | Path) -> Path | None:
+    """The JSON of the run's newest checkpoint (None before the first)."""
+    cks = checkpoints.found(checkpoint_folder(Path(out)))
+    return cks[0][1] if cks else None
+
+
+def load_checkpoint(path: str | Path, algo: str | None = None) -> dict:
+    """The state saved in checkpoint ``path`` (``RUN/checkpoints/NNNNNN.json`` or its
+    ``.safetensors``), read as tensors and JSON, never unpickled; a foreign, damaged or truncated
+    checkpoint raises `CheckpointError` naming the file and what is wrong."""
+    ck = checkpoints.load(Path(path), algo)
+    state = ck["state"]
+    missing = [k for k in STATE_KEYS if not isinstance(state, dict) or k not in state]
     if missing:
-        raise CheckpointError(f"{path}: not a feedbackgym checkpoint (missing {', '.join(missing)})")
-    return ck
+        raise CheckpointError(f"{ck_json(path)}: not a checkpoint of feedbackgym train (its state lacks {', '.join(missing)})")
+    if state["iteration"] != ck["iteration"]:
+        raise CheckpointError(f"{ck_json(path)}: says iteration {ck['iteration']} outside and {state['iteration']!r} in its state")
+    return state
 
 
-def save_checkpoint(path: Path, state: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # a kill mid-write leaves the previous checkpoint intact
+def ck_json(path: str | Path) -> Path:
+    path = Path(path)
+    return path.with_suffix(".json") if path.suffix == ".safetensors" else path
+
+
+def resume_point(out: Path, algo: str, session, chosen: str | None = None) -> dict | None:
+    """Load the checkpoint to resume from into ``session``: ``chosen`` (``--resume-from``) or the
+    newest; its state, or None when the run has none yet. A checkpoint that cannot be read or
+    does not fit the run is refused naming the file and what is wrong, and, if an earlier one
+    reads cleanly, naming it and how to resume from it (never a silent fall-back)."""
+    folder = checkpoint_folder(out)
+    cks = checkpoints.found(folder)
+    if chosen is not None:
+        path = ck_json(chosen)
+        if not path.exists() or path.resolve().parent != folder.resolve():
+            raise CheckpointError(f"--resume-from {chosen}: expected a checkpoint of this run, one of "
+                                  f"{', '.join(str(p) for _, p in cks) or f'the files in {folder} (it has none)'}")  # fmt: skip
+    elif cks:
+        path = cks[0][1]
+    elif (out / LEGACY).exists():
+        raise CheckpointError(f"{out / LEGACY}: a checkpoint in the pickle format of feedbackgym before 2026-12-03, which is "
+                              "never read (unpickling a file runs the code it names); nothing in it was run. Start the run "
+                              "again in a new --out, or resume it with the feedbackgym that wrote it")  # fmt: skip
+    else:
+        return None
+    try:
+        state = load_checkpoint(path, algo)
+        try:
+            session.load_state_dict(state["learner"])
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+            raise CheckpointError(f"{path}: does not fit this run's {algo} learner: {type(e).__name__}: {str(e)[:200]}") from None
+    except CheckpointError as e:
+        if chosen is None:
+            for it, earlier in cks[1:]:
+                try:
+                    load_checkpoint(earlier, algo)
+                except CheckpointError:
+                    continue
+                raise CheckpointError(f"{e}\n  an earlier checkpoint {earlier} (iteration {it}) is usable: resume from it with "
+                                      f"--resume --resume-from {earlier} (the iterations after {it} are run again)") from None  # fmt: skip
+            raise CheckpointError(f"{e}\n  no earlier checkpoint of this run is usable ({len(cks) - 1} other"
+                                  f"{'' if len(cks) == 2 else 's'} in {folder}): start the run again in a new --out") from None  # fmt: skip
+        raise
+    later = [p for it, p in cks if it > state["iteration"]]
+    if later:  # set aside (not deleted) so that they are not taken for the newest again
+        aside = folder / "set_aside"
+        aside.mkdir(exist_ok=True)
+        for p in later:
+            for f in (p, p.with_suffix(".safetensors")):
+                if f.exists():
+                    os.replace(f, aside / f.name)
+        print(f"train: resuming from iteration {state['iteration']}; the later checkpoint(s) "
+              f"{', '.join(p.name for p in later)} moved to {aside}", file=sys.stderr)  # fmt: skip
+    return state
 
 
 def size(path: Path) -> int:
@@ -254,12 +302,13 @@ def open_session(cls, args: TrainArgs, algo_args, seats: dict):
 
 
 # ---------------------------------------------------------------------- the loop
-def run(algo: str, args: TrainArgs, algo_args=None, resume: bool = False, quiet: bool = False) -> list[dict]:
-    """Train; returns every metrics line of the run (also in ``OUT/metrics.jsonl``)."""
+def run(algo: str, args: TrainArgs, algo_args=None, resume: bool = False, quiet: bool = False, resume_from: str | None = None) -> list[dict]:
+    """Train; returns every metrics line of the run (also in ``OUT/metrics.jsonl``). ``resume``:
+    go on from the newest checkpoint in ``args.out`` (``resume_from``: from that checkpoint)."""
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cls = learner_class(algo)
-    ckpt_path, metrics_path, eval_path = out / "checkpoint.pt", out / "metrics.jsonl", out / "eval.jsonl"
+    ckpt_dir, metrics_path, eval_path = checkpoint_folder(out), out / "metrics.jsonl", out / "eval.jsonl"
     if resume:
         saved = json.loads((out / "args.json").read_text())
         if saved["algo"] != algo:
@@ -267,7 +316,7 @@ def run(algo: str, args: TrainArgs, algo_args=None, resume: bool = False, quiet:
         args = from_saved(TrainArgs, {**saved["train"], "iterations": args.iterations})
         algo_args = from_saved(cls.Args, saved["learner"])
     else:
-        if ckpt_path.exists():
+        if checkpoints.found(ckpt_dir) or (out / LEGACY).exists():
             raise ValueError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
         algo_args = algo_args or cls.Args()
         session_class(cls).check(args)
@@ -276,9 +325,8 @@ def run(algo: str, args: TrainArgs, algo_args=None, resume: bool = False, quiet:
         torch.set_num_threads(args.threads)
     session = open_session(cls, args, algo_args, parse_seats(args.seats))
     start, episodes, env_steps, wall = 0, 0, 0, 0.0
-    if resume and ckpt_path.exists():
-        ck = load_checkpoint(ckpt_path)
-        session.load_state_dict(ck["learner"])
+    ck = resume_point(out, algo, session, resume_from) if resume else None
+    if ck is not None:
         set_rng_states(ck["rng"])
         start, episodes, env_steps, wall = ck["iteration"], ck["episodes"], ck["env_steps"], ck["wall_s"]
         cut(metrics_path, ck["offsets"]["metrics"])
@@ -312,11 +360,11 @@ def run(algo: str, args: TrainArgs, algo_args=None, resume: bool = False, quiet:
             log(line)
             bar.set_postfix(**{k: f"{line[k]:.2f}" for k in ("return", "eval_return") if line.get(k) is not None})
             if (it + 1) % args.checkpoint_every == 0 or it + 1 == args.iterations:
-                save_checkpoint(ckpt_path, {
+                checkpoints.save(ckpt_dir, it + 1, {
                     "iteration": it + 1, "episodes": episodes, "env_steps": env_steps, "wall_s": wall,
                     "learner": session.state_dict(), "rng": rng_states(),
                     "offsets": {"metrics": mf.tell(), "eval": size(eval_path)},
-                })  # fmt: skip
+                }, {"algo": algo})  # fmt: skip
     session.save(out)
     plot_curve(read_metrics(metrics_path), out / "curve.png", f"{algo} on {Path(args.scenario).stem}")
     return lines
@@ -349,7 +397,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         a = algos.add_parser(algo, help=getattr(cls, "help", None) or (importlib.import_module(cls.__module__).__doc__ or "").split("\n")[0])
         add_fields(a, TrainArgs, defaults_none=True, skip=getattr(cls, "unused_train_args", ()))
         add_fields(a, cls.Args, defaults_none=True)
-        a.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+        a.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+        a.add_argument("--resume-from", metavar="PATH", help="continue the run in --out from this checkpoint of it "
+                       "(OUT/checkpoints/NNNNNN.json), e.g. the earlier one when the newest is damaged")  # fmt: skip
         a.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
     return p
@@ -357,13 +407,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def cmd_train(ns: argparse.Namespace) -> int:
     cls = learner_class(ns.algo)
-    if ns.resume:
+    if ns.resume or ns.resume_from:
         saved = Path(ns.out or TrainArgs.out) / "args.json"
         if not saved.exists():
             raise ValueError(f"--resume: {saved} does not exist")
         iterations = given(ns, TrainArgs).get("iterations", json.loads(saved.read_text())["train"]["iterations"])
         args = TrainArgs(out=ns.out or TrainArgs.out, iterations=iterations)
-        lines = run(ns.algo, args, resume=True, quiet=ns.quiet)
+        lines = run(ns.algo, args, resume=True, quiet=ns.quiet, resume_from=ns.resume_from)
     else:
         args = TrainArgs(**given(ns, TrainArgs))
         lines = run(ns.algo, args, cls.Args(**given(ns, cls.Args)), quiet=ns.quiet)
