@@ -149,8 +149,10 @@ def test_a_damaged_tensor_file_is_refused_naming_it_and_the_earlier_checkpoint(s
         (lambda text: text.replace('{"$tensor": "learner/policy/', '{"$tensor": "elsewhere/', 1), "which the tensor file lacks"),
         (lambda text: text.replace('"started": ', '"started_": ', 1), "does not fit this run's maskable_ppo learner: KeyError"),
         (lambda text: "[" * 100_000, "not a feedbackgym checkpoint"),
+        (lambda text: text.replace('"iteration": 2, "algo"', '"iteration": 7, "algo"'), "named for iteration 2, says 7 and 2"),
+        (lambda text: text.replace('"offsets": {"metrics": ', '"offsets": {"metrics": -'), "field state/offsets/metrics is '-"),
     ],
-    ids=["truncated", "not-json", "foreign", "other-algo", "version", "missing-tensor", "missing-field", "deep"],
+    ids=["truncated", "not-json", "foreign", "other-algo", "version", "missing-tensor", "missing-field", "deep", "renamed", "offsets"],
 )
 def test_a_damaged_or_foreign_json_is_refused_naming_it(sb3_run, tmp_path, capsys, change, says):
     out = copy(sb3_run, tmp_path)

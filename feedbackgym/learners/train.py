@@ -163,8 +163,16 @@ def load_checkpoint(path: str | Path, algo: str | None = None) -> dict:
     missing = [k for k in STATE_KEYS if not isinstance(state, dict) or k not in state]
     if missing:
         raise CheckpointError(f"{ck_json(path)}: not a checkpoint of feedbackgym train (its state lacks {', '.join(missing)})")
-    if state["iteration"] != ck["iteration"]:
-        raise CheckpointError(f"{ck_json(path)}: says iteration {ck['iteration']} outside and {state['iteration']!r} in its state")
+    where = ck_json(path)
+    offsets = state["offsets"] if isinstance(state["offsets"], dict) else {}
+    counts = {k: state[k] for k in ("iteration", "episodes", "env_steps")} | {f"offsets/{k}": offsets.get(k) for k in ("metrics", "eval")}
+    bad = next(((k, v) for k, v in counts.items() if type(v) is not int or v < 0), None)
+    if bad or not isinstance(state["wall_s"], (int, float)):
+        k, v = bad or ("wall_s", state["wall_s"])
+        raise CheckpointError(f"{where}: field state/{k} is {str(v)[:40]!r}, expected a {'number' if k == 'wall_s' else 'count (an integer >= 0)'}")
+    named = int(where.stem) if where.stem.isdigit() else state["iteration"]
+    if not state["iteration"] == ck["iteration"] == named:
+        raise CheckpointError(f"{where}: named for iteration {named}, says {str(ck['iteration'])[:20]} and {state['iteration']} in its state")
     return state
 
 
