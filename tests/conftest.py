@@ -130,4 +130,5 @@ def pytest_sessionfinish(session, exitstatus):
             tr.write_line(line)
     else:
         print("the tests left files behind outside their tmp_path:", *lines, sep="\n  ", file=sys.stderr)
-    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):  # an interrupted run stays so
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

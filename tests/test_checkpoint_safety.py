@@ -232,3 +232,23 @@ def test_sb3_writes_no_log_folder_in_the_temp_folder(tmp_path, monkeypatch):
     args = train.TrainArgs(out=str(tmp_path / "run"), iterations=1, **{**SMALL, "num_envs": 1, "eval_episodes": 1})
     train.run("sb3_ppo", args, cls.Args(num_steps=8, batch_size=8, update_epochs=1), quiet=True)
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+# ---------------------------------------------------------------------- the suite's own hygiene
+def test_a_test_session_that_leaves_a_temp_file_behind_fails_naming_it(tmp_path):
+    """tests/conftest.py's check, on a session of one test that leaks (every clean run of the
+    suite shows that it passes a session that leaks nothing)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    shutil.copy(Path(__file__).with_name("conftest.py"), tmp_path / "conftest.py")
+    (tmp_path / "test_leaks.py").write_text("import tempfile\n\ndef test_leaks():\n    tempfile.mkdtemp(prefix='SB3-')\n")
+    (tmp_path / "sys_tmp").mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp_path / "sys_tmp"), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}  # a quicker start
+    env.pop("PYTEST_DEBUG_TEMPROOT", None)
+
+    leaky = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "test_leaks.py"],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert leaky.returncode == 1 and "1 passed" in leaky.stdout, leaky.stdout  # the test passed, the session did not
+    assert "the tests left files behind outside their tmp_path" in leaky.stdout and "kept for a look): SB3-" in leaky.stdout, leaky.stdout
