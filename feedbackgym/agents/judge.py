@@ -109,6 +109,8 @@ class AnnotatorPool(FeedbackGiver):
     name = "annotator-pool"
 
     def __init__(self, k: int = 13, flip: float = 0.25, bias: float = 0.3, pool_seed: int = 0, paraphrase=None):
+        if k < 1:  # refused when the scenario loads, not when the first verdict finds no annotator
+            raise ValueError(f"k={k}: expected a pool of at least 1 annotator")
         self.k, self.flip, self.paraphrase = k, flip, paraphrase
         self.biases = np.random.default_rng(pool_seed).uniform(-bias, bias, size=k)
 

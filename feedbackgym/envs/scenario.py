@@ -18,19 +18,29 @@ a rule of the game: running out terminates, lost, rather than truncates), ``coun
 left..." line before each actor turn).
 
 A bad file is refused with a `ScenarioError` naming the file, the field, the value and what was
-expected, one line per problem.
+expected, one line per problem. A file is untrusted input: it is read only up to
+`MAX_SCENARIO_BYTES`, must be UTF-8, and may not use YAML anchors or aliases, merge keys or
+duplicate keys, nor nest deeper than `MAX_SCENARIO_DEPTH` or hold more than `MAX_SCENARIO_NODES`
+values; each of these is refused naming the file, the line and column, and the reason. Messages
+quote at most a short excerpt (`EXCERPT_CHARS`) of any value, and list at most `MAX_PROBLEMS`
+problems.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+import reprlib
+import typing
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
-from feedbackgym.core import FEEDBACK_KINDS, REWARDS, TASKS, check_params, check_spec
+from feedbackgym.core import FEEDBACK_KINDS, REWARDS, SCRIPTED, TASKS, check_params, check_spec
 from feedbackgym.envs import rewards as _rewards  # noqa: F401  (registers the reward schemes)
 from feedbackgym.envs import tasks as _tasks  # noqa: F401  (registers the shipped task families)
 
@@ -38,8 +48,130 @@ from feedbackgym.envs import tasks as _tasks  # noqa: F401  (registers the shipp
 ROLES = ("actor", "critic", "judge", "user", "buyer", "seller", "generator")
 
 
+#: Largest scenario file read, in bytes (a shipped one is about 1 KB); a larger one is refused unread.
+MAX_SCENARIO_BYTES = 64 * 1024
+#: Deepest nesting of mappings and lists in a scenario file (a shipped one nests 4 deep).
+MAX_SCENARIO_DEPTH = 32
+#: Most values (scalars, lists and mappings, keys included) in a scenario file (a shipped one has
+#: about 50): reading one costs tens of microseconds, so this bounds the time a file may take.
+MAX_SCENARIO_NODES = 5_000
+#: Longest excerpt of a value that an error message quotes.
+EXCERPT_CHARS = 80
+#: Most problems one error message lists (the rest are counted).
+MAX_PROBLEMS = 20
+
+
 class ScenarioError(ValueError):
     """A scenario that cannot be used; the message names field, value and expectation."""
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = 60
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxset = _REPR.maxfrozenset = _REPR.maxdict = 6
+_REPR.maxlevel = 3
+
+
+def excerpt(value: Any, limit: int = EXCERPT_CHARS) -> str:
+    """``repr(value)`` cut to at most ``limit`` characters (cheap even for a huge value)."""
+    text = _REPR.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _clip(text: str, limit: int = 2 * EXCERPT_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class _Refused(yaml.MarkedYAMLError):
+    """Well-formed YAML that a scenario file may not use (an alias, a duplicate key, ...)."""
+
+
+class _ScenarioLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` for untrusted files: refuses anchors and aliases (billion laughs),
+    merge keys, duplicate keys (YAML would keep the last silently), nesting deeper than
+    `MAX_SCENARIO_DEPTH` (checked while composing, before any recursion can run deep) and more than
+    `MAX_SCENARIO_NODES` values; a scalar that cannot be constructed (an integer of 5000 digits,
+    the 13th month) is refused at its line instead of escaping as a bare ValueError."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self._depth = 0
+        self._nodes = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or event.anchor is not None:
+            what = f"an alias (*{_clip(event.anchor, 40)})" if isinstance(event, yaml.AliasEvent) else f"an anchor (&{_clip(event.anchor, 40)})"
+            raise _Refused(problem=f"{what}: anchors and aliases are not allowed in a scenario file; write the value out", problem_mark=event.start_mark)
+        self._nodes += 1
+        if self._nodes > MAX_SCENARIO_NODES:
+            raise _Refused(problem=f"more than {MAX_SCENARIO_NODES} values in one file, expected a short scenario", problem_mark=event.start_mark)
+        nested = isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent))
+        if nested:
+            self._depth += 1
+            if self._depth > MAX_SCENARIO_DEPTH:
+                raise _Refused(problem=f"lists and mappings nested more than {MAX_SCENARIO_DEPTH} deep", problem_mark=event.start_mark)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= nested
+
+    def construct_object(self, node, deep=False):
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, TypeError, OverflowError) as e:
+            what = excerpt(node.value) if isinstance(node, yaml.ScalarNode) else f"a {node.id}"
+            raise _Refused(problem=f"{what} cannot be read as {node.tag.rpartition(':')[2]}: {_clip(str(e))}", problem_mark=node.start_mark) from None
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            first: dict[Any, yaml.Node] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    raise _Refused(problem="a merge key (<<): not allowed in a scenario file; write the keys out", problem_mark=key_node.start_mark)
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    earlier = first.setdefault(key, key_node)
+                except TypeError:  # an unhashable key: the constructor below says so
+                    continue
+                if earlier is not key_node:
+                    raise _Refused(
+                        problem=f"duplicate key {excerpt(key)} (first at line {earlier.start_mark.line + 1}): a key may appear once in a mapping",
+                        problem_mark=key_node.start_mark,
+                    )
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_yaml(raw: bytes, source: str) -> Any:
+    """The one YAML document in ``raw``, read as an untrusted scenario file, or a `ScenarioError`
+    naming ``source``, the line and column, and what is wrong."""
+    if len(raw) > MAX_SCENARIO_BYTES:
+        raise ScenarioError(f"scenario {source}: {len(raw)} bytes or more, expected at most {MAX_SCENARIO_BYTES} (a scenario is a short YAML file)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise ScenarioError(
+            f"scenario {source}: not UTF-8 text at line {line}, column {column} (byte {e.start}: {raw[e.start : e.start + 4]!r}), "
+            "expected a UTF-8 encoded YAML file"
+        ) from None
+    loader = None
+    try:
+        loader = _ScenarioLoader(text)  # checks every character first
+        return loader.get_single_data()
+    except yaml.reader.ReaderError as e:  # a character YAML does not allow (NUL, most control characters)
+        line = text.count("\n", 0, e.position) + 1
+        column = e.position - (text.rfind("\n", 0, e.position) + 1) + 1
+        char = chr(e.character) if isinstance(e.character, int) else e.character
+        raise ScenarioError(f"scenario {source}: not valid YAML at line {line}, column {column}: character {excerpt(char)} is not allowed in YAML") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        verdict = "refused" if isinstance(e, _Refused) else "not valid YAML"
+        raise ScenarioError(f"scenario {source}: {verdict}{where}: {_clip(str(getattr(e, 'problem', None) or e))}") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
 
 
 class _Strict(BaseModel):
@@ -98,7 +230,7 @@ class FeedbackSpec(_Strict):
     def _known_kinds(cls, v: list[str]) -> list[str]:
         for k in v:
             if k not in FEEDBACK_KINDS:
-                raise ValueError(f"feedback kind {k!r}: expected one of {sorted(FEEDBACK_KINDS)}")
+                raise ValueError(f"feedback kind {excerpt(k)}: expected one of {sorted(FEEDBACK_KINDS)}")
         return v
 
 
@@ -116,7 +248,7 @@ class Scenario(_Strict):
     def _known_roles(cls, v: dict[str, RoleSpec]) -> dict[str, RoleSpec]:
         for role in v:
             if role not in ROLES:
-                raise ValueError(f"role {role!r}: expected one of {list(ROLES)}")
+                raise ValueError(f"role {excerpt(role)}: expected one of {list(ROLES)}")
         return v
 
     @model_validator(mode="after")
@@ -140,8 +272,11 @@ class Scenario(_Strict):
             if err:
                 problems.append((f"roles.{role}.agent", spec.agent, err))
             else:
-                for name, value, expected in check_params(spec.agent, role, spec.params):
+                named = check_params(spec.agent, role, spec.params)
+                for name, value, expected in named:
                     problems.append((f"roles.{role}.params.{name}", value, expected))
+                if not named:
+                    problems += _agent_param_problems(spec.agent, role, spec.params)
             if role not in scheduled:
                 problems.append((f"roles.{role}", spec.agent, "a role the protocol schedules (in order or final)"))
         learners = [r for r, s in self.roles.items() if s.agent == "learner"]
@@ -153,7 +288,7 @@ class Scenario(_Strict):
             elif scheme not in REWARDS:
                 problems.append((f"rewards.{role}", scheme, f"one of {sorted(REWARDS)}"))
         task = TASKS[self.task.family]
-        lines = [f"{f}: got {v!r}, expected {e}" for f, v, e in problems]
+        lines = [f"{_clip(f)}: got {excerpt(v)}, expected {_clip(e, 4 * EXCERPT_CHARS)}" for f, v, e in problems]
         try:
             task.Params(**self.task.params)
         except ValidationError as e:
@@ -193,30 +328,68 @@ class Scenario(_Strict):
         return validate(data, source=f"{self.name} (over task {family})")
 
 
+@functools.cache
+def _signature_model(factory: Callable) -> type[BaseModel]:
+    """A strict pydantic model of a scripted agent's constructor parameters, from its annotations
+    (a parameter without one takes anything)."""
+    try:
+        hints = typing.get_type_hints(factory.__init__ if isinstance(factory, type) else factory)
+    except Exception:  # an annotation that does not resolve checks nothing rather than everything
+        hints = {}
+    fields: dict[str, Any] = {}
+    for name, p in inspect.signature(factory).parameters.items():
+        if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            fields[name] = (hints.get(name, Any), ... if p.default is p.empty else p.default)
+    config = ConfigDict(strict=True, extra="ignore", arbitrary_types_allowed=True)
+    return create_model(f"{getattr(factory, '__name__', 'agent')}_params", __config__=config, **fields)
+
+
+def _agent_param_problems(spec: str, role: str, params: dict[str, Any]) -> list[tuple[str, Any, str]]:
+    """(field, value, expected) for each param value a scripted agent would refuse when an episode
+    starts: a value of the wrong type for its annotation, a missing required one, or one its
+    constructor refuses (Ask-Again's ``form: bogus``). Constructing a scripted agent is cheap and
+    has no effects; only what it says when refusing is kept."""
+    kind, _, name = spec.partition(":")
+    entry = SCRIPTED.get((role, name)) if kind == "scripted" else None
+    if entry is None:
+        return []
+    try:
+        _signature_model(entry.factory).model_validate(params)
+    except ValidationError as e:
+        return [(f"roles.{role}.params.{'.'.join(map(str, err['loc']))}", err.get("input"), err["msg"]) for err in e.errors()]
+    try:
+        entry.factory(**params)
+    except (ValueError, TypeError, OverflowError) as e:
+        return [(f"roles.{role}.params", params, f"parameters {spec} accepts ({e})")]
+    return []
+
+
 def validate(data: Any, source: str = "<dict>") -> Scenario:
     """Validate a parsed YAML mapping into a Scenario, or raise ScenarioError naming each problem."""
     if not isinstance(data, dict):
         raise ScenarioError(f"scenario {source}: expected a mapping at the top level, got {type(data).__name__}")
     try:
-        return Scenario(**data)
+        return Scenario.model_validate(data)
     except ValidationError as e:
-        lines = [explain(err) for err in e.errors()]
+        lines = [line.strip() for err in e.errors() for line in explain(err).split("\n")]
+        if len(lines) > MAX_PROBLEMS:
+            lines = [*lines[:MAX_PROBLEMS], f"... and {len(lines) - MAX_PROBLEMS} more problems"]
         raise ScenarioError(f"scenario {source} is invalid:\n  " + "\n  ".join(lines)) from None
 
 
 def explain(err: dict[str, Any], prefix: str = "") -> str:
     """One pydantic error as 'field: got value, expected what'."""
-    loc = prefix + ".".join(str(p) for p in err["loc"])
+    loc = prefix + ".".join(_clip(str(p), EXCERPT_CHARS) for p in err["loc"])
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "value_error" and not err["loc"]:  # cross-field checks arrive already phrased
         return msg.replace("\n", "\n  ")
     if err["type"] == "missing":
         return f"{loc}: missing, expected this field to be given"
     if err["type"] == "extra_forbidden":
-        return f"{loc}: got {err.get('input')!r}, expected no such field (a typo?)"
+        return f"{loc}: got {excerpt(err.get('input'))}, expected no such field (a typo?)"
     if err["type"] == "value_error":
-        return f"{loc}: got {err.get('input')!r}, {msg}"
-    return f"{loc}: got {err.get('input')!r}, expected {msg}"
+        return f"{loc}: got {excerpt(err.get('input'))}, {_clip(msg, 4 * EXCERPT_CHARS)}"
+    return f"{loc}: got {excerpt(err.get('input'))}, expected {_clip(msg, 4 * EXCERPT_CHARS)}"
 
 
 def scenario_dir() -> Path:
@@ -240,15 +413,13 @@ def load_scenario(name_or_path: str | Path | Scenario | dict) -> Scenario:
     if not path.suffix:
         path = scenario_dir() / f"{name_or_path}.yaml"
         if not path.exists():
-            raise ScenarioError(f"no scenario named {str(name_or_path)!r}; shipped: {', '.join(list_scenarios())}")
+            raise ScenarioError(f"no scenario named {excerpt(str(name_or_path))}; shipped: {', '.join(list_scenarios())}")
     try:
-        text = path.read_text(encoding="utf-8")
+        size = path.stat().st_size
+        if size > MAX_SCENARIO_BYTES:  # refused unread
+            raise ScenarioError(f"scenario {path}: {size} bytes, expected at most {MAX_SCENARIO_BYTES} (a scenario is a short YAML file)")
+        with path.open("rb") as f:
+            raw = f.read(MAX_SCENARIO_BYTES + 1)  # a device or a pipe may say size 0 and never end
     except OSError as e:
         raise ScenarioError(f"scenario {path}: cannot read ({e.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ScenarioError(f"scenario {path}: not valid YAML{where}: {getattr(e, 'problem', e)}") from None
-    return validate(data, source=str(path))
+    return validate(parse_yaml(raw, str(path)), source=str(path))

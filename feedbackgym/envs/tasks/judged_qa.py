@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from feedbackgym.core import register_task
 from feedbackgym.envs.tasks.base import AnswerInstance, Params, Parsed, Passage, Task, invalid, precheck
@@ -197,7 +197,16 @@ class JudgedQAParams(Params):
     n_rumour: int = Field(default=2, ge=1, le=3, description="passages crafted to support the distractor")
     n_filler: int = Field(default=4, ge=0, le=20, description="passages about other entities")
     open_book: bool = Field(default=False, description="show the actor the corpus with the question (an open-book form for larger models)")
-    relations: list[str] = Field(default_factory=lambda: sorted(RELATIONS), description="relations to draw from")
+    relations: list[str] = Field(default_factory=lambda: sorted(RELATIONS), min_length=1, description="relations to draw from")
+
+    @field_validator("relations")
+    @classmethod
+    def _known_relations(cls, v: list[str]) -> list[str]:
+        unknown = sorted(set(v) - set(RELATIONS))
+        if unknown:
+            named = ", ".join(repr(u[:40]) for u in unknown[:3]) + (", ..." if len(unknown) > 3 else "")
+            raise ValueError(f"expected relations among {sorted(RELATIONS)}; unknown: {named}")
+        return v
 
 
 class JudgedQAInstance(AnswerInstance):
@@ -343,9 +352,6 @@ class JudgedQA(Task):
     Params = JudgedQAParams
 
     def sample(self, rng: np.random.Generator, params: JudgedQAParams) -> JudgedQAInstance:
-        unknown = set(params.relations) - set(RELATIONS)
-        if unknown:
-            raise ValueError(f"unknown relations {sorted(unknown)}; known: {sorted(RELATIONS)}")
         rel_name = params.relations[int(rng.integers(len(params.relations)))]
         rel = RELATIONS[rel_name]
         entity = rel.subject.format(name=_name(rng, 2))
