@@ -228,6 +228,14 @@ def test_a_scripted_agents_bad_param_value_is_refused_at_load(tmp_path, scenario
         assert w in msg, msg
 
 
+def test_an_agent_spec_too_long_for_a_path_is_refused_as_a_field(tmp_path):
+    old = 'judge: {agent: "scripted:malicious"}'
+    assert old in GOOD
+    msg = refused(write(tmp_path, GOOD.replace(old, 'judge: {agent: "lm:' + "p" * 300 + '"}', 1)))
+    assert "roles.judge.agent: got 'lm:ppp" in msg and "expected an agent spec that can be checked" in msg
+    assert "p" * (EXCERPT_CHARS + 1) not in msg
+
+
 CLI = {
     "run": ["run", "{path}", "--actor", "scripted:always-a"],
     "eval": ["eval", "{path}", "--actors", "scripted:always-a", "--judges", "scripted:malicious"],

@@ -57,6 +57,8 @@ MAX_SCENARIO_DEPTH = 32
 MAX_SCENARIO_NODES = 5_000
 #: Longest excerpt of a value that an error message quotes.
 EXCERPT_CHARS = 80
+#: Longest "expected ..." an error message gives (our own words, which may hold the value).
+_EXPECTED_CHARS = 12 * EXCERPT_CHARS
 #: Most problems one error message lists (the rest are counted).
 MAX_PROBLEMS = 20
 
@@ -268,7 +270,10 @@ class Scenario(_Strict):
             problems.append(("protocol.order.0", self.protocol.order[0], f"a moving role ({', '.join(movers)}) to open each round"))
         scheduled = set(self.protocol.order) | set(self.protocol.final)
         for role, spec in self.roles.items():
-            err = check_spec(spec.agent, role, self.task.family)
+            try:
+                err = check_spec(spec.agent, role, self.task.family)
+            except OSError as e:  # lm:NAME is looked up on disk: a name too long for a path, say
+                err = f"an agent spec that can be checked ({e.strerror})"
             if err:
                 problems.append((f"roles.{role}.agent", spec.agent, err))
             else:
@@ -288,7 +293,7 @@ class Scenario(_Strict):
             elif scheme not in REWARDS:
                 problems.append((f"rewards.{role}", scheme, f"one of {sorted(REWARDS)}"))
         task = TASKS[self.task.family]
-        lines = [f"{_clip(f)}: got {excerpt(v)}, expected {_clip(e, 4 * EXCERPT_CHARS)}" for f, v, e in problems]
+        lines = [f"{_clip(f)}: got {excerpt(v)}, expected {_clip(e, _EXPECTED_CHARS)}" for f, v, e in problems]
         try:
             task.Params(**self.task.params)
         except ValidationError as e:
@@ -388,8 +393,8 @@ def explain(err: dict[str, Any], prefix: str = "") -> str:
     if err["type"] == "extra_forbidden":
         return f"{loc}: got {excerpt(err.get('input'))}, expected no such field (a typo?)"
     if err["type"] == "value_error":
-        return f"{loc}: got {excerpt(err.get('input'))}, {_clip(msg, 4 * EXCERPT_CHARS)}"
-    return f"{loc}: got {excerpt(err.get('input'))}, expected {_clip(msg, 4 * EXCERPT_CHARS)}"
+        return f"{loc}: got {excerpt(err.get('input'))}, {_clip(msg, _EXPECTED_CHARS)}"
+    return f"{loc}: got {excerpt(err.get('input'))}, expected {_clip(msg, _EXPECTED_CHARS)}"
 
 
 def scenario_dir() -> Path:
