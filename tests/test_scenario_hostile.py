@@ -61,20 +61,30 @@ BILLION_LAUGHS = "lol0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n
 )
 
 
-def test_billion_laughs_is_refused_at_its_first_anchor(tmp_path):
+def test_billion_laughs_is_refused_by_the_values_its_aliases_repeat(tmp_path):
     msg = refused(write(tmp_path, GOOD + BILLION_LAUGHS))
-    assert f"line {GOOD_LINES + 1}, column 7" in msg and "an anchor (&a0)" in msg and "not allowed" in msg
+    # a0 = 11 values, a1 = 111, a2 = 1111, a3 = 11111: refused within lol3's aliases, nothing expanded
+    assert f"line {GOOD_LINES + 4}," in msg and "more than 5000 values" in msg and "alias counts as the values it repeats" in msg
     assert len(msg) < SHORT and "lol, lol" not in msg
 
 
-def test_an_alias_is_refused_where_it_stands(tmp_path):
-    # an alias without its anchor (where YAML itself would say "undefined alias") and one with it
+def test_anchors_and_aliases_read_as_yaml_writes_them(tmp_path):
+    """``yaml.safe_dump`` writes an anchor for any value used twice (two seats sharing one params
+    dict): such a file loads, each alias standing for its anchor's value."""
+    data = yaml.safe_load((scenario_dir() / "judged_qa_critic.yaml").read_text())
+    shared: dict = {}
+    data["task"]["params"] = data["roles"]["critic"]["params"] = shared
+    text = yaml.safe_dump(data)
+    assert "&id001" in text and "*id001" in text
+    sc = load_scenario(write(tmp_path, text))
+    assert sc.roles["critic"].params == {} and sc.task.family == "judged_qa"
+
+
+def test_an_undefined_or_recursive_alias_is_refused_where_it_stands(tmp_path):
     msg = refused(write(tmp_path, GOOD + "extra: *name\n"))
-    assert f"line {GOOD_LINES + 1}, column 8" in msg and "an alias (*name)" in msg
-    body = GOOD.replace("task: {family: judged_qa", "task: {family: &fam judged_qa", 1)
-    line = next(i for i, s in enumerate(body.splitlines(), 1) if "&fam" in s)
-    msg = refused(write(tmp_path, body + "again: *fam\n"))
-    assert f"line {line}," in msg and "an anchor (&fam)" in msg
+    assert f"line {GOOD_LINES + 1}, column 8" in msg and "name" in msg and "alias" in msg
+    msg = refused(write(tmp_path, GOOD + "extra: &loop [1, *loop]\n"))
+    assert f"line {GOOD_LINES + 1}, column 18" in msg and "an alias (*loop) inside the value of its own anchor" in msg
 
 
 def test_a_merge_key_is_refused(tmp_path):
@@ -248,7 +258,7 @@ def test_the_cli_prints_one_clear_line(tmp_path, capsys, command):
     assert main([a.format(path=path) for a in command]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and "Traceback" not in err
-    assert err.startswith(f"feedbackgym {command[0]}: scenario {path}: refused at line {GOOD_LINES + 1}")
+    assert err.startswith(f"feedbackgym {command[0]}: scenario {path}: refused at line {GOOD_LINES + 4}")
 
 
 def test_shipped_scenarios_are_far_inside_the_limits():

@@ -19,9 +19,9 @@ left..." line before each actor turn).
 
 A bad file is refused with a `ScenarioError` naming the file, the field, the value and what was
 expected, one line per problem. A file is untrusted input: it is read only up to
-`MAX_SCENARIO_BYTES`, must be UTF-8, and may not use YAML anchors or aliases, merge keys or
-duplicate keys, nor nest deeper than `MAX_SCENARIO_DEPTH` or hold more than `MAX_SCENARIO_NODES`
-values; each of these is refused naming the file, the line and column, and the reason. Messages
+`MAX_SCENARIO_BYTES`, must be UTF-8, and may not use merge keys or duplicate keys, nor nest
+deeper than `MAX_SCENARIO_DEPTH` or hold more than `MAX_SCENARIO_NODES` values (an alias counting
+as the values it repeats); each of these is refused naming the file, the line and column, and the reason. Messages
 quote at most a short excerpt (`EXCERPT_CHARS`) of any value, and list at most `MAX_PROBLEMS`
 problems.
 """
@@ -88,34 +88,56 @@ class _Refused(yaml.MarkedYAMLError):
 
 
 class _ScenarioLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` for untrusted files: refuses anchors and aliases (billion laughs),
+    """``yaml.SafeLoader`` for untrusted files. Anchors and aliases are read (PyYAML's own
+    ``safe_dump`` writes them for any value used twice), but every alias counts as the values it
+    stands for, so a "billion laughs" file is refused after `MAX_SCENARIO_NODES` values, long
+    before anything expands, and an alias inside its own anchor's value is refused. Also refused:
     merge keys, duplicate keys (YAML would keep the last silently), nesting deeper than
-    `MAX_SCENARIO_DEPTH` (checked while composing, before any recursion can run deep) and more than
-    `MAX_SCENARIO_NODES` values; a scalar that cannot be constructed (an integer of 5000 digits,
-    the 13th month) is refused at its line instead of escaping as a bare ValueError."""
+    `MAX_SCENARIO_DEPTH` (checked while composing, before any recursion can run deep); a scalar
+    that cannot be constructed (an integer of 5000 digits, the 13th month) is refused at its line
+    instead of escaping as a bare ValueError."""
 
     def __init__(self, stream: str):
         super().__init__(stream)
         self._depth = 0
         self._nodes = 0
+        self._open: set[str] = set()  # anchors whose values are being composed
+        self._counted: dict[str, int] = {}  # anchor -> the values its value stands for
+
+    def _count(self, n: int, mark) -> None:
+        self._nodes += n
+        if self._nodes > MAX_SCENARIO_NODES:
+            raise _Refused(
+                problem=f"more than {MAX_SCENARIO_NODES} values in one file (an alias counts as the values it repeats), expected a short scenario",
+                problem_mark=mark,
+            )
 
     def compose_node(self, parent, index):
         event = self.peek_event()
-        if isinstance(event, yaml.AliasEvent) or event.anchor is not None:
-            what = f"an alias (*{_clip(event.anchor, 40)})" if isinstance(event, yaml.AliasEvent) else f"an anchor (&{_clip(event.anchor, 40)})"
-            raise _Refused(problem=f"{what}: anchors and aliases are not allowed in a scenario file; write the value out", problem_mark=event.start_mark)
-        self._nodes += 1
-        if self._nodes > MAX_SCENARIO_NODES:
-            raise _Refused(problem=f"more than {MAX_SCENARIO_NODES} values in one file, expected a short scenario", problem_mark=event.start_mark)
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor in self._open:
+                what = f"an alias (*{_clip(event.anchor, 40)}) inside the value of its own anchor"
+                raise _Refused(problem=f"{what}: a value cannot contain itself", problem_mark=event.start_mark)
+            self._count(self._counted.get(event.anchor, 1), event.start_mark)
+            return super().compose_node(parent, index)  # YAML names an undefined alias
+        before = self._nodes
+        self._count(1, event.start_mark)
         nested = isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent))
         if nested:
             self._depth += 1
             if self._depth > MAX_SCENARIO_DEPTH:
                 raise _Refused(problem=f"lists and mappings nested more than {MAX_SCENARIO_DEPTH} deep", problem_mark=event.start_mark)
+        anchor = event.anchor
+        if anchor is not None:
+            self._open.add(anchor)
         try:
-            return super().compose_node(parent, index)
+            node = super().compose_node(parent, index)
         finally:
             self._depth -= nested
+            self._open.discard(anchor)
+        if anchor is not None:
+            self._counted[anchor] = self._nodes - before
+        return node
 
     def construct_object(self, node, deep=False):
         try:
