@@ -415,6 +415,24 @@ class ScriptedAgent:
         return f"{type(self).__name__}({self.name!r})"
 
 
+def check_range(**params: float) -> None:
+    """Refuse a scripted agent's parameter outside its range, so a scenario with ``flip: 2`` is
+    refused when it loads (agents are built then) rather than behaving as ``flip: 1``. A name
+    ending in ``_count`` or one of `COUNT_PARAMS` must be an int of at least its minimum; every
+    other name is a probability in [0, 1]."""
+    for name, value in params.items():
+        least = COUNT_PARAMS.get(name)
+        if least is not None:
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"{name}={value!r}: expected an integer of at least {least}")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name}={value!r}: expected a probability in [0, 1]")
+
+
+#: integer parameters of scripted agents and their least values (`check_range`)
+COUNT_PARAMS = {"k": 1, "patience": 1, "grace": 0}
+
+
 # --------------------------------------------------------------------------- registries
 
 

@@ -225,7 +225,12 @@ def test_an_empty_or_unknown_list_is_refused_at_load(tmp_path, old, new, words):
     [
         ("askagain_open", "user", "form", "bogus", ["roles.user.params", "'bogus'", "expected one of"]),
         ("mint_binary", "user", "form", 3, ["roles.user.params.form", "got 3", "valid string"]),
-        ("judged_qa_annotators", "judge", "k", 0, ["roles.judge.params", "'k': 0", "at least 1 annotator"]),
+        ("judged_qa_annotators", "judge", "k", 0, ["roles.judge.params", "'k': 0", "k=0: expected an integer of at least 1"]),
+        ("judged_qa_annotators", "judge", "flip", 2, ["roles.judge.params", "flip=2: expected a probability in [0, 1]"]),
+        ("judged_qa_annotators", "judge", "bias", -0.5, ["bias=-0.5: expected a probability in [0, 1]"]),
+        ("mint_binary", "user", "accuracy", 1.5, ["roles.user.params", "accuracy=1.5: expected a probability"]),
+        ("convsim_twenty_questions", "user", "patience", 0, ["patience=0: expected an integer of at least 1"]),
+        ("convsim_twenty_questions", "user", "grace", -1, ["grace=-1: expected an integer of at least 0"]),
         ("judged_qa_annotators", "judge", "k", "many", ["roles.judge.params.k", "'many'", "valid integer"]),
         ("judged_qa_annotators", "judge", "flip", None, ["roles.judge.params.flip", "None", "valid number"]),
     ],

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from feedbackgym.core import SCRIPTED, Agent, ScriptedAgent, check_spec, register_scripted
+from feedbackgym.core import SCRIPTED, Agent, ScriptedAgent, check_range, check_spec, register_scripted
 
-__all__ = ["Agent", "ScriptedAgent", "agents_for", "make_agent", "register"]
+__all__ = ["Agent", "ScriptedAgent", "agents_for", "check_range", "make_agent", "register"]
 
 
 #: ``@register(role, name, families)``: a scripted behaviour, registered in `feedbackgym.core.SCRIPTED`

@@ -14,7 +14,7 @@ kinds apply and what they would say (``Instance.hint``), draws one of them with 
 from __future__ import annotations
 
 from feedbackgym.agents.base import ScriptedAgent, register
-from feedbackgym.core import ATOMS, Feedback, FrozenDict, Utterance, freeze
+from feedbackgym.core import ATOMS, Feedback, FrozenDict, Utterance, check_range, freeze
 from feedbackgym.feedback import banks
 
 _SCORE = {"positive": 1.0, "agree": 1.0, "negative": 0.0}
@@ -88,6 +88,7 @@ class NoisyCritic(ConstructiveCritic):
 
     def __init__(self, flip: float = 0.25, paraphrase: str | int | None = None):
         super().__init__(paraphrase)
+        check_range(flip=flip)
         self.flip = flip
 
     def respond(self, view, last):

@@ -29,7 +29,7 @@ import numpy as np
 
 from feedbackgym.agents.base import register
 from feedbackgym.agents.critic import FeedbackGiver, say
-from feedbackgym.core import Hint
+from feedbackgym.core import Hint, check_range
 
 INTENTS = ("constructive", "hypercritical", "malicious")
 KNOWLEDGE = ("none", "parametric", "grounded")
@@ -109,8 +109,7 @@ class AnnotatorPool(FeedbackGiver):
     name = "annotator-pool"
 
     def __init__(self, k: int = 13, flip: float = 0.25, bias: float = 0.3, pool_seed: int = 0, paraphrase=None):
-        if k < 1:  # refused when the scenario loads, not when the first verdict finds no annotator
-            raise ValueError(f"k={k}: expected a pool of at least 1 annotator")
+        check_range(k=k, flip=flip, bias=bias)  # refused when the scenario loads, not at the first verdict
         self.k, self.flip, self.paraphrase = k, flip, paraphrase
         self.biases = np.random.default_rng(pool_seed).uniform(-bias, bias, size=k)
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 
-from feedbackgym.agents.base import ScriptedAgent, register
+from feedbackgym.agents.base import ScriptedAgent, check_range, register
 from feedbackgym.feedback.parse import hedged, read_feedback
 
 GRADE_RANK = {"Very Poor": 0, "Poor": 1, "Neutral": 2, "Good": 3, "Excellent": 4}
@@ -48,8 +48,7 @@ def read_grades(text: str) -> dict:
 
 class ScriptedActor(ScriptedAgent):
     def __init__(self, name: str, skill: float = 0.7):
-        if not 0.0 <= skill <= 1.0:
-            raise ValueError(f"skill must lie in [0, 1], got {skill}")
+        check_range(skill=skill)
         self.name, self.skill = name, skill
 
     # -- fresh moves
@@ -165,6 +164,7 @@ class Persuadable(ScriptedActor):
 
     def __init__(self, skill: float = 0.7, grounded: float = 0.8, parametric: float = 0.45, none: float = 0.15):
         super().__init__("persuadable", skill)
+        check_range(grounded=grounded, parametric=parametric, none=none)
         self.yields = {"grounded": grounded, "parametric": parametric, "none": none}
 
     @staticmethod

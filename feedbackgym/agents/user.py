@@ -18,7 +18,7 @@ import re
 
 from feedbackgym.agents.base import register
 from feedbackgym.agents.critic import FeedbackGiver, say
-from feedbackgym.core import Feedback, FrozenDict, Hint, Utterance
+from feedbackgym.core import Feedback, FrozenDict, Hint, Utterance, check_range
 
 
 class ScriptedUser(FeedbackGiver):
@@ -135,6 +135,7 @@ class MintUser(ScriptedUser):
         if form not in self.FORMS:
             raise ValueError(f"MINT feedback form {form!r}: expected one of {self.FORMS}")
         super().__init__(paraphrase)
+        check_range(accuracy=accuracy)
         self.form, self.ground_truth, self.accuracy = form, ground_truth, accuracy
 
     def respond(self, view, last):
@@ -219,6 +220,7 @@ class PatienceUser(ScriptedUser):
 
     def __init__(self, patience: int = 8, grace: int = 2, paraphrase: str | int | None = None):
         super().__init__(paraphrase)
+        check_range(patience=patience, grace=grace)
         self.patience, self.grace = patience, grace
 
     def respond(self, view, last):
