@@ -6,7 +6,7 @@ before the layered-core redesign) against this checkout, interleaved in one run.
     python benchmarks/env_speed_compare.py REF --rounds 9 --steps 20000 --json out.json
 
 Each tree is a directory with a `feedbackgym/` package: the ref's tree is a git worktree (an
-existing one checked out at that commit is reused, otherwise one is made under /tmp); `--after`
+existing one checked out at that commit is reused, otherwise one is made in the temp folder, $TMPDIR); `--after`
 is this checkout (default, uncommitted edits included), another ref (a worktree of it too) or a
 path. Every measurement is a fresh subprocess of the same venv python with PYTHONPATH set to its
 tree, cwd in that tree, one thread for torch/OMP/MKL; the worker checks that `feedbackgym.__file__`
@@ -51,6 +51,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import types
 from pathlib import Path
@@ -170,7 +171,7 @@ def _worktree_for(ref: str) -> Path:
             path = tree  # (this checkout is never used as a ref's tree: it may have edits)
             break
     if path is None:
-        path = Path("/tmp") / f"feedbackgym-{sha[:12]}"
+        path = Path(tempfile.gettempdir()) / f"feedbackgym-{sha[:12]}"
         if not path.exists():
             print(f"# git worktree add --detach {path} {sha[:12]}", file=sys.stderr)
             _git("worktree", "add", "--detach", str(path), sha)
