@@ -104,12 +104,18 @@ def _yaml(data: Any) -> str:
 
 
 class TruthPanel(VerticalScroll):
-    """What no agent sees: the highlighted message's labels and the instance's hidden truth."""
+    """What no agent sees: the highlighted message's labels and the instance's hidden truth.
+    ``reveal=False`` (a person in a seat, before the episode ends) shows neither; set
+    ``reveal`` and show again to uncover them."""
 
     DEFAULT_CSS = """
     TruthPanel .title { text-style: bold; }
     TruthPanel #hidden-title { margin-top: 1; }
     """
+
+    def __init__(self, reveal: bool = True, **kw: Any):
+        super().__init__(**kw)
+        self.reveal = reveal
 
     def compose(self) -> ComposeResult:
         yield Static("labels", classes="title", id="labels-title", markup=False)
@@ -118,9 +124,11 @@ class TruthPanel(VerticalScroll):
         yield Static(id="hidden", markup=False)
 
     def show(self, hidden: Mapping[str, Any], message: Message | None) -> None:
-        self.query_one("#hidden", Static).update(Text(_yaml(dict(hidden))))
+        self.query_one("#hidden", Static).update(Text(_yaml(dict(hidden)) if self.reveal else CONCEALED))
         title, body = "labels", ""
-        if message is not None:
+        if not self.reveal:
+            body = CONCEALED
+        elif message is not None:
             labels = labels_of(message)
             ordered = {k: labels.pop(k) for k in KEY_LABELS if k in labels} | dict(sorted(labels.items()))
             title = f"labels of turn {message.turn} ({message.role} {tag_of(message)})"
@@ -129,12 +137,18 @@ class TruthPanel(VerticalScroll):
         self.query_one("#labels", Static).update(Text(body))
 
 
+#: What a panel says in place of what a person in a seat may not see yet.
+CONCEALED = "(hidden until the episode ends)"
 #: The per-turn table's columns and their widths.
 TURN_COLUMNS = {"turn": 4, "move": 8, "correct": 7, "changed": 7, "feedback": 8, "truthful": 8, "reward": 16}
+#: The columns that tell whether an answer is right (directly or through a reward for it).
+REVEALING = ("correct", "truthful", "reward")
 
 
 class TurnPanel(Horizontal):
-    """Per actor move: its metrics and the reward it earned, with a plot of correctness."""
+    """Per actor move: its metrics and the reward it earned, with a plot of correctness.
+    ``reveal=False`` (a person in the actor's seat, before the episode ends) leaves out every
+    column that tells whether an answer is right, and the plot; set ``reveal`` and show again."""
 
     DEFAULT_CSS = """
     TurnPanel { height: 10; }
@@ -142,29 +156,37 @@ class TurnPanel(Horizontal):
     TurnPanel #plot { width: 2fr; height: 1fr; }
     """
 
+    def __init__(self, reveal: bool = True, **kw: Any):
+        super().__init__(**kw)
+        self.reveal = reveal
+        self._columns: tuple[str, ...] = ()
+
     def compose(self) -> ComposeResult:
-        table: DataTable = DataTable(id="turns", cursor_type="none", zebra_stripes=True)
-        for label, width in TURN_COLUMNS.items():
-            table.add_column(label, width=width)
-        yield table
+        yield DataTable(id="turns", cursor_type="none", zebra_stripes=True)
         yield PlotextPlot(id="plot")
 
     def show(self, rows: Sequence[Mapping[str, Any]]) -> None:
         table = self.query_one("#turns", DataTable)
+        columns = tuple(c for c in TURN_COLUMNS if self.reveal or c not in REVEALING)
+        if columns != self._columns:
+            table.clear(columns=True)
+            for label in columns:
+                table.add_column(label, width=TURN_COLUMNS[label], key=label)
+            self._columns = columns
         table.clear()
-        table.add_rows(
-            (
-                str(r["turn"]),
-                r["kind"],
-                mark(r["is_correct"]),
-                mark(r["answer_changed"]),
-                r["feedback_kind"] or "-",
-                mark(r["feedback_truthful"]),
-                signed(r["reward"]),
-            )
-            for r in rows
-        )
+        for r in rows:
+            cells = {
+                "turn": str(r["turn"]),
+                "move": r["kind"],
+                "correct": mark(r["is_correct"]),
+                "changed": mark(r["answer_changed"]),
+                "feedback": r["feedback_kind"] or "-",
+                "truthful": mark(r["feedback_truthful"]),
+                "reward": signed(r["reward"]),
+            }
+            table.add_row(*(cells[c] for c in columns))
         plot = self.query_one(PlotextPlot)
+        plot.display = self.reveal
         plt = plot.plt
         plt.clear_data()
         plt.clear_figure()
