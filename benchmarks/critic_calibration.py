@@ -63,9 +63,17 @@ def main(argv=None) -> int:
         "run": str(run), "transitions": len(items), "gamma": learner.args.gamma,
         "v_min": round(float(v.min()), 2), "v_max": round(float(v.max()), 2), "v_mean": round(float(v.mean()), 2),
         "return_min": round(float(g.min()), 2), "return_max": round(float(g.max()), 2), "return_mean": round(float(g.mean()), 2),
-        "correlation": round(float(np.corrcoef(v, g)[0, 1]), 3), "bias": round(float((v - g).mean()), 2),
+        "correlation": correlation(v, g), "bias": round(float((v - g).mean()), 2),
     }))  # fmt: skip
     return 0
+
+
+def correlation(v: np.ndarray, g: np.ndarray) -> float | None:
+    """Pearson's r of values and returns; None (JSON null) when either is constant, where r is
+    undefined (numpy would print NaN, which is not JSON, with a RuntimeWarning)."""
+    if len(v) < 2 or np.ptp(v) == 0 or np.ptp(g) == 0:
+        return None
+    return round(float(np.corrcoef(v, g)[0, 1]), 3)
 
 
 if __name__ == "__main__":
