@@ -74,10 +74,20 @@ class Record:
     provenance: dict[str, Any] | None = None
     """what made the episode (`provenance`): package version, scenario hash, each seat's model;
     None in records written before it was kept"""
+    abort_cause: str | None = None
+    """why an `ABORTED` episode was left, where the writer knew (``quit``, ``home``, ``restart``,
+    ``rewind``, ``SIGTERM``, ``SIGHUP``, ``recovered``: rebuilt from a journal); None otherwise"""
+    people: list[dict[str, Any]] = field(default_factory=list)
+    """one entry per message a person said (the terminal UI's journal entries: turn, role, the
+    turn it answers, when it was shown and submitted, the branch): wall-clock times live here
+    and in the journal, never in ``info``"""
 
     @classmethod
-    def of(cls, ep: Episode, journal: bool = False) -> Record:
-        """The record of ``ep``; one that has not ended is recorded as `ABORTED`."""
+    def of(
+        cls, ep: Episode, journal: bool = False, abort_cause: str | None = None, people: Sequence[dict[str, Any]] = ()
+    ) -> Record:
+        """The record of ``ep``; one that has not ended is recorded as `ABORTED` (``abort_cause``:
+        why, kept only then); ``people``: the timing of a person's messages (`Record.people`)."""
         metrics, reason = ep.metrics(), ep.terminate_reason
         if not ep.done:
             # only ``success`` reads the reason, and neither None nor ABORTED is a success
@@ -85,6 +95,7 @@ class Record:
         return cls(
             ep.scenario, ep.seed, list(ep.log), dict(ep.returns), metrics, ep.hidden(), reason, journal=journal,
             usage=list(ep.usage), provenance=provenance(ep.scenario),
+            abort_cause=abort_cause if not ep.done else None, people=[dict(p) for p in people],
         )  # fmt: skip
 
     def to_json(self) -> str:
@@ -106,6 +117,10 @@ class Record:
             data["usage"] = plain(self.usage)
         if self.provenance is not None:
             data["provenance"] = plain(self.provenance)
+        if self.abort_cause is not None:  # only where known: other records stay as they were
+            data["abort_cause"] = self.abort_cause
+        if self.people:
+            data["people"] = plain(self.people)
         line = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
         try:
             line.encode("utf-8")
@@ -161,6 +176,8 @@ class Record:
             journal=r.journal,
             usage=r.usage,
             provenance=d.get("provenance"),  # checked above; kept as written
+            abort_cause=r.abort_cause,
+            people=r.people,
         )
 
     def steps(self) -> Iterator[list[Message]]:
@@ -316,6 +333,8 @@ class _RecordLine(_Strict):
     journal: bool = False
     usage: list[dict[str, JsonValue]] = []
     provenance: _ProvenanceLine | None = None
+    abort_cause: str | None = None
+    people: list[dict[str, JsonValue]] = []
 
 
 def _too_deep(obj: Any) -> str | None:
@@ -399,27 +418,28 @@ class RecordWriter:
         self._lock = threading.Lock()
         self._written: weakref.WeakSet[Episode] = weakref.WeakSet()
 
-    def write(self, ep_or_record: Episode | Record) -> None:
-        """Append an episode (one that has not ended is recorded as `ABORTED`) or a record."""
+    def write(self, ep_or_record: Episode | Record, **extra: Any) -> None:
+        """Append an episode (one that has not ended is recorded as `ABORTED`) or a record;
+        ``extra``: `Record.of`'s ``abort_cause`` and ``people``, for an episode."""
         if isinstance(ep_or_record, Record):
             self._append(ep_or_record)
         else:
-            self._append(Record.of(ep_or_record))
+            self._append(Record.of(ep_or_record, **extra))
             self._written.add(ep_or_record)
 
-    def write_once(self, ep: Episode) -> bool:
+    def write_once(self, ep: Episode, **extra: Any) -> bool:
         """`write` ``ep`` unless this writer already has; True if it wrote it now."""
         with self._lock:
             if ep in self._written:
                 return False
             self._written.add(ep)
-        self.write(ep)
+        self.write(ep, **extra)
         return True
 
-    def journal(self, ep: Episode) -> None:
+    def journal(self, ep: Episode, **extra: Any) -> None:
         """Append ``ep`` as it stands, provisionally (see the module's doc): call it after each
-        move that could not be played again from the seed (a person's)."""
-        self._append(Record.of(ep, journal=True))
+        move that could not be played again from the seed (a person's). ``extra``: as `write`'s."""
+        self._append(Record.of(ep, journal=True, **extra))
 
     def _append(self, record: Record) -> None:
         line = record.to_json() + "\n"

@@ -3,8 +3,13 @@
     feedbackgym tui [--scenario S] [--replay PATH] [--record PATH]
     feedbackgym play judged_qa_critic --as critic [--seed N] [--record PATH]
     feedbackgym replay runs/a.jsonl        (on a terminal; --plain prints text)
+    feedbackgym recover runs/tui.journal.jsonl [--record PATH]
 
-Played episodes are appended to ``--record`` (default ``runs/tui.jsonl``; ``none`` keeps nothing).
+Played episodes are appended to ``--record`` (default ``runs/tui.jsonl``; ``none`` keeps nothing),
+a person's turns to the journal beside it (`feedbackgym.tui.journal`); ``recover`` rebuilds
+every branch of a journal and appends to the record those it does not hold, as aborted.
+SIGTERM and SIGHUP end the UI cleanly: the episode in play is recorded as aborted with the
+signal as its cause, and the terminal is restored.
 """
 
 from __future__ import annotations
@@ -35,6 +40,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     _record_arg(p)
     p.set_defaults(func=cmd_play)
+
+    r = sub.add_parser("recover", help="rebuild a person's episodes from a TUI journal into its record")
+    r.add_argument("journal", help="the journal, e.g. runs/tui.journal.jsonl")
+    r.add_argument("--record", metavar="PATH", help="append here (default: the record the journal lies beside)")
+    r.set_defaults(func=cmd_recover)
 
 
 def _record_arg(parser: argparse.ArgumentParser) -> None:
@@ -77,6 +87,25 @@ def cmd_play(args) -> int:
     with recording(args.record) as writer:
         screen = LiveScreen(Setup.of(sc, args.seed, {args.role: "human"}), writer)
         FeedbackGymApp(writer, sc.name, first=screen).run()
+    return 0
+
+
+def cmd_recover(args) -> int:
+    from feedbackgym.tui.journal import read_journal, record_path, recover
+
+    path = Path(args.journal)
+    if not path.is_file():
+        print(f"{path}: no such journal", file=sys.stderr)
+        return 1
+    read_journal(path, on_error=lambda n, why: print(f"{path}:{n}: skipped: {why}", file=sys.stderr))
+    record = Path(args.record) if args.record else record_path(path)
+    results = recover(path, record)
+    for branch, rec, new in results:
+        people = len(branch.turns)
+        state = "appended" if new else "already in the record"
+        why = f", {branch.broken}" if branch.broken else ""
+        print(f"branch {branch.id}: seed {rec.seed}, {len(rec.messages)} messages, {people} by a person{why}: {state}")
+    print(f"{sum(new for *_, new in results)} of {len(results)} branches appended to {record}")
     return 0
 
 
