@@ -35,7 +35,7 @@ from feedbackgym.records import RecordWriter
 from feedbackgym.rollout import play_scenarios
 from feedbackgym.tui.commands import add_parsers as add_tui_parsers
 from feedbackgym.tui.commands import open_replay, read_recording
-from feedbackgym.tui.digest import labels_of, tag_of
+from feedbackgym.tui.digest import labels_of, tag_of, task_lines, task_of
 
 ROLE_FLAGS = ROLES
 #: the eval table's columns with a judge seat (`report.COLUMNS` has the user seat's too)
@@ -246,6 +246,7 @@ def cmd_report(args) -> int:
 
 def format_transcript(record, show_labels: bool = False) -> str:
     lines = [f"# {record.scenario.name}  seed={record.seed}  end={record.terminate_reason}"]
+    lines += task_lines(task_of(record))
     for m in record.messages:
         lines.append(f"{m.turn:>3} {m.role:>6} {tag_of(m):<11} {m.text}")
         if show_labels:

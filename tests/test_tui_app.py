@@ -33,13 +33,13 @@ async def until(pilot, condition, timeout=5.0):
 
 
 def shown_lines(transcript: Transcript) -> list[str]:
-    """The transcript's entries as plain text, one line each."""
+    """The transcript's entries as plain text, a line each line they show (the task above the first)."""
     console = Console(width=1000, color_system=None)
     lines = []
     for i in range(transcript.option_count):
         with console.capture() as cap:
             console.print(transcript.get_option_at_index(i).prompt)
-        lines.append(cap.get().rstrip())
+        lines += [line.rstrip() for line in cap.get().splitlines()]
     return lines
 
 

@@ -13,9 +13,28 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from feedbackgym.envs.engine import Message
+from feedbackgym.envs.engine import Episode, Message
 from feedbackgym.feedback.metrics import answer_moves, correctness, turn_metrics
 from feedbackgym.records import Record
+
+
+def task_of(record: Record) -> str:
+    """The task the episode's actor was set (the instance's instruction, drawn again from the
+    record's scenario and seed: it is public, every seat's view holds it); '' when the record's
+    scenario no longer builds an episode here."""
+    try:
+        return Episode(record.scenario, record.seed).instance.instruction
+    except (ValueError, RuntimeError, KeyError, TypeError):
+        return ""
+
+
+def task_lines(task: str) -> list[str]:
+    """The task in ``feedbackgym replay``'s columns: ``task`` where the role goes, the text where
+    messages' text goes (its lines under one another), as the transcript shows it; none for ''."""
+    lines = task.splitlines()
+    if not lines:
+        return []
+    return [f"{'':>3} {'task':>6} {'':<11} {lines[0]}".rstrip(), *(f"{'':>22} {line}".rstrip() for line in lines[1:])]
 
 
 def source_of(m: Message) -> str | None:
@@ -98,4 +117,3 @@ def labels_of(m: Message) -> dict[str, Any]:
 def tag_of(m: Message) -> str:
     """The bracketed kind: the feedback kind for feedback, else the message kind."""
     return f"[{m.feedback.kind}]" if m.feedback else f"[{m.kind}]"
-

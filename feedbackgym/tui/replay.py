@@ -20,7 +20,7 @@ from textual.message import Message as UIMessage
 from textual.widgets import DataTable, Footer, Header, Static
 
 from feedbackgym.records import Record, Records, read_records
-from feedbackgym.tui.digest import EPISODE_COLUMNS, FILTERS, episode_row, right_to_wrong, turn_rows
+from feedbackgym.tui.digest import EPISODE_COLUMNS, FILTERS, episode_row, right_to_wrong, task_of, turn_rows
 from feedbackgym.tui.session import record_rewards
 from feedbackgym.tui.widgets import EpisodeScreen, Transcript, TruthPanel, TurnPanel
 
@@ -65,6 +65,7 @@ class ReplayScreen(EpisodeScreen):
         self.index: int | None = None
         self.shown = 0
         self._rewards: dict[int, dict[str, float]] = {}
+        self._instruction = ""
         self._preloaded = records is not None
         self._first = episode
 
@@ -130,7 +131,7 @@ class ReplayScreen(EpisodeScreen):
             self._open(self.kept[row])
         else:
             self.index = None
-            self.query_one(Transcript).show([])
+            self.query_one(Transcript).show([], "")
             self.query_one(TurnPanel).show([])
             self._show_status()
 
@@ -146,13 +147,14 @@ class ReplayScreen(EpisodeScreen):
         if index != self.index:
             self.index = index
             self._rewards = record_rewards(self.records[index])
+            self._instruction = task_of(self.records[index])
         self._scrub(len(self.records[index].messages) if shown is None else shown)
 
     def _scrub(self, shown: int) -> None:
         messages = self.records[self.index].messages
         self.shown = max(1, min(shown, len(messages))) if messages else 0
         so_far = messages[: self.shown]
-        self.query_one(Transcript).show(so_far)
+        self.query_one(Transcript).show(so_far, self._instruction)
         self.query_one(TurnPanel).show(turn_rows(so_far, self._rewards))
         self._show_truth()
         self._show_status()

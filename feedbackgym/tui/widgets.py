@@ -20,6 +20,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message as UIMessage
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, OptionList, Select, Static
+from textual.widgets.option_list import Option
 from textual_plotext import PlotextPlot
 
 from feedbackgym.envs.engine import Message, Utterance
@@ -37,12 +38,15 @@ KEY_LABELS = ("truthful", "intent", "knowledge", "evidence_ids", "source", "is_c
 
 
 class Entry:
-    """A transcript entry: a head, then the text wrapped in its own column (a hanging indent)."""
+    """A transcript entry: a head, then the text wrapped in its own column (a hanging indent);
+    ``before``: an entry shown above it in the same option (the task above the first message)."""
 
-    def __init__(self, head: Text, body: Text):
-        self.head, self.body = head, body
+    def __init__(self, head: Text, body: Text, before: Entry | None = None):
+        self.head, self.body, self.before = head, body, before
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if self.before is not None:
+            yield from self.before.__rich_console__(console, options)
         indent = self.head.cell_len
         lines = self.body.wrap(console, max(options.max_width - indent, 8), overflow="fold")
         for i, line in enumerate(lines):
@@ -53,9 +57,16 @@ class Entry:
         return Measurement(indent + 8, indent + self.body.cell_len)
 
 
-def message_prompt(m: Message) -> Entry:
+def task_prompt(task: str) -> Entry:
+    """The task as the transcript shows it above the first message: ``task`` in the role column,
+    the text in the messages' column (`digest.task_lines`, as ``feedbackgym replay`` prints it)."""
+    head = Text.assemble("    ", (f"{'task':>6}", "bold"), " " * 13)
+    return Entry(head, Text(strip_control_codes(task)))
+
+
+def message_prompt(m: Message, task: str = "") -> Entry:
     """One transcript entry: the columns of ``feedbackgym replay``'s text (turn, role, tag) coloured
-    by role and by kind, then the text (control codes removed)."""
+    by role and by kind, then the text (control codes removed); ``task``: shown above it."""
     tag = tag_of(m)
     kind = m.feedback.kind if m.feedback else m.kind
     head = Text.assemble(
@@ -65,30 +76,43 @@ def message_prompt(m: Message) -> Entry:
         (tag, KIND_STYLES.get(kind, "")),
         " " * (max(11 - len(tag), 0) + 1),
     )
-    return Entry(head, Text(strip_control_codes(m.text)))
+    return Entry(head, Text(strip_control_codes(m.text)), task_prompt(task) if task else None)
 
 
 class Transcript(OptionList):
-    """The messages of one episode, one entry each; the highlight picks the message the truth
-    panel describes (and the turn to go back to)."""
+    """The task, then the messages of one episode, one entry each (option ``i`` is message ``i``:
+    the task sits above the first message, or alone, not selectable, before anyone spoke); the
+    highlight picks the message the truth panel describes (and the turn to go back to)."""
 
     def __init__(self, **kw: Any):
         super().__init__(markup=False, **kw)
         self.messages: list[Message] = []
+        self.task_text = ""
 
-    def show(self, messages: Sequence[Message]) -> None:
+    def show(self, messages: Sequence[Message], task: str | None = None) -> None:
         """Show ``messages`` (adding or dropping entries at the end when they extend or shorten
-        what is shown) and highlight the last."""
+        what is shown) and highlight the last; ``task``: the episode's task (None: keep the one
+        shown; '': none)."""
         n = len(self.messages)
-        if len(messages) >= n and all(a is b for a, b in zip(self.messages, messages)):
+        changed = task is not None and task != self.task_text
+        if task is not None:
+            self.task_text = task
+        if changed or not n or not messages:
+            self.set_options([self._prompt(i, m) for i, m in enumerate(messages)])
+            if not messages and self.task_text:
+                self.add_option(Option(task_prompt(self.task_text), disabled=True))
+        elif len(messages) >= n and all(a is b for a, b in zip(self.messages, messages)):
             self.add_options([message_prompt(m) for m in messages[n:]])
         elif len(messages) < n and all(a is b for a, b in zip(messages, self.messages)):
             for i in range(n - 1, len(messages) - 1, -1):
                 self.remove_option_at_index(i)
         else:
-            self.set_options([message_prompt(m) for m in messages])
+            self.set_options([self._prompt(i, m) for i, m in enumerate(messages)])
         self.messages = list(messages)
         self.highlighted = len(messages) - 1 if messages else None
+
+    def _prompt(self, i: int, m: Message) -> Entry:
+        return message_prompt(m, self.task_text if i == 0 else "")
 
     @property
     def current(self) -> Message | None:
