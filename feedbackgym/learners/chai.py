@@ -2,11 +2,16 @@
 
     feedbackgym train chai --scenario twenty_questions --actor lm:models/actor --out runs/chai
 
-The critic is ArCHer's, trained the same way (double Q and V heads, target critic with Polyak
-averaging, V target from fresh samples of the frozen actor); the actor's weights never change (the anchor's CHAI sets warmup_iter = iterations; here
+The acting policy is best-of-k: at each turn the frozen actor proposes ``k`` utterances and the
+one with the highest min(Qbar1, Qbar2)(s, a) under the target critic is said (the anchor's
+``chai_agent.py``, k=5). The critic is ArCHer's, trained the same way (double Q and V heads,
+target critic with Polyak averaging), with one difference that is the anchor's: its V target
+is taken at an action of *that* policy, y_V,i = Qbar_i(s, a*) with a* the best of k fresh
+samples by min(Qbar1, Qbar2) (the anchor's trainer calls the agent's ``get_action``, which for
+CHAI is best-of-k): an approximate max backup, so the critic evaluates the best-of-k policy it
+steers, not the frozen actor's average (``v_samples`` such a* are averaged, 1 by default).
+The actor's weights never change (the anchor's CHAI sets warmup_iter = iterations; here
 ``warmup_iters`` and the actor fields are ignored).
-At each turn the frozen actor proposes ``k`` utterances and the one with the highest
-min(Qbar1, Qbar2)(s, a) under the target critic is said (the anchor's ``chai_agent.py``, k=5).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import numpy as np
 import torch
 
 from feedbackgym.learners import archer
+from feedbackgym.learners._base import seeds
 
 
 @dataclass
@@ -32,9 +38,10 @@ class CHAI(archer.ArCHer):
     def actor_frozen(self, iteration: int) -> bool:
         return True  # whatever warmup_iters says
 
-    def act(self, prompts, seeds_, keys=None):
+    def best_of_k(self, prompts: list[str], seeds_: list[int]) -> list:
+        """Per prompt, the best of ``k`` samples of the frozen actor by min(Qbar1, Qbar2); the
+        candidates of prompt i are drawn with seeds derived from ``seeds_[i]``."""
         k = self.args.k
-        # k candidates per turn, each from its own seed derived from the turn's seed
         sub = [int(x) for s in seeds_ for x in np.random.SeedSequence(int(s) % 2**63).generate_state(k, np.uint64)]
         gens = self.policy.sample([p for p in prompts for _ in range(k)], sub)
         with torch.no_grad():
@@ -43,3 +50,11 @@ class CHAI(archer.ArCHer):
             score = torch.minimum(q1, q2).view(len(prompts), k)
         best = score.argmax(1).tolist()
         return [gens[i * k + b] for i, b in enumerate(best)]
+
+    def act(self, prompts, seeds_, keys=None):
+        return self.best_of_k(list(prompts), list(seeds_))
+
+    def sample_actions(self, states: list[str], k: int = 1) -> list[list]:
+        """``k`` actions per state from CHAI's acting policy (best-of-``args.k``): the V target's."""
+        gens = self.best_of_k([s for s in states for _ in range(k)], seeds(self.rng, len(states) * k))
+        return [gens[i * k : (i + 1) * k] for i in range(len(states))]
