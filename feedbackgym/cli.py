@@ -323,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     lazy(sub, "bootstrap", "feedbackgym.learners.bootstrap", "train a small actor from scripted episodes (behaviour cloning)")
     learners = "archer, chai, ppo, filtered_bc, bc, sb3_ppo, maskable_ppo"
     lazy(sub, "train", "feedbackgym.learners.train", f"train the learner seat of a scenario ({learners})")
+    lazy(sub, "export", "feedbackgym.export", "records as a dataset: hf, parquet, chat (SFT) or minari")
     return p
 
 
