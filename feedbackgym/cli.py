@@ -30,7 +30,7 @@ from feedbackgym.agents.served import ServedError
 from feedbackgym.envs.registration import ENV_IDS, MULTIAGENT_IDS
 from feedbackgym.envs.scenario import ROLES, Scenario, ScenarioError, list_scenarios, load_scenario
 from feedbackgym.feedback import report
-from feedbackgym.feedback.metrics import aggregate
+from feedbackgym.feedback.metrics import Tally, pair, paired_tally, report_of
 from feedbackgym.records import RecordWriter
 from feedbackgym.rollout import play_scenarios
 from feedbackgym.tui.commands import add_parsers as add_tui_parsers
@@ -48,14 +48,24 @@ def progress(total: int, desc: str, quiet: bool) -> tqdm:
 
 def run_many(scenario: Scenario, seed: int, episodes: int, bar: tqdm | None = None, writer=None, in_flight: int = 16):
     """Play seeds ``seed .. seed+episodes-1``, ``in_flight`` at a time; the per-episode metrics, in order."""
-    rows = []
+    return list(played_rows(scenario, seed, episodes, bar, writer, in_flight))
+
+
+def played_rows(scenario: Scenario, seed: int, episodes: int, bar: tqdm | None = None, writer=None, in_flight: int = 16):
+    """`run_many`'s rows one at a time, each episode recorded (``writer``) and dropped as it is
+    yielded: no more than ``in_flight`` episodes are alive at once."""
     for ep in play_scenarios(scenario, range(seed, seed + episodes), in_flight):
         if writer is not None:
             writer.write(ep)
-        rows.append(ep.metrics())
         if bar is not None:
             bar.update()
-    return rows
+        yield ep.metrics()
+
+
+def tally_many(scenario: Scenario, seed: int, episodes: int, bar: tqdm | None = None, writer=None, in_flight: int = 16) -> Tally:
+    """`run_many` folded into a `Tally` as each episode ends (what `run` prints): a run's memory
+    does not grow with its episodes."""
+    return Tally().fold(played_rows(scenario, seed, episodes, bar, writer, in_flight))
 
 
 def console(width: int = 200) -> Console:
@@ -127,13 +137,13 @@ def cmd_run(args) -> int:
     with RecordWriter(args.record) if args.record else nullcontext() as writer:
         with progress(args.episodes, f"run {sc.name}", args.quiet) as bar:
             try:
-                rows = run_many(sc, args.seed, args.episodes, bar, writer, args.in_flight)
+                tally = tally_many(sc, args.seed, args.episodes, bar, writer, args.in_flight)
             except ServedError as e:  # the episode in flight is not recorded; the finished ones are
                 n = writer.count if writer is not None else 0
                 kept = f" ({n} finished episode{'s' * (n != 1)} recorded to {args.record})" if writer is not None else ""
                 print(f"feedbackgym run: {e}{kept}", file=sys.stderr)
                 return 1
-    agg = aggregate(rows, ci=True)
+    agg = report_of(tally, ci=True)
     out = console()
     over = f" over task {sc.task.family}" if args.task else ""
     t = Table(title=f"{sc.name}{over}: {args.episodes} episodes from seed {args.seed}")
@@ -217,23 +227,32 @@ def evaluate(
     base: Scenario, actors: list[str], judges: list[str], episodes: int, seed: int, quiet: bool = True, in_flight: int = 16,
     seat: str = "judge", baseline: str | None = "none",
 ):  # fmt: skip
-    """One row per (actor, giver in ``seat``): `report.eval_row`, the aggregates with their
+    """One row per (actor, giver in ``seat``): `report.row_of`, the aggregates with their
     intervals against the baseline run of the same actor on the same seeds, with ``baseline`` in
-    the seat ('none' or None: the seat removed). A giver equal to the baseline reuses its episodes."""
+    the seat ('none' or None: the seat removed). A giver equal to the baseline reuses its episodes.
+    Each actor's runs are played side by side, seed by seed (``in_flight`` at a time each), and
+    every episode is folded into the tallies as it ends: memory does not grow with ``episodes``."""
     baseline = None if baseline in (None, "none") else baseline
     rows: list[dict[str, Any]] = []
     about = {"scenario": base.name, "task": base.task.family, "seed": seed}
     with progress(len(actors) * (len(judges) + 1) * episodes, f"eval {base.name}", quiet) as bar:
         for actor in actors:
-            alone = run_many(base.with_roles(actor=actor, **{seat: baseline}), seed, episodes, bar, in_flight=in_flight)
-            alone_agg = aggregate(alone, ci=True)
+            own = {None if g == "none" else g for g in judges} - {baseline}  # givers with episodes of their own
+            specs = [baseline, *dict.fromkeys(g for g in (None if j == "none" else j for j in judges) if g in own)]
+            runs = [played_rows(base.with_roles(actor=actor, **{seat: g}), seed, episodes, bar, in_flight=in_flight) for g in specs]
+            tallies = {g: Tally() for g in specs}
+            paired = {g: paired_tally() for g in specs}
+            for seed_rows in zip(*runs):
+                alone = seed_rows[0]
+                for g, r in zip(specs, seed_rows):
+                    tallies[g].add(r)
+                    paired[g].add(pair(r, alone))
+            bar.update(episodes * (len(judges) + 1 - len(specs)))  # the givers that reused the baseline's episodes
+            base_agg = report_of(tallies[baseline], ci=True)
             for giver in judges:
-                if (None if giver == "none" else giver) == baseline:  # the same episodes as the baseline's
-                    played = alone
-                    bar.update(episodes)
-                else:
-                    played = run_many(base.with_roles(actor=actor, **{seat: None if giver == "none" else giver}), seed, episodes, bar, in_flight=in_flight)
-                rows.append(report.eval_row(actor, seat, giver, baseline, played, alone, alone_agg, **about))
+                g = None if giver == "none" else giver
+                agg = base_agg if g == baseline else report_of(tallies[g], ci=True)
+                rows.append(report.row_of(actor, seat, giver, baseline, agg, paired[g].result(ci=True), base_agg, **about))
     return rows
 
 

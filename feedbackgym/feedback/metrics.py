@@ -44,6 +44,8 @@ feedback made on the same seed): ``against_baseline(rows, baseline_rows)``.
 
 from __future__ import annotations
 
+import math
+import sys
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -429,104 +431,185 @@ def _extra_rate(key: str, value: Any) -> Rate:
     return Rate(name, lambda r: r.get(key), _all)
 
 
-def rates_for(rows: Sequence[Row], ks: Sequence[int] = (1, 2, 3, 5)) -> list[Rate]:
+def rates_for(rows: Iterable[Row], ks: Sequence[int] = (1, 2, 3, 5)) -> list[Rate]:
     """The aggregates reported over ``rows``: `RATES`, SR@k for ``ks``, modification_rate@r for
     every round some episode reached, then the task's own metrics."""
-    rounds = max((len(r.get("correct_by_round") or ()) - 1 for r in rows), default=0)
-    out = [*RATES, *(_sr_rate(k) for k in ks), *(_modification_at(k) for k in range(1, rounds + 1))]
-    extra = {k: v for r in rows for k, v in r.items() if k not in _EPISODE_KEYS and v is not None}
-    out += [_extra_rate(k, v) for k, v in extra.items() if isinstance(v, (bool, int, float))]
-    return out
-
-
-def _arrays(rates: Sequence[Rate], rows: Sequence[Row]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-episode arrays, one line per rate: its values (0 where not eligible) and its mask."""
-    values = np.zeros((len(rates), len(rows)))
-    mask = np.zeros((len(rates), len(rows)), dtype=bool)
-    for j, r in enumerate(rows):
-        for i, rate in enumerate(rates):
-            if rate.over(r):
-                v = rate.value(r)
-                if v is not None:
-                    values[i, j], mask[i, j] = float(v), True
-    return values, mask
+    return Tally(ks).fold(rows).rates()
 
 
 N_RESAMPLES = 2000
 CONFIDENCE = 0.95
 
 
-def _conditional_mean(values: np.ndarray, mask: np.ndarray, axis: int = -1) -> np.ndarray:
-    """The mean of ``values`` where ``mask`` holds, along ``axis`` (nan where nothing is eligible);
-    ``values`` is 0 wherever ``mask`` is not (`_arrays`), so its plain sum is the eligible sum."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return values.sum(axis) / mask.sum(axis)
+class Cells:
+    """One rate's episodes as counts: each distinct value of the eligible episodes with how many
+    had it. The rate, its n and its bootstrap interval depend on nothing else (with the number of
+    episodes in all), so this is all a run keeps of them: its size is the number of distinct
+    values (2 for a rate of yes/no; at most the turn budget for a count of turns), not the
+    number of episodes."""
+
+    __slots__ = ("counts",)
+
+    def __init__(self, counts: Mapping[float, int] | None = None):
+        self.counts: dict[float, int] = dict(counts or {})
+
+    def add(self, rate: Rate, row: Row) -> None:
+        if rate.over(row):
+            v = rate.value(row)
+            if v is not None:
+                v = float(v)
+                self.counts[v] = self.counts.get(v, 0) + 1
+
+    @property
+    def n(self) -> int:
+        """The eligible episodes."""
+        return sum(self.counts.values())
+
+    def mean(self) -> float | None:
+        n = self.n
+        return math.fsum(v * c for v, c in self.counts.items()) / n if n else None
+
+    def interval(self, episodes: int, n_resamples: int = N_RESAMPLES) -> tuple[float, float] | None:
+        """The 95% percentile-bootstrap interval of the conditional mean over ``episodes``
+        episodes (these cells' plus the ineligible rest), episodes resampled as units: a resample
+        of ``episodes`` episodes with replacement draws each cell (a value, or not eligible) a
+        multinomial number of times, so ``n_resamples`` multinomial draws of the counts
+        (``numpy.random.default_rng(0)``) are the resamples, in memory and time independent of
+        ``episodes``. A resample with no eligible episode has no value and is left out of the
+        percentiles. None where no episode is eligible; zero width where every eligible value is
+        the same."""
+        if not self.counts:
+            return None
+        values = np.fromiter(self.counts, float, len(self.counts))
+        if values.min() == values.max():
+            return float(values[0]), float(values[0])
+        counts = np.fromiter(self.counts.values(), float, len(self.counts))
+        p = np.append(counts, episodes - counts.sum()) / episodes
+        draws = np.random.default_rng(0).multinomial(episodes, p, size=n_resamples)[:, :-1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            stat = (draws @ values) / draws.sum(1)
+        tail = 100 * (1 - CONFIDENCE) / 2
+        lo, hi = np.nanpercentile(stat, [tail, 100 - tail])
+        return float(lo), float(hi)
+
+
+class Tally:
+    """Aggregates folded one episode row at a time (`add`), holding counts, never the rows: what
+    `feedbackgym run` and `eval` keep of a run of any length. ``result(ci)`` is what `aggregate`
+    returns for the same rows. Its rates are `RATES`, SR@k for ``ks``, modification_rate@r for
+    every round some episode reached and the task's own metrics (a boolean ``x`` as ``x_rate``, a
+    number as ``mean_x``, named after the last value seen), found as they first appear; with
+    ``rates`` given (`PAIRED_RATES`, over pairs of rows), exactly those."""
+
+    def __init__(self, ks: Sequence[int] = (1, 2, 3, 5), rates: Sequence[Rate] | None = None):
+        self.episodes = 0
+        self._open = rates is None  # the per-round and the task's own rates join as they appear
+        self._fixed = list(rates) if rates is not None else [*RATES, *(_sr_rate(k) for k in ks)]
+        self._cells = [Cells() for _ in self._fixed]
+        self._rounds: list[tuple[Rate, Cells]] = []  # modification_rate@1, @2, ...
+        self._last_round = Cells()  # the same rate at each episode's last round (`_round` past its end)
+        self._extra: dict[str, Any] = {}  # a task's metric -> the last value it took
+        self._extra_cells: dict[str, tuple[Rate, Cells]] = {}
+
+    def add(self, row: Row) -> None:
+        """Fold one episode's metrics row (or one pair of rows, for `PAIRED_RATES`)."""
+        self.episodes += 1
+        for rate, cells in zip(self._fixed, self._cells):
+            cells.add(rate, row)
+        if not self._open:
+            return
+        for k in range(len(self._rounds) + 1, len(row.get("correct_by_round") or ())):
+            # a round no episode reached before: every earlier episode stands at its last round there
+            self._rounds.append((_modification_at(k), Cells(self._last_round.counts)))
+        for rate, cells in self._rounds:
+            cells.add(rate, row)
+        self._last_round.add(_LAST_ROUND, row)
+        for k, v in row.items():
+            if k not in _EPISODE_KEYS and v is not None:
+                self._extra[k] = v
+                if isinstance(v, (bool, int, float)):
+                    if k not in self._extra_cells:
+                        self._extra_cells[k] = (_extra_rate(k, v), Cells())
+                    rate, cells = self._extra_cells[k]
+                    cells.add(rate, row)
+
+    def fold(self, rows: Iterable[Row]) -> Tally:
+        for r in rows:
+            self.add(r)
+        return self
+
+    def _named(self) -> list[tuple[Rate, Cells]]:
+        out = list(zip(self._fixed, self._cells))
+        if self._open:
+            out += self._rounds
+            out += [
+                (_extra_rate(k, v), self._extra_cells[k][1] if k in self._extra_cells else Cells())
+                for k, v in self._extra.items() if isinstance(v, (bool, int, float))
+            ]  # fmt: skip
+        return out
+
+    def rates(self) -> list[Rate]:
+        """The rates reported, in order."""
+        return [rate for rate, _ in self._named()]
+
+    def size(self) -> int:
+        """How many counts it holds (distinct values over all its rates): bounded by what the
+        rates can take, not by the episodes folded."""
+        named = self._named()
+        return len(named) + sum(len(c.counts) for _, c in named) + len(self._last_round.counts)
+
+    def result(self, ci: bool = False, n_resamples: int = N_RESAMPLES) -> dict[str, Any]:
+        """Each rate's value; with ``ci`` its ``_ci`` ([low, high] or None, `Cells.interval`) and
+        ``_n`` too."""
+        out: dict[str, Any] = {}
+        for rate, cells in self._named():
+            out[rate.name] = cells.mean()
+            if ci:
+                interval = cells.interval(self.episodes, n_resamples) if self.episodes else None
+                out[f"{rate.name}_ci"] = list(interval) if interval is not None else None
+                out[f"{rate.name}_n"] = cells.n
+        return out
+
+
+_LAST_ROUND = _modification_at(sys.maxsize)
 
 
 def bootstrap_ci(values: np.ndarray, mask: np.ndarray, n_resamples: int = N_RESAMPLES) -> list[tuple[float, float] | None]:
-    """95% percentile-bootstrap intervals of conditional means, one per line of ``values``/``mask``
-    (shape rates x episodes). Episodes are resampled as units, every line with the same resamples
-    (``scipy.stats.bootstrap``, paired, ``random_state=np.random.default_rng(0)``): the pair (value,
-    eligible) is drawn together and the conditional mean is taken inside the statistic. A resample
-    with no eligible episode has no value and is left out of its line's percentiles. None where no
-    episode is eligible; a zero-width interval where the eligible values are all equal (one
-    episode, or every answer the same)."""
-    from scipy.stats import bootstrap
-
+    """`Cells.interval` of each line of ``values``/``mask`` (shape rates x episodes: each
+    episode's value and whether it is eligible)."""
     values, mask = np.atleast_2d(np.asarray(values, dtype=float)), np.atleast_2d(np.asarray(mask, dtype=bool))
-    out: list[tuple[float, float] | None] = [None] * len(values)
-    live = []
-    for i in range(len(values)):
-        eligible = values[i][mask[i]]
-        if eligible.size == 0:
-            continue
-        if eligible.min() == eligible.max():
-            out[i] = (float(eligible[0]), float(eligible[0]))
-        else:
-            live.append(i)
-    if not live:
-        return out
-    with warnings.catch_warnings():  # a line with undefined resamples: handled below
-        warnings.simplefilter("ignore")
-        res = bootstrap(
-            (values[live], mask[live]), _conditional_mean, n_resamples=n_resamples, paired=True, vectorized=True, axis=-1,
-            confidence_level=CONFIDENCE, method="percentile", batch=100, random_state=np.random.default_rng(0),
-        )  # fmt: skip
-    tail = 100 * (1 - CONFIDENCE) / 2
-    for k, i in enumerate(live):
-        lo, hi = float(res.confidence_interval.low[k]), float(res.confidence_interval.high[k])
-        if not (np.isfinite(lo) and np.isfinite(hi)):  # some resamples drew no eligible episode
-            lo, hi = (float(x) for x in np.nanpercentile(res.bootstrap_distribution[k], [tail, 100 - tail]))
-        out[i] = (lo, hi)
+    out = []
+    for v, m in zip(values, mask):
+        kept, counts = np.unique(v[m], return_counts=True)
+        out.append(Cells(dict(zip(kept.tolist(), counts.tolist()))).interval(v.size, n_resamples))
     return out
 
 
-def _report(rates: Sequence[Rate], rows: Sequence[Row], ci: bool, n_resamples: int) -> dict[str, Any]:
-    values, mask = _arrays(rates, rows)
-    out: dict[str, Any] = {}
-    intervals = bootstrap_ci(values, mask, n_resamples) if ci and rows else [None] * len(rates)
-    for i, rate in enumerate(rates):
-        n = int(mask[i].sum())
-        out[rate.name] = _mean(values[i][mask[i]].tolist()) if n else None
-        if ci:
-            out[f"{rate.name}_ci"] = list(intervals[i]) if intervals[i] is not None else None
-            out[f"{rate.name}_n"] = n
-    return out
-
-
-def aggregate(rows: Sequence[Row], ks: Sequence[int] = (1, 2, 3, 5), ci: bool = False, n_resamples: int = N_RESAMPLES) -> dict[str, Any]:
+def aggregate(rows: Iterable[Row], ks: Sequence[int] = (1, 2, 3, 5), ci: bool = False, n_resamples: int = N_RESAMPLES) -> dict[str, Any]:
     """Aggregate metrics over episode rows (the output of ``episode_metrics``): every rate of
-    `rates_for`. With ``ci``, each ``<name>`` also gets ``<name>_ci`` ([low, high], the 95%
-    bootstrap interval of `bootstrap_ci`, or None) and ``<name>_n`` (the episodes it is over)."""
-    if not rows:
+    `rates_for`, folded through a `Tally`. With ``ci``, each ``<name>`` also gets ``<name>_ci``
+    ([low, high], the 95% bootstrap interval of `Cells.interval`, or None) and ``<name>_n`` (the
+    episodes it is over)."""
+    tally = Tally(ks).fold(rows)
+    return report_of(tally, ci, n_resamples)
+
+
+def report_of(tally: Tally, ci: bool = False, n_resamples: int = N_RESAMPLES) -> dict[str, Any]:
+    """`aggregate`'s dict from a `Tally` of episode rows: ``episodes``, then every rate."""
+    if not tally.episodes:
         return {"episodes": 0}
-    return {"episodes": len(rows), **_report(rates_for(rows, ks), rows, ci, n_resamples)}
+    return {"episodes": tally.episodes, **tally.result(ci, n_resamples)}
+
+
+def pair(row: Row, baseline_row: Row) -> dict[str, Row]:
+    """One seed's two episodes as `PAIRED_RATES` read them."""
+    return {"with": row, "without": baseline_row}
 
 
 def _paired(rows: Sequence[Row], baseline: Sequence[Row]) -> list[dict[str, Any]]:
     if len(rows) != len(baseline):
         raise ValueError(f"a comparison pairs episodes by seed: got {len(rows)} episodes and {len(baseline)} baseline ones")
-    return [{"with": a, "without": b} for a, b in zip(rows, baseline)]
+    return [pair(a, b) for a, b in zip(rows, baseline)]
 
 
 #: The comparisons of a run with its baseline on the same seeds (`against_baseline`).
@@ -540,13 +623,18 @@ PAIRED_RATES: tuple[Rate, ...] = (
 )
 
 
+def paired_tally() -> Tally:
+    """A `Tally` of `PAIRED_RATES`: fold ``pair(row, baseline_row)`` seed by seed."""
+    return Tally(rates=PAIRED_RATES)
+
+
 def against_baseline(rows: Sequence[Row], baseline_rows: Sequence[Row], ci: bool = False, n_resamples: int = N_RESAMPLES) -> dict[str, Any]:
     """The run ``rows`` against ``baseline_rows``, the same seeds in the same order (episode i of
     each is the same seed): ``delta_feedback`` (success minus the baseline's success) and
     ``baseline_adoption_rate`` (over the seeds where the run's feedback suggested an answer, the
     share whose baseline final answer is that answer: how often the actor lands there anyway).
     With ``ci``, intervals resample the seeds, each with both of its episodes."""
-    return _report(PAIRED_RATES, _paired(rows, baseline_rows), ci, n_resamples)
+    return paired_tally().fold(_paired(rows, baseline_rows)).result(ci, n_resamples)
 
 
 def delta_feedback(with_fb: Sequence[Row], without_fb: Sequence[Row], k: int | None = None) -> float | None:

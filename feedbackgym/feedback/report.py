@@ -115,19 +115,32 @@ def eval_row(
     baseline_rows: Sequence[Mapping[str, Any]], baseline_agg: Mapping[str, Any] | None = None,
     n_resamples: int = N_RESAMPLES, **about: Any,
 ) -> dict[str, Any]:  # fmt: skip
+    """One row of `feedbackgym eval`'s JSON from the two runs' metrics rows (`row_of` from their
+    aggregates, which is how `eval` makes it while it streams)."""
+    base = baseline_agg if baseline_agg is not None else aggregate(baseline_rows, ci=True, n_resamples=n_resamples)
+    agg = aggregate(rows, ci=True, n_resamples=n_resamples)
+    paired = against_baseline(rows, baseline_rows, ci=True, n_resamples=n_resamples)
+    return row_of(actor, seat, giver, baseline, agg, paired, base, **about)
+
+
+def row_of(
+    actor: str, seat: str, giver: str, baseline: str | None, agg: Mapping[str, Any], paired: Mapping[str, Any],
+    baseline_agg: Mapping[str, Any], **about: Any,
+) -> dict[str, Any]:  # fmt: skip
     """One row of `feedbackgym eval`'s JSON: who sat where (``actor``, ``seat``, the giver under
-    the seat's name, ``baseline``), ``about`` (scenario, task, seed), every aggregate of ``rows``
-    with ``_ci`` and ``_n``, ``delta_feedback`` and ``baseline_adoption_rate`` against
-    ``baseline_rows`` (the same seeds, in order), and the baseline's own rates (`BASELINE_FIELDS`)."""
+    the seat's name, ``baseline``), ``about`` (scenario, task, seed), every aggregate of the run
+    (``agg``: `metrics.aggregate` with ``_ci`` and ``_n``), ``delta_feedback`` and
+    ``baseline_adoption_rate`` against the baseline run on the same seeds, in order (``paired``:
+    `metrics.against_baseline`), and the baseline's own rates (`BASELINE_FIELDS` of
+    ``baseline_agg``)."""
     if seat not in SEATS:
         raise ValueError(f"seat {seat!r}: expected one of {SEATS}")
-    base = baseline_agg if baseline_agg is not None else aggregate(baseline_rows, ci=True, n_resamples=n_resamples)
     out: dict[str, Any] = {"actor": actor, "seat": seat, seat: giver, "baseline": baseline or "none", **about}
-    out.update(aggregate(rows, ci=True, n_resamples=n_resamples))
-    out.update(against_baseline(rows, baseline_rows, ci=True, n_resamples=n_resamples))
+    out.update(agg)
+    out.update(paired)
     for field, source in BASELINE_FIELDS.items():
         for suffix in ("", "_ci", "_n"):
-            out[field + suffix] = base.get(source + suffix)
+            out[field + suffix] = baseline_agg.get(source + suffix)
     return out
 
 
@@ -159,7 +172,7 @@ def markdown(rows: Sequence[Mapping[str, Any]]) -> str:
         f"# {title(rows)}",
         "",
         f"Each cell: the value, its 95% percentile-bootstrap interval ({N_RESAMPLES:,} resamples of the episodes, "
-        "`numpy.random.default_rng(0)`) and n, the episodes it is over. Baseline: "
+        "drawn as multinomial counts by `numpy.random.default_rng(0)`) and n, the episodes it is over. Baseline: "
         + ("the seat removed." if baseline in (None, "none") else f"`{baseline}` in the {seat}'s seat.")
         + " `-`: no eligible episode.",
         "",
