@@ -18,7 +18,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message as UIMessage
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Input, OptionList, Select, Static
 from textual.widgets.option_list import Option
 from textual_plotext import PlotextPlot
@@ -119,6 +119,144 @@ class Transcript(OptionList):
         """The highlighted message."""
         i = self.highlighted
         return self.messages[i] if i is not None and i < len(self.messages) else None
+
+    def note(self, text: str) -> None:
+        """Show no episode, only ``text`` saying why (an empty file, a filter that keeps none)."""
+        self.set_options([Option(Text(text, style="italic"), disabled=True)])
+        self.messages, self.task_text = [], ""
+
+
+class Timeline(Static):
+    """One line per episode: each scored actor answer as a mark (✓ right, ✗ wrong, ↘ an R->W
+    turn, · past the visible point), the message at the cursor underlined. ``reveal=False`` (a
+    person in the actor's seat) shows only how many answers there were."""
+
+    DEFAULT_CSS = "Timeline { height: 1; padding: 0 1; }"
+
+    def __init__(self, reveal: bool = True, **kw: Any):
+        super().__init__(markup=False, **kw)
+        self.reveal = reveal
+
+    def show(self, points: Sequence[tuple[int, bool | None, bool]], at: int | None = None) -> None:
+        """``points``: `digest.timeline`; ``at``: the turn of the message at the cursor."""
+        line = Text("answers ", style="bold")
+        if not self.reveal:
+            line.append(f"{sum(ok is not None for _, ok, _ in points)} so far {CONCEALED}")
+        elif not points:
+            line.append("none", style="dim")
+        for turn, ok, flip in points if self.reveal else ():
+            glyph, style = ("·", "dim") if ok is None else ("↘", "bold red") if flip else (mark(ok), "green" if ok else "red")
+            line.append(glyph, style + (" underline reverse" if turn == at else ""))
+            line.append(" ")
+        if self.reveal and points:
+            flips = sum(flip for _, _, flip in points)
+            line.append(f" {flips} R→W so far", style="dim")
+        self.update(line)
+
+
+class PromptScreen(ModalScreen[str | None]):
+    """A one-line question over the screen (search, go to): Enter answers, Escape cancels."""
+
+    DEFAULT_CSS = """
+    PromptScreen { align: center top; }
+    PromptScreen > Vertical { width: 70; max-width: 100%; height: auto; margin-top: 2; padding: 0 1; border: tall $accent; background: $panel; }
+    """
+    BINDINGS = [Binding("escape", "cancel", "cancel")]
+
+    def __init__(self, title: str, value: str = "", placeholder: str = ""):
+        super().__init__()
+        self.title_text, self.value, self.placeholder = title, value, placeholder
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(self.title_text, markup=False)
+            yield Input(self.value, placeholder=self.placeholder, id="answer", compact=True)
+
+    @on(Input.Submitted, "#answer")
+    def _answer(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.dismiss(event.value)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class DetailScreen(ModalScreen[None]):
+    """One message whole: its head, its text wrapped at any length, and (``reveal``) its labels;
+    ``c`` copies the text (`App.copy_to_clipboard`, OSC 52: terminals without it copy nothing)."""
+
+    DEFAULT_CSS = """
+    DetailScreen { align: center middle; }
+    DetailScreen > VerticalScroll { width: 90%; height: 90%; border: tall $accent; background: $panel; padding: 0 1; }
+    DetailScreen #detail-labels { margin-top: 1; color: $text-muted; }
+    """
+    BINDINGS = [Binding("c", "copy", "copy text"), Binding("escape,q,enter", "close", "close")]
+
+    def __init__(self, message: Message, task: str = "", reveal: bool = True):
+        super().__init__()
+        self.message, self.task, self.reveal = message, task, reveal
+
+    def compose(self) -> ComposeResult:
+        m = self.message
+        with VerticalScroll():
+            yield Static(Text(f"turn {m.turn} · {m.role} {tag_of(m)} · {len(m.text)} characters", style="bold"))
+            if self.task and m.turn == 0:
+                yield Static(Text("task: " + strip_control_codes(self.task), style="italic"))
+            yield Static(Text(strip_control_codes(m.text)), id="detail-text")
+            if self.reveal:
+                yield Static(Text("labels\n" + (_yaml(labels_of(m)) or "(none)")), id="detail-labels")
+
+    def action_copy(self) -> None:
+        self.app.copy_to_clipboard(self.message.text)
+        self.notify(f"copied {len(self.message.text)} characters of turn {self.message.turn}", timeout=3)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+#: What the marks on the episode screens mean (the help overlay's second half).
+MARKS = """✓ yes / right   ✗ no / wrong   · does not apply (or, on the timeline, not reached yet)
+C→I  an episode whose first answer is right and last is wrong (the metric flip_c2i)
+I→C  an episode whose first answer is wrong and last is right (flip_i2c)
+R→W  one answer wrong right after a right one (↘ on the timeline; ] and [ jump to them);
+     the R→W column counts them: an episode can have two and no C→I (right, wrong, right)
+1st / last   the first / last answer right;  human   a person said something in it
+task   what the actor was asked, above the first message"""
+
+
+class HelpScreen(ModalScreen[None]):
+    """The keys of the screen below (its active bindings, with what they do) and what the marks mean."""
+
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > VerticalScroll { width: 90%; max-width: 100; height: 90%; border: tall $accent; background: $panel; padding: 0 1; }
+    """
+    BINDINGS = [Binding("escape,q,question_mark", "close", "close")]
+
+    def __init__(self, keys: Sequence[tuple[str, str]], marks: str = MARKS):
+        super().__init__()
+        self.keys, self.marks = keys, marks
+
+    def compose(self) -> ComposeResult:
+        width = max((len(k) for k, _ in self.keys), default=0)
+        keys = "\n".join(f"{k:<{width}}  {what}" for k, what in self.keys)
+        with VerticalScroll():
+            yield Static(Text("keys", style="bold"))
+            yield Static(Text(keys))
+            yield Static(Text("\nmarks", style="bold"))
+            yield Static(Text(self.marks))
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+def keys_of(screen: Screen) -> list[tuple[str, str]]:
+    """The keys active on ``screen`` (its own, its app's) with what they do, one line each."""
+    seen: dict[str, list[str]] = {}
+    for active in screen.active_bindings.values():
+        what = active.binding.description or active.binding.action
+        seen.setdefault(what, []).append(screen.app.get_key_display(active.binding))
+    return [(", ".join(dict.fromkeys(keys)), what) for what, keys in seen.items()]
 
 
 def _yaml(data: Any) -> str:
