@@ -360,6 +360,9 @@ def write_minari(records: Sequence[Record], args: Args, skipped: list[tuple[int,
             agents.add(rec.scenario.roles[seat].agent)
         except ReplayError as e:
             skipped.append((rec.line, str(e)))
+            if not buffers and env is not None:  # the dataset's env is that of its first episode written
+                env.close()
+                first = env = None
     if not buffers:
         raise ExportError(f"no episode could be replayed in the candidate view ({len(skipped)} skipped), so no dataset was written")
     view = "CandidateActions" + (f", EmbedObservation(HashingEmbedder({args.embed_dim}))" if args.embed != "none" else "")
