@@ -24,7 +24,7 @@ def bank(kind: str) -> dict[str, dict[str, tuple[str, ...]]]:
     if kind not in FEEDBACK_KINDS:
         raise KeyError(f"no bank for feedback kind {kind!r}")
     text = (resources.files(__name__) / f"{kind}.yaml").read_text(encoding="utf-8")
-    data = yaml.safe_load(text)
+    data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # our own file: libyaml is 10x faster
     return {fam: {case: tuple(ts) for case, ts in cases.items()} for fam, cases in data["families"].items()}
 
 
