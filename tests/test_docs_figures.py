@@ -34,6 +34,7 @@ FILES = [
     "README.md",
     "docs/benchmarks.md",
     "docs/contributing.md",
+    "docs/export.md",
     "docs/judges.md",
     "docs/learners.md",
     "docs/lm.md",
