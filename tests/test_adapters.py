@@ -1,0 +1,170 @@
+"""The bridges to other trainers: TRL's GRPOTrainer through `feedbackgym.adapters.trl` (its
+``rollout_func`` and its ``environment_factory`` class) and a verifiers evaluation through
+`feedbackgym.adapters.verifiers`, each with a tiny local model on CPU (nothing downloaded)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("trl")
+
+from feedbackgym.agents.prompts import cut_at_stop  # noqa: E402
+from feedbackgym.envs.engine import Episode, play  # noqa: E402
+from feedbackgym.envs.scenario import load_scenario  # noqa: E402
+from feedbackgym.records import RecordWriter, read_records  # noqa: E402
+
+#: guess_number over 1..3 in 3 turns: a tiny model that says numbers solves it often enough
+#: that the returns of a GRPO group differ (so a reward that does not reach the trainer shows)
+SMALL = """name: guess_small
+task: {family: guess_number, params: {low: 1, high: 3}}
+roles:
+  actor: {agent: learner}
+  user: {agent: "scripted:oracle"}
+protocol: {order: [actor, user], max_turns: 3, max_turns_terminates: true}
+feedback: {kinds: [hn]}
+rewards: {actor: success, user: goal_met}
+"""
+HEAD = "Task: I am thinking of a whole number between 1 and 3. Guess it: reply with one number.\nactor:"
+
+
+@pytest.fixture
+def small(tmp_path):
+    path = tmp_path / "guess_small.yaml"
+    path.write_text(SMALL)
+    return str(path)
+
+
+def number_sayer(out):
+    """A 1-layer GPT-2 (conftest's) warmed up for 40 steps to answer the prompt with a number
+    and a newline, so that its guesses are moves (seeded: the same weights every time)."""
+    import torch
+    from conftest import save_tiny_lm
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    texts = [f"{HEAD} {n}\n" for n in (1, 2, 3)] + ["user: Too low.", "user: Too high.", "user: Yes.", "env: Invalid move: no number found"]
+    path = save_tiny_lm(out, texts * 10)
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+    rows = [torch.tensor([tokenizer(f"{HEAD} {n}\n")["input_ids"]]) for n in (1, 2, 3)]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+        for _ in range(40):
+            loss = sum(model(input_ids=r, labels=r).loss for r in rows) / len(rows)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    tokenizer.padding_side = "left"  # TRL's requirement for its own forward passes
+    return model, tokenizer
+
+
+def runs(mask: list[int]) -> list[tuple[int, int, int]]:
+    """Maximal runs of equal values: (value, start, end)."""
+    out, start = [], 0
+    for i in range(1, len(mask) + 1):
+        if i == len(mask) or mask[i] != mask[start]:
+            out.append((mask[start], start, i))
+            start = i
+    return out
+
+
+def test_grpo_trainer_runs_two_steps_on_env_tokens_masked_and_env_returns_as_rewards(tmp_path, small, monkeypatch):
+    monkeypatch.setenv("TRL_EXPERIMENTAL_SILENCE", "1")
+    from trl import GRPOConfig, GRPOTrainer
+
+    from feedbackgym.adapters import trl as fg_trl
+
+    model, tokenizer = number_sayer(tmp_path / "lm")
+    records = tmp_path / "records.jsonl"
+    writer = RecordWriter(records)
+    func = fg_trl.rollout_func(small, max_new_tokens=4, temperature=1.0, chat_template=False, writer=writer)
+    outputs = []
+
+    def rollout_func(prompts, trainer):
+        outputs.append(func(prompts, trainer))
+        return outputs[-1]
+
+    args = GRPOConfig(
+        output_dir=str(tmp_path / "out"), per_device_train_batch_size=4, num_generations=4, max_steps=2, use_cpu=True,
+        bf16=False, report_to=[], logging_steps=1, save_strategy="no", beta=0.0, learning_rate=1e-3, seed=0,
+        disable_tqdm=True,
+    )  # fmt: skip
+    trainer = GRPOTrainer(
+        model=model, processing_class=tokenizer, args=args, train_dataset=fg_trl.dataset(small, range(8)),
+        rollout_func=rollout_func, reward_funcs=fg_trl.env_return,
+    )  # fmt: skip
+    trainer.train()
+    writer.close()
+    assert trainer.state.global_step == 2 and len(outputs) == 2
+    logged = [h for h in trainer.state.log_history if "reward" in h]
+    assert len(logged) == 2
+
+    recorded = list(read_records(records))
+    assert len(recorded) == 8
+    returns = []
+    for out, trajectories, log in zip(outputs, func.history, logged):
+        # a group: one seed, four episodes that differ by what the model said
+        assert len(set(out["seed"])) == 1 and len(out["seed"]) == 4
+        for i, traj in enumerate(trajectories):
+            said = [s.action for s in traj.steps]
+            rec = next(r for r in recorded if r.seed == traj.seed and [m.text for m in r.messages if m.role == "actor"] == said)
+            # the reward TRL got is the episode's return as the engine accrued it
+            assert out["env_return"][i] == pytest.approx(rec.returns["actor"])
+            assert out["turn_rewards"][i] == [s.reward for s in traj.steps]
+            returns.append(rec.returns["actor"])
+            # env_mask is 1 exactly on the model's tokens: each run of 1s is one turn's
+            # generation (its utterance as recorded), each run of 0s holds what the others said
+            ids, mask = out["completion_ids"][i], out["env_mask"][i]
+            assert len(ids) == len(mask) == len(out["logprobs"][i])
+            assert tokenizer.decode(out["prompt_ids"][i]) == traj.steps[0].prompt
+            spans = runs(mask)
+            generated = [(a, b) for v, a, b in spans if v == 1]
+            between = [(a, b) for v, a, b in spans if v == 0]
+            assert len(generated) == len(said) and len(between) == len(said) - 1
+            for (a, b), step_ in zip(generated, traj.steps):
+                assert ids[a:b] == step_.token_ids
+                assert cut_at_stop(tokenizer.decode(ids[a:b]), ("\n",)) == step_.action
+            actor_at = [k for k, m in enumerate(rec.messages) if m.role == "actor"]
+            for (a, b), lo, hi in zip(between, actor_at, actor_at[1:]):
+                env_text = tokenizer.decode(ids[a:b])
+                for m in rec.messages[lo + 1 : hi]:
+                    assert m.role != "actor" and m.text in env_text
+        # what TRL logged: the mean of those returns, and completion lengths counted on the mask
+        assert log["reward"] == pytest.approx(sum(out["env_return"]) / 4)
+        assert log["completions/mean_length"] == pytest.approx(sum(map(sum, out["env_mask"])) / 4)
+    assert 0 < sum(returns) < len(returns)  # some episodes solved, some not: the check can fail
+
+
+def test_environment_factory_plays_the_engines_episode(small):
+    from feedbackgym.adapters import trl as fg_trl
+    from feedbackgym.agents import agents_for
+
+    cls = fg_trl.environment_factory(small)
+    assert [n for n in vars(cls) if not n.startswith("_") and callable(getattr(cls, n))] == ["reset", "say", "get_reward"]
+    env = cls()
+    assert env.reset(seed=5, prompt="ignored").startswith("I am thinking of a whole number between 1 and 3")
+    moves = ["no number", "1", "2", "3"]
+    replies = [env.say(m) for m in moves]
+    # the same moves submitted to the engine itself, the scenario's oracle in the user's seat
+    sc = load_scenario(small)
+    ep = Episode(sc, 5, {r: a for r, a in agents_for(sc).items() if a is not None})
+    said = []
+    for m in moves:
+        if ep.done:
+            said.append(None)
+            continue
+        mark = len(ep.log)
+        ep.submit("actor", m, source="learner")
+        play(ep, "actor")
+        said.append([x.text for x in ep.log[mark + 1 :]])
+    assert env.get_reward() == ep.returns["actor"] and ep.terminate_reason == "success"
+    last = max(k for k, texts in enumerate(said) if texts is not None)  # the move that ended it
+    for k, (reply, texts) in enumerate(zip(replies, said)):
+        if texts is None:
+            assert reply == "The episode is over; nothing more can be said."
+        else:
+            assert all(t in reply for t in texts) and (texts or k == last)  # a right guess ends it unanswered
+            assert ("over: success" in reply) == (k == last)
+    # reset opens the episode afresh: nothing earned yet
+    env.reset(seed=5)
+    assert env.get_reward() == 0.0 and "over" not in env.say("no number")
