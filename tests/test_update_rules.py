@@ -334,8 +334,8 @@ def test_polyak_after_every_critic_step():
     snaps = []
     step = learner.critic_step
 
-    def recorded():
-        value = step()
+    def recorded(*args, **kw):
+        value = step(*args, **kw)
         snaps.append([p.detach().clone() for p in learner.critic.parameters()])
         return value
 

@@ -54,6 +54,11 @@ class CHAI(archer.ArCHer):
     def act(self, prompts, seeds_, keys=None):
         return self.best_of_k(list(prompts), list(seeds_))
 
+    def v_sample_requests(self, batch: list) -> list:
+        """None to draw ahead: a best-of-k choice needs the target critic as it is when the
+        critic step runs (ArCHer's up-front batch of fresh samples does not apply)."""
+        return []
+
     def sample_actions(self, states: list[str], k: int = 1) -> list[list]:
         """``k`` actions per state from CHAI's acting policy (best-of-``args.k``): the V target's."""
         gens = self.best_of_k([s for s in states for _ in range(k)], seeds(self.rng, len(states) * k))

@@ -141,6 +141,17 @@ def sampling_temperature(policy) -> float:
     return float(getattr(getattr(getattr(policy, "agent", None), "options", None), "temperature", 1.0))
 
 
+def explained_variance(b: Batch) -> float | None:
+    """1 - Var(returns - values) / Var(returns) over the batch's tokens, the values as the head
+    gave them before this iteration's update (CleanRL's diagnostic; None when the returns are constant)."""
+    m = torch.zeros_like(b.old, dtype=torch.bool)
+    for i, k in enumerate(b.n):
+        m[i, m.shape[1] - k :] = True
+    ret, val = b.returns[m].numpy(), b.values[m].numpy()
+    var = float(ret.var())
+    return None if var == 0 else 1.0 - float((ret - val).var()) / var
+
+
 @dataclass
 class Batch:
     """An iteration's utterances, ready for the loss: every tensor is (utterances, longest
@@ -262,7 +273,7 @@ class PPO(Learner):
                 accumulate(micro, lambda mb: self.loss(b, mb, stats))
                 clipped_step(self.opt, params, a.max_grad_norm)
         self.policy.forget()
-        return {**{k: float(np.mean(v)) for k, v in stats.items()}, "kl": float(np.mean(b.kl))}
+        return {**{k: float(np.mean(v)) for k, v in stats.items()}, "kl": float(np.mean(b.kl)), "explained_variance": explained_variance(b)}
 
     def extra_state(self) -> dict:
         return {"value": self.value.state_dict(), "opt": self.opt.state_dict(), "ref": self.ref.state_dict()}

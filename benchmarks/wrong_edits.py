@@ -1,0 +1,189 @@
+"""Wrong edits of the learners' update rules, each applied alone to a copy of the package: the
+default suite's learner tests must catch every one.
+
+    python benchmarks/wrong_edits.py                 # every edit, 2 at a time
+    python benchmarks/wrong_edits.py --only ppo      # the edits whose name starts with "ppo"
+
+For each edit in `EDITS`: copy ``feedbackgym/`` (with the shipped scenarios), ``tests/`` and
+``pyproject.toml`` into a fresh temporary folder, replace the exact strings the edit names
+(the script stops, naming the edit and file, if a string is not found exactly once: an edit that
+no longer applies must be rewritten, not skipped), and run `TESTS` there with ``PYTHONPATH``
+pointing at the copy. First the copy is run unedited, which must pass (else "caught" would mean
+nothing). Prints a table: edit, caught (yes/no), by which tests; exits 1 if any edit passed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TESTS = ["tests/test_update_rules.py", "tests/test_learners.py"]
+
+
+@dataclass(frozen=True)
+class Edit:
+    name: str
+    why: str
+    file: str
+    """path inside feedbackgym/"""
+    replace: tuple[tuple[str, str], ...]
+    """(exact old text, new text) pairs, each old text found exactly once"""
+
+
+def edit(name: str, why: str, file: str, *pairs: tuple[str, str]) -> Edit:
+    return Edit(name, why, file, tuple(pairs))
+
+
+EDITS = [
+    # ------------------------------------------------------------------ PPO
+    edit("ppo_pg_sign", "policy gradient sign flipped", "learners/ppo.py",
+         ("pg = torch.maximum(-adv * ratio, -adv * ratio.clamp(1 - clip, 1 + clip))",
+          "pg = torch.maximum(adv * ratio, adv * ratio.clamp(1 - clip, 1 + clip))")),
+    edit("ppo_no_ratio_clip", "no ratio clipping", "learners/ppo.py",
+         ("pg = torch.maximum(-adv * ratio, -adv * ratio.clamp(1 - clip, 1 + clip))", "pg = -adv * ratio")),
+    edit("ppo_kl_sign", "KL penalty sign flipped", "learners/ppo.py",
+         ("r = [-kl_coef * (o - f) for o, f in zip(old, ref)]", "r = [kl_coef * (o - f) for o, f in zip(old, ref)]")),
+    edit("ppo_reward_first_token", "the utterance's reward on its first token", "learners/ppo.py", ("r[-1] += reward", "r[0] += reward")),
+    edit("ppo_returns_are_advantages", "returns set to the advantages (values not added)", "learners/ppo.py",
+         ("ret_rows.append([x + v for x, v in zip(", "ret_rows.append([x + 0 * v for x, v in zip(")),
+    edit("ppo_no_whitening", "advantages not whitened", "learners/ppo.py",
+         ("A[j, A.shape[1] - n[j] :] = (torch.tensor(adv_rows[j]) - mu) / sd", "A[j, A.shape[1] - n[j] :] = torch.tensor(adv_rows[j])")),
+    edit("ppo_no_truncation_bootstrap", "a truncated episode not bootstrapped (V(s') = 0)", "learners/ppo.py",
+         ("final_v.get(id(t), 0.0)", "0.0")),
+    edit("ppo_value_head_off_by_one", "the value read one position late (at the token, not where it is predicted)", "learners/_policy.py",
+         ("return logp, amask, h[:, -width_a - 1 : -1], h[:, -width_a - 1]", "return logp, amask, h[:, -width_a:], h[:, -width_a - 1]")),
+    edit("ppo_temperature_1", "old (and new) log-probs at temperature 1 whatever the sampling temperature", "learners/ppo.py",
+         ("return token_logprobs(Tempered(model, sampling_temperature(self.policy)), ", "return token_logprobs(model, ")),
+    edit("ppo_tokenless_dropped", "a step without tokens dropped with its reward", "learners/ppo.py",
+         ("out[-1][1] += gamma ** out[-1][2] * float(s.reward)\n            out[-1][2] += 1", "pass")),
+    edit("ppo_tokenless_undiscounted", "a tokenless step's reward folded without its discount", "learners/ppo.py",
+         ("out[-1][1] += gamma ** out[-1][2] * float(s.reward)", "out[-1][1] += float(s.reward)")),
+    edit("ppo_value_clip_default", "the value loss clipped at ±0.2 by default", "learners/ppo.py", ("clip_vloss: bool = False", "clip_vloss: bool = True")),
+    # ------------------------------------------------------------------ CHAI
+    edit("chai_argmin", "CHAI says the worst of k", "learners/chai.py", ("best = score.argmax(1).tolist()", "best = score.argmin(1).tolist()")),
+    edit("chai_q1_only", "CHAI ranks by Qbar1 alone, not min(Qbar1, Qbar2)", "learners/chai.py",
+         ("score = torch.minimum(q1, q2).view(len(prompts), k)", "score = q1.view(len(prompts), k)")),
+    edit("chai_v_target_expectation", "CHAI's V target from the frozen actor's samples (no best-of-k)", "learners/chai.py",
+         ("    def sample_actions(self, states", "    def _unused(self, states")),
+    # ------------------------------------------------------------------ ArCHer
+    edit("archer_target_critic_advantage", "the actor's advantage from the target critic", "learners/archer.py",
+         ("adv = advantage(*self.critic.q(es, self.features(self.critic, [g.text for g in gens])), *self.critic.v(es))",
+          "adv = advantage(*self.target.q(es, self.features(self.target, [g.text for g in gens])), *self.target.v(es))"),
+         ("es = self.features(self.critic, states)\n            adv", "es = self.features(self.target, states)\n            adv")),
+    edit("archer_advantage_max", "advantage with max instead of min over the twin heads", "learners/archer.py",
+         ("return torch.minimum(q1, q2) - torch.minimum(v1, v2)", "return torch.maximum(q1, q2) - torch.maximum(v1, v2)")),
+    edit("archer_warmup_not_frozen", "the actor trains during warm-up", "learners/archer.py",
+         ("return iteration < self.args.warmup_iters", "return False")),
+    edit("archer_fifo_order", "the replay ring's head wraps one slot late (passes a one-wrap check, breaks on the second)", "learners/_critic.py",
+         ("self.head = (self.head + 1) % self.capacity", "self.head = (self.head + 1) % (self.capacity + 1)")),
+    edit("archer_polyak_tau_flipped", "Polyak with tau and 1 - tau swapped", "learners/_critic.py",
+         ("t.mul_(1.0 - tau).add_(o, alpha=tau)", "t.mul_(tau).add_(o, alpha=1.0 - tau)")),
+    edit("archer_polyak_once", "Polyak once per iteration, not after every critic step", "learners/archer.py",
+         ("        clipped_step(self.critic_opt, self.critic.parameters(), a.max_grad_norm)\n        polyak(self.target, self.critic, a.tau)\n",
+          "        clipped_step(self.critic_opt, self.critic.parameters(), a.max_grad_norm)\n"),
+         ("        out = {\"critic_loss\": float(np.mean(critic)), \"buffer\": len(self.buffer)}",
+          "        polyak(self.target, self.critic, a.tau)\n        out = {\"critic_loss\": float(np.mean(critic)), \"buffer\": len(self.buffer)}")),
+    edit("archer_bootstrap_after_termination", "Q target bootstraps after termination", "learners/archer.py",
+         ("return reward + gamma * (1.0 - terminated.float()) * v_next", "return reward + gamma * v_next")),
+    # ------------------------------------------------------------------ filtered BC and BC
+    edit("fbc_bottom_fraction", "filtered BC keeps the worst trajectories", "learners/filtered_bc.py",
+         ("key=lambda i: (-returns[i], i)", "key=lambda i: (returns[i], i)")),
+    edit("fbc_floor", "filtered BC keeps floor(fraction * n)", "learners/filtered_bc.py",
+         ("k = max(1, math.ceil(fraction * len(returns)))", "k = max(1, math.floor(fraction * len(returns)))")),
+    edit("fbc_this_iteration_only", "filtered BC filters this iteration's trajectories, not all so far", "learners/filtered_bc.py",
+         ("        for t in trajectories:\n            self.pool.append(",
+          "        self.pool = []\n        for t in trajectories:\n            self.pool.append(")),
+    edit("bc_mean_over_pads", "the NLL averaged over padded positions too", "learners/filtered_bc.py",
+         ("return -logp.sum() / mask.sum().clamp(min=1)", "return -logp.sum() / mask.numel()")),
+    edit("bc_ascent", "the NLL's sign flipped (likelihood minimised)", "learners/filtered_bc.py",
+         ("return -logp.sum() / mask.sum().clamp(min=1)", "return logp.sum() / mask.sum().clamp(min=1)")),
+    edit("bc_prompt_in_target", "BC's target tokens include the prompt", "learners/bc.py",
+         ('ids = policy.tokenizer(f" {m.text}\\n", add_special_tokens=False)["input_ids"]',
+          'ids = policy.tokenizer(policy.prompt(view) + f" {m.text}\\n", add_special_tokens=False)["input_ids"]')),
+]  # fmt: skip
+
+
+def make_copy(where: Path) -> Path:
+    """The package (shipped scenarios inside it), the tests and pyproject.toml, under ``where``."""
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc", "__snapshots__")
+    shutil.copytree(ROOT / "feedbackgym", where / "feedbackgym", ignore=skip)
+    shutil.copytree(ROOT / "scenarios", where / "feedbackgym" / "scenarios", ignore=skip)
+    shutil.copytree(ROOT / "tests", where / "tests", ignore=skip)
+    shutil.copy(ROOT / "pyproject.toml", where / "pyproject.toml")
+    return where
+
+
+def apply(e: Edit, copy: Path) -> None:
+    path = copy / "feedbackgym" / e.file
+    text = path.read_text()
+    for old, new in e.replace:
+        count = text.count(old)
+        if count != 1:
+            raise SystemExit(f"wrong_edits: edit {e.name!r}: {count} occurrences (need exactly 1) in feedbackgym/{e.file} of:\n{old}")
+        text = text.replace(old, new)
+    path.write_text(text)
+
+
+def run_tests(copy: Path) -> tuple[int, list[str], str]:
+    """pytest on the copy: exit code, failing tests, the output's tail."""
+    env = {**os.environ, "PYTHONPATH": str(copy), "PYTHONDONTWRITEBYTECODE": "1"}
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-rfE", *TESTS]
+    proc = subprocess.run(cmd, cwd=copy, env=env, capture_output=True, text=True)
+    failed = re.findall(r"^(?:FAILED|ERROR) tests/\S+?::(\S+)", proc.stdout, re.M)
+    return proc.returncode, failed, proc.stdout[-3000:] + proc.stderr[-2000:]
+
+
+def check(e: Edit | None) -> tuple[str, int, list[str], str]:
+    with tempfile.TemporaryDirectory(prefix="wrong-edit-") as tmp:
+        copy = make_copy(Path(tmp))
+        if e is not None:
+            apply(e, copy)
+        else:  # the copy is what the tests import
+            where = subprocess.run([sys.executable, "-c", "import feedbackgym; print(feedbackgym.__file__)"], cwd=copy,
+                                   env={**os.environ, "PYTHONPATH": str(copy)}, capture_output=True, text=True).stdout.strip()  # fmt: skip
+            if not where.startswith(str(copy)):
+                raise SystemExit(f"wrong_edits: the copy's tests import feedbackgym from {where}, not from the copy")
+        code, failed, tail = run_tests(copy)
+        return (e.name if e else "(none)"), code, failed, tail
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--only", default="", help="only the edits whose name starts with this")
+    p.add_argument("--jobs", type=int, default=2, help="copies tested side by side")
+    a = p.parse_args(argv)
+    edits = [e for e in EDITS if e.name.startswith(a.only)]
+    for e in edits:  # every edit applies, before anything runs
+        apply_check = (ROOT / "feedbackgym" / e.file).read_text()
+        for old, _ in e.replace:
+            if apply_check.count(old) != 1:
+                raise SystemExit(f"wrong_edits: edit {e.name!r} does not apply to feedbackgym/{e.file}: {apply_check.count(old)} occurrences of:\n{old}")
+    _, code, failed, tail = check(None)
+    if code != 0:
+        print(f"the unedited copy fails {failed or ''}: fix that first\n{tail}", file=sys.stderr)
+        return 2
+    with ThreadPoolExecutor(a.jobs) as pool:
+        results = list(pool.map(check, edits))
+    print(f"tests run on each edited copy: {' '.join(TESTS)}\n")
+    print("| edit | what it breaks | caught | by |\n|---|---|---|---|")
+    missed = 0
+    for e, (_, code, failed, _tail) in zip(edits, results):
+        caught = code != 0
+        missed += not caught
+        by = ", ".join(failed) if failed else ("(collection or session error)" if caught else "-")
+        print(f"| {e.name} | {e.why} | {'yes' if caught else 'NO'} | {by} |")
+    print(f"\n{len(edits) - missed} of {len(edits)} edits caught")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
