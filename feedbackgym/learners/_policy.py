@@ -1,6 +1,10 @@
 """The trainable actor: an `LMAgent` over a model this learner owns, and log-probs with grad.
 
 Sampling goes through `LMAgent.generate_text` (left-padded, per-row seeded, token ids returned).
+Many rows outside a conversation (a learner's fresh samples at replay states, `Policy.sample`
+without keys) are sampled in batches of similar prompt lengths, and a prompt that is a prefix
+of another drawn prompt (an earlier turn of the same episode) reuses the longer prompt's KV cache,
+so each episode's transcript runs through the model about once (`shared_prefix_plan`).
 Scoring an utterance under the current weights (`Policy.logprobs`) runs one forward pass over
 ``prompt + action`` rows that are **left-padded** with explicit position ids (the count of real
 tokens before each position), so a padded row computes exactly what it would alone; ArCHer's
@@ -63,6 +67,9 @@ def token_logprobs(model, prompts: Sequence[Sequence[int]], actions: Sequence[Se
 class Policy:
     """An LM actor that a learner trains: sample utterances, score them with grad."""
 
+    #: most prompt tokens (rows x longest prompt) in one batched call of unkeyed sampling
+    batch_tokens = 16384
+
     def __init__(self, model, tokenizer, max_new_tokens: int = 24, temperature: float = 1.0, name: str = "lm"):
         self.agent = LMAgent(model, tokenizer, LMOptions(max_new_tokens=max_new_tokens, temperature=temperature, device="cpu"), name=name)
         self.model, self.tokenizer = model, tokenizer
@@ -83,11 +90,28 @@ class Policy:
         return self.agent.encode(prompt)
 
     def sample(self, prompts: Sequence[str], seeds: Sequence[int], keys: Sequence | None = None, temperature: float | None = None) -> list[Generation]:
-        """One utterance per prompt, row i drawn with ``seeds[i]`` (reproducible)."""
+        """One utterance per prompt, row i drawn with ``seeds[i]`` (reproducible: a row's draw
+        depends on its prompt and seed only). With ``keys`` (conversations, as in a rollout), one
+        batched call that keeps their KV caches; without, `shared_prefix_plan`'s batches."""
         agent = self.agent
         if temperature is not None and temperature != agent.options.temperature:
             agent = LMAgent(self.model, self.tokenizer, LMOptions(**{**_opts(agent.options), "temperature": temperature}), agent.name)
-        return agent.generate_text(list(prompts), [int(s) for s in seeds], keys)
+        seeds = [int(s) for s in seeds]
+        if keys is not None or len(prompts) < 2:
+            return agent.generate_text(list(prompts), seeds, keys)
+        out: list[Generation | None] = [None] * len(prompts)
+        ids = agent.encode_all(list(prompts))
+        for roots, followers in shared_prefix_plan(ids, self.batch_tokens, max(1, agent.options.prompt_cache)):
+            # roots first, each keyed by its own row; then the rows whose prompt is a prefix of a
+            # root, keyed by that root: they feed only their last token (LMAgent's prompt cache)
+            for rows, key_of in ((roots, {r: r for r in roots}), (followers, dict(followers))):
+                rows = list(rows)
+                if rows:
+                    gens = agent.generate_text([prompts[i] for i in rows], [seeds[i] for i in rows], [("prefix", key_of[i]) for i in rows])
+                    for i, g in zip(rows, gens):
+                        out[i] = g
+            agent.forget()  # the roots' caches: not a conversation's, and stale after any update
+        return out
 
     def forget(self) -> None:
         """Drop the prompt KV cache: after a weight update its entries are stale."""
@@ -100,6 +124,39 @@ class Policy:
     def save(self, path: str | Path) -> None:
         self.model.save_pretrained(path)
         self.tokenizer.save_pretrained(path)
+
+
+def shared_prefix_plan(ids: Sequence[Sequence[int]], batch_tokens: int, max_rows: int = 256) -> list[tuple[list[int], dict[int, int]]]:
+    """Batches for sampling many prompts (token ids) at once: ``[(roots, followers)]``. A root is
+    a row whose prompt is no strict prefix of another row's; roots are sorted by length and cut
+    into batches of at most ``max_rows`` rows and ``batch_tokens`` tokens (rows x the longest
+    prompt). ``followers`` maps each other row to a root of the same batch whose prompt starts
+    with its own: the longest of its chain (an episode's latest drawn turn).
+
+    Sorted, a prompt that is a prefix of others comes right before them, so each distinct
+    prompt's chain is its run of neighbours that each extend the one before."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, row in enumerate(ids):
+        groups.setdefault(tuple(row), []).append(i)
+    uniq = sorted(groups)
+    longer = {a: b for a, b in zip(uniq, uniq[1:]) if len(b) > len(a) and b[: len(a)] == a}
+    end: dict[tuple[int, ...], tuple[int, ...]] = {}
+    for u in reversed(uniq):
+        end[u] = end[longer[u]] if u in longer else u
+    roots = sorted((i for u in uniq if end[u] == u for i in groups[u]), key=lambda i: (len(ids[i]), i))
+    batches: list[list[int]] = [[]]
+    for r in roots:
+        if batches[-1] and (len(batches[-1]) >= max_rows or (len(batches[-1]) + 1) * len(ids[r]) > batch_tokens):
+            batches.append([])
+        batches[-1].append(r)
+    where = {r: k for k, batch in enumerate(batches) for r in batch}
+    plan: list[tuple[list[int], dict[int, int]]] = [(batch, {}) for batch in batches]
+    for u in uniq:
+        if end[u] != u:
+            root = groups[end[u]][0]
+            for i in groups[u]:
+                plan[where[root]][1][i] = root
+    return plan
 
 
 def _opts(o: LMOptions) -> dict:

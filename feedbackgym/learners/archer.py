@@ -14,8 +14,14 @@ in a FIFO replay buffer:
      a ~ pi(.|s) fresh;  A = min(Q1, Q2)(s, a) - min(V1, V2)(s)   (online critic, no grad)
      L_pi = -mean(A * sum_t log pi(a_t | s, a_<t))
 
-Micro-batch losses are averaged over ``grad_accum`` (the anchor sums them: 32x its stated lr),
-gradients clipped to ``max_grad_norm``, sequences left-padded with explicit position ids.
+Micro-batch losses are averaged over ``grad_accum`` (the anchor sums them), gradients clipped to
+``max_grad_norm``, sequences left-padded with explicit position ids.
+
+Cost: the actor does not change during the critic steps, so (``batch_v_samples``) the fresh
+samples of all of them are drawn up front, with the same seeds in the same order, in one
+`Policy.sample` call over every state (batches of similar lengths; an earlier turn of an episode
+reuses a later turn's prompt cache); each actor step samples its micro-batches together. The
+update's metrics carry each phase's seconds (``cost_s``: critic, of which v_samples, actor).
 
 Defaults are the anchor's ``archer_20q`` config scaled for a 2-core CPU and a ~3M-parameter
 GPT-2; each field says how.
@@ -24,6 +30,8 @@ GPT-2; each field says how.
 from __future__ import annotations
 
 import copy
+import time
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,11 +46,10 @@ from feedbackgym.learners.args import LMOptimArgs
 
 @dataclass
 class Args(LMOptimArgs):
-    """ArCHer's fields. From the base: ``learning_rate`` 1e-4 is the actor's (anchor 1e-6 summed
-    over 32 micro-batches, 3.2e-5 effective, for a 124M GPT-2; OfflineArcher's 20Q: 1e-4; at 3e-5 a
-    2M-param actor barely moved in 30 iterations), ``batch_size`` 16 transitions per micro-batch
-    (anchor 8), ``grad_accum`` 2 (anchor 32, summed), ``max_grad_norm`` 1.0 for actor and critic
-    (anchor 1.0)."""
+    """ArCHer's fields. From the base: ``learning_rate`` 1e-4 is the actor's (anchor 1e-6 for a
+    124M GPT-2; OfflineArcher's 20Q: 1e-4; at 3e-5 a 2M-param actor barely moved in 30
+    iterations), ``batch_size`` 16 transitions per micro-batch (anchor 8), ``grad_accum`` 2
+    (anchor 32), ``max_grad_norm`` 1.0 for actor and critic (anchor 1.0)."""
 
     gamma: float = 0.95
     """discount per utterance (anchor: 0.95 in every config)"""
@@ -62,6 +69,10 @@ class Args(LMOptimArgs):
     """replay buffer size in transitions, FIFO (anchor 100000)"""
     v_samples: int = 1
     """fresh policy samples averaged in the V target (anchor 1)"""
+    batch_v_samples: bool = True
+    """draw the fresh samples of all critic steps (and of an actor step's micro-batches) in one
+    batched call before they are used (same seeds, same order); --no-batch-v-samples: one call
+    per micro-batch, as the anchor"""
     hidden: int = 256
     """width of the critic's MLP heads (anchor 768)"""
     embedder: str = "minilm"
@@ -116,13 +127,52 @@ class ArCHer(Learner):
         self.critic_opt = torch.optim.Adam(groups)
         self.actor_opt = torch.optim.Adam(policy.model.parameters(), lr=args.learning_rate)
         self.buffer = ReplayBuffer(args.buffer_size)
+        #: announced sample_actions requests: [states, k, seeds, samples (None until `fill`)]
+        self._prefetched: deque[list] = deque()
+        self._sampling_s = 0.0  # seconds spent sampling since the phase began
 
     # -------------------------------------------------------------- pieces
     def sample_actions(self, states: list[str], k: int = 1) -> list[list]:
-        """k fresh utterances per state from the current policy, seeded from the learner's rng."""
+        """k fresh utterances per state from the current policy, seeded from the learner's rng
+        (or the ones `announce` and `fill` drew for exactly this request, with the seeds taken then)."""
+        if self._prefetched:
+            want, wk, _, gens = self._prefetched.popleft()
+            if want == list(states) and wk == k and gens is not None:
+                return gens
+            self._prefetched.clear()  # asked otherwise than announced: draw afresh from here on
+        t0 = time.perf_counter()
         with torch.no_grad():
             gens = self.policy.sample([s for s in states for _ in range(k)], seeds(self.rng, len(states) * k))
+        self._sampling_s += time.perf_counter() - t0
         return [gens[i * k : (i + 1) * k] for i in range(len(states))]
+
+    def v_sample_requests(self, batch: list) -> list[tuple[list[str], int]]:
+        """The ``sample_actions(states, k)`` calls that ``targets(batch)`` makes, in order (a
+        subclass whose ``targets`` samples otherwise says so here, or its samples are drawn one
+        call at a time)."""
+        return [([t.prompt for t in batch], self.args.v_samples)]
+
+    def announce(self, requests: list[tuple[list[str], int]]) -> None:
+        """Take the seeds of coming ``sample_actions`` requests from the rng now, in the order the
+        requests would take them; `fill` then draws their samples in one batched call, so the
+        later calls get what they would have drawn (up to float rounding in a batch of another
+        shape, which can flip a near-tie token)."""
+        for states, k in requests:
+            self._prefetched.append([list(states), k, seeds(self.rng, len(states) * k), None])
+
+    def fill(self) -> None:
+        todo = [e for e in self._prefetched if e[3] is None]
+        if not todo:
+            return
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            gens = self.policy.sample([s for states, k, *_ in todo for s in states for _ in range(k)], [x for e in todo for x in e[2]])
+        self._sampling_s += time.perf_counter() - t0
+        at = 0
+        for e in todo:
+            states, k = e[0], e[1]
+            e[3] = [gens[at + i * k : at + (i + 1) * k] for i in range(len(states))]
+            at += len(states) * k
 
     def targets(self, batch: list) -> tuple[tuple, tuple]:
         """The critic's regression targets for a batch of transitions: (yQ1, yQ2), (yV1, yV2)."""
@@ -160,9 +210,23 @@ class ArCHer(Learner):
         logp, _ = self.policy.logprobs(states, [g.token_ids for g in gens])
         return actor_loss(adv, logp.sum(1)), adv
 
-    def critic_step(self) -> float:
+    def critic_plan(self) -> list[list[list] | None]:
+        """The micro-batches of every critic step of an iteration, drawn as the steps would draw
+        them, each step's V-target seeds right after its batches; with ``batch_v_samples`` their
+        samples are then drawn at once (the actor does not change during the critic steps)."""
         a = self.args
-        micro = [self.buffer.sample(a.batch_size, self.rng) for _ in range(a.grad_accum)]
+        if not a.batch_v_samples:
+            return [None] * a.critic_steps  # each step draws its own, then samples them
+        plan = []
+        for _ in range(a.critic_steps):
+            plan.append([self.buffer.sample(a.batch_size, self.rng) for _ in range(a.grad_accum)])
+            self.announce([r for mb in plan[-1] for r in self.v_sample_requests(mb)])
+        self.fill()
+        return plan
+
+    def critic_step(self, micro: list[list] | None = None) -> float:
+        a = self.args
+        micro = micro or [self.buffer.sample(a.batch_size, self.rng) for _ in range(a.grad_accum)]
         value = accumulate(micro, self.critic_objective)
         clipped_step(self.critic_opt, self.critic.parameters(), a.max_grad_norm)
         polyak(self.target, self.critic, a.tau)
@@ -171,6 +235,9 @@ class ArCHer(Learner):
     def actor_step(self) -> tuple[float, float]:
         a = self.args
         micro = [[t.prompt for t in self.buffer.sample(a.batch_size, self.rng)] for _ in range(a.grad_accum)]
+        if a.batch_v_samples:  # one call for the step's micro-batches: the actor changes only after them
+            self.announce([(states, 1) for states in micro])
+            self.fill()
         advs = []
 
         def loss(states):
@@ -179,6 +246,7 @@ class ArCHer(Learner):
             return value
 
         value = accumulate(micro, loss)
+        self._prefetched.clear()
         clipped_step(self.actor_opt, self.policy.model.parameters(), a.max_grad_norm)
         self.policy.forget()
         return value, float(torch.cat(advs).mean())
@@ -197,12 +265,18 @@ class ArCHer(Learner):
     def update(self, trajectories: list, iteration: int) -> dict:
         self.observe(trajectories)
         a = self.args
-        critic = [self.critic_step() for _ in range(a.critic_steps)]
+        t0, self._sampling_s = time.perf_counter(), 0.0
+        critic = [self.critic_step(micro) for micro in self.critic_plan()]
+        self._prefetched.clear()
+        cost = {"critic": time.perf_counter() - t0, "v_samples": self._sampling_s}
         out = {"critic_loss": float(np.mean(critic)), "buffer": len(self.buffer)}
         if not self.actor_frozen(iteration):
+            t0 = time.perf_counter()
             steps = [self.actor_step() for _ in range(a.actor_steps)]
+            cost["actor"] = time.perf_counter() - t0
             out["actor_loss"] = float(np.mean([s[0] for s in steps]))
             out["advantage"] = float(np.mean([s[1] for s in steps]))
+        out["cost_s"] = {k: round(v, 3) for k, v in cost.items()}
         return out
 
     # -------------------------------------------------------------- checkpoints

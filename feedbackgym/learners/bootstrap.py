@@ -8,12 +8,16 @@
    datasets mix a competent and a poor policy the same way), so the clone is competent but not
    optimal and RL has room to improve on it.
 2. Train a byte-level BPE tokenizer (the ``tokenizers`` library) on the text of those episodes.
+   Its merges stop at word boundaries (GPT-2's pre-tokenizing regex), so a question is several
+   tokens (twenty_questions: 5-11, 6.6 on average) and the utterance MDP differs from the token
+   MDP; ``--merges lines`` restores merges across a line (a frequent utterance is one token).
 3. Train a GPT-2-shaped model, built from a config, on the actor's turns. An episode is one
    sequence in the prompt format that `LMAgent` uses (each turn's prompt extends the previous
    one), and the loss covers only the actor's utterances and the newline that ends them.
 4. Save model and tokenizer with ``save_pretrained`` (so ``lm:OUT`` plays any seat of any face),
    the loss curve as ``loss.png`` and the run's settings and results as ``bootstrap.json``; print
-   the success rate of ``lm:OUT`` on fresh seeds, sampled (temperature 1, the default) and greedy.
+   the tokens per actor utterance (in the cloned episodes and in the model's own sampled ones)
+   and the success rate of ``lm:OUT`` on fresh seeds, sampled (temperature 1, the default) and greedy.
 """
 
 from __future__ import annotations
@@ -64,21 +68,26 @@ class Args(RunArgs, OptimArgs):
     learning_rate: float = 2e-3
     batch_size: int = 32
     vocab_size: int = 2048
-    """tokenizer vocabulary"""
+    """tokenizer vocabulary (at most: 20Q's episodes have ~950 distinct word pieces)"""
+    merges: str = "words"
+    """where BPE merges stop: words (GPT-2's pre-tokenizer: a question is several tokens) or lines
+    (merges span a line: a frequent utterance is one token, so utterance and token MDP coincide)"""
     n_layer: int = 4
     """transformer blocks"""
     n_embd: int = 192
     """width"""
     n_head: int = 4
     """attention heads"""
-    n_positions: int = 256
-    """context length in tokens"""
+    n_positions: int = 512
+    """context length in tokens (a 20-question episode is up to ~330 word-level tokens)"""
     eval_episodes: int = 200
     num_envs: int = 64
 
     def __post_init__(self):
         if not 0.0 <= self.mix <= 1.0:
             raise ValueError(f"--mix must lie in [0, 1], got {self.mix}")
+        if self.merges not in PRE_TOKENIZERS:
+            raise ValueError(f"--merges {self.merges!r}: expected one of {', '.join(PRE_TOKENIZERS)}")
 
 
 # ---------------------------------------------------------------------- data
@@ -106,23 +115,52 @@ def actor_segments(ep: Episode) -> list[tuple[str, bool]]:
     return segments
 
 
-def train_tokenizer(texts, vocab_size: int) -> PreTrainedTokenizerFast:
-    """A byte-level BPE tokenizer whose merges may span spaces (as SentencePiece's may) but not
-    the end of a line or the ``role:`` that opens one: a frequent utterance with its line break
-    becomes a token or two, and a prompt (which ends with ``role:``) tokenizes as a prefix of
-    the prompt and its continuation."""
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
+def word_pieces() -> pre_tokenizers.PreTokenizer:
+    """GPT-2's pre-tokenizer: text is split into words (with their leading space), runs of
+    punctuation and runs of whitespace before byte-level BPE, so no merge crosses a word boundary."""
+    return pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+
+
+def line_pieces() -> pre_tokenizers.PreTokenizer:
+    """The first bootstrap's pre-tokenizer: merges may span spaces (as SentencePiece's may) but not
+    the end of a line or the ``role:`` that opens one, so a frequent utterance with its line break
+    becomes one token (every 20Q question was: the utterance MDP was the token MDP)."""
+    return pre_tokenizers.Sequence([
         pre_tokenizers.Split(Regex(r"\n"), behavior="merged_with_previous"),
         pre_tokenizers.Split(Regex(r"^[^ \n:]+:"), behavior="isolated"),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
     ])  # fmt: skip
+
+
+#: --merges NAME -> the pre-tokenizer that bounds the merges
+PRE_TOKENIZERS = {"words": word_pieces, "lines": line_pieces}
+
+
+def train_tokenizer(texts, vocab_size: int, merges: str = "words") -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer whose merges stop where ``PRE_TOKENIZERS[merges]`` splits. With
+    either, a prompt (which ends with ``role:``) tokenizes as a prefix of the prompt and its
+    continuation, and any text encodes (byte by byte at worst)."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = PRE_TOKENIZERS[merges]()
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size, special_tokens=[END], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
     )
     tok.train_from_iterator(texts, trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=END, pad_token=END, model_max_length=10**6)
+
+
+def utterance_tokens(tokenizer, segments: list[list[tuple[str, bool]]]) -> list[int]:
+    """Tokens in each actor utterance of the episodes (with the line break that ends it)."""
+    return [len(tokenizer(text, add_special_tokens=False)["input_ids"]) for segs in segments for text, is_actor in segs if is_actor]
+
+
+def token_counts(counts) -> dict:
+    """Mean, min, max and n of a list of token counts (None when empty)."""
+    counts = list(counts)
+    if not counts:
+        return {"mean": None, "min": None, "max": None, "n": 0}
+    return {"mean": round(float(np.mean(counts)), 2), "min": int(min(counts)), "max": int(max(counts)), "n": len(counts)}
 
 
 def build_model(tokenizer, n_layer: int, n_embd: int, n_head: int, n_positions: int) -> GPT2LMHeadModel:
@@ -217,13 +255,15 @@ def plot_losses(losses: list[float], path: Path) -> None:
     plot(path, series, "optimizer step", "cross-entropy per actor token", "behaviour cloning")
 
 
-def success_rates(out: Path, task: str, episodes: int, n_envs: int) -> dict[str, float]:
-    """Success of ``lm:OUT`` in the actor's seat on the evaluation seeds: sampled (the default) and greedy."""
+def success_rates(out: Path, task: str, episodes: int, n_envs: int) -> dict:
+    """``lm:OUT`` in the actor's seat on the evaluation seeds, sampled (the default) and greedy:
+    the success rate of each and the tokens of each utterance it said (`token_counts`)."""
     rates = {}
     for name, temperature in (("sampled", 1.0), ("greedy", 0.0)):
         agent = LMAgent.from_pretrained(str(out), temperature=temperature)
         runs = rollout(agent, task, n_envs=n_envs, episodes=episodes, seed=EVAL_SEED, actor="learner")
         rates[name] = sum(t.success for t in runs) / max(1, len(runs))
+        rates[f"tokens_{name}"] = token_counts(len(s.token_ids) for t in runs for s in t.steps)
     return rates
 
 
@@ -237,7 +277,10 @@ def run(args: Args) -> dict:
     scenario = load_scenario(args.task)
     episodes = collect(scenario, args.episodes, args.mix, args.seed)
     segments = [actor_segments(ep) for ep in episodes]
-    tokenizer = train_tokenizer(("".join(t for t, _ in s) for s in segments), args.vocab_size)
+    tokenizer = train_tokenizer(("".join(t for t, _ in s) for s in segments), args.vocab_size, args.merges)
+    cloned = token_counts(utterance_tokens(tokenizer, segments))
+    print(f"bootstrap: {cloned['n']} actor utterances to clone, tokens per utterance (with its line break): "
+          f"mean {cloned['mean']}, min {cloned['min']}, max {cloned['max']} (--merges {args.merges})", file=sys.stderr)  # fmt: skip
     data = [encode(tokenizer, s, args.n_positions) for s in segments]
     with torch.random.fork_rng(devices=[]):  # seeded init and dropout, without touching the caller's RNG
         torch.manual_seed(args.seed)
@@ -255,6 +298,7 @@ def run(args: Args) -> dict:
         "final_loss": float(np.mean(losses[-20:])),
         "seconds_until_saved": round(saved_s, 1),
         "seconds_total": round(time.perf_counter() - t0, 1),
+        "tokens_per_utterance": {"cloned": cloned, "sampled": rates["tokens_sampled"], "greedy": rates["tokens_greedy"]},
         "success_sampled": rates["sampled"],
         "success_greedy": rates["greedy"],
     }
@@ -277,8 +321,13 @@ def cmd_bootstrap(ns: argparse.Namespace) -> int:
     print(
         f"saved lm:{args.out} ({r['parameters'] / 1e6:.1f}M parameters, final loss {r['final_loss']:.3f}) "
         f"{r['seconds_until_saved']:.0f} s after the start\n"
+        f"tokens per actor utterance (mean, min-max): {tokens_line(r['tokens_per_utterance'])}\n"
         f"success on {args.eval_episodes} fresh {args.task} episodes: "
         f"{r['success_sampled']:.1%} sampled (temperature 1), {r['success_greedy']:.1%} greedy "
         f"[{r['seconds_total']:.0f} s in all; loss curve: {Path(args.out) / 'loss.png'}]"
     )
     return 0
+
+
+def tokens_line(tokens: dict) -> str:
+    return ", ".join(f"{k} {c['mean']} ({c['min']}-{c['max']}, n={c['n']})" for k, c in tokens.items() if c["n"])

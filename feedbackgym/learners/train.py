@@ -66,7 +66,8 @@ ALGOS = {
     "maskable_ppo": "feedbackgym.learners.sb3:SB3MaskablePPO",
 }
 #: metric fields that may differ between an interrupted-and-resumed run and an uninterrupted one
-CLOCK_FIELDS = ("wall_s",)
+#: (read from the clock: ``cost_s`` holds an iteration's seconds per phase)
+CLOCK_FIELDS = ("wall_s", "cost_s")
 
 
 @dataclass
@@ -285,10 +286,16 @@ class LMSession:
         return summary(((t.total_reward, t.success) for t in trajs), "eval_")
 
     def iterate(self, it: int, episodes: int) -> tuple[int, int, dict]:
-        """One iteration; returns (episodes, env steps, metrics) of it."""
+        """One iteration; returns (episodes, env steps, metrics) of it. ``cost_s``: its seconds
+        per phase, collection and update (and the learner's own breakdown of the update)."""
+        t0 = time.perf_counter()
         trajs = self.collect([self.args.seed * 10**7 + episodes + k for k in range(self.args.rollout_size)])
+        t1 = time.perf_counter()
         metrics = self.learner.update(trajs, it)
-        return len(trajs), sum(len(t.steps) for t in trajs), {**summary((t.total_reward, t.success) for t in trajs), **metrics}
+        cost = {"collect": round(t1 - t0, 3), "update": round(time.perf_counter() - t1, 3), **metrics.pop("cost_s", {})}
+        steps = [s for t in trajs for s in t.steps]
+        tokens = {"tokens_per_utterance": float(np.mean([len(s.token_ids) for s in steps]))} if steps else {}
+        return len(trajs), len(steps), {**summary((t.total_reward, t.success) for t in trajs), **tokens, **metrics, "cost_s": cost}
 
     def state_dict(self) -> dict:
         return self.learner.state_dict()
@@ -366,7 +373,8 @@ def run(algo: str, args: TrainArgs, algo_args=None, resume: bool = False, quiet:
             wall += time.perf_counter() - t0
             line["wall_s"] = round(wall, 3)
             log(line)
-            bar.set_postfix(**{k: f"{line[k]:.2f}" for k in ("return", "eval_return") if line.get(k) is not None})
+            cost = " ".join(f"{k} {v:.1f}" for k, v in line.get("cost_s", {}).items())
+            bar.set_postfix(**{k: f"{line[k]:.2f}" for k in ("return", "eval_return") if line.get(k) is not None}, **({"s": cost} if cost else {}))
             if (it + 1) % args.checkpoint_every == 0 or it + 1 == args.iterations:
                 checkpoints.save(ckpt_dir, it + 1, {
                     "iteration": it + 1, "episodes": episodes, "env_steps": env_steps, "wall_s": wall,

@@ -1,0 +1,118 @@
+"""Multi-token actors: sampling many states at once, and ArCHer's batched fresh samples.
+
+A question of the word-level bootstrap is several tokens, so ArCHer's V targets sample whole
+utterances at every replay state of every critic step. `Policy.sample` without conversation
+keys batches them (a prompt that is a prefix of another reuses its KV cache), and ArCHer draws
+all of an iteration's critic samples in one such call with the seeds it would have drawn one
+call at a time: these tests pin that the batching changes no sample and no update."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from conftest import save_tiny_lm  # noqa: E402
+
+from feedbackgym.agents.lm import plain_prompt  # noqa: E402
+from feedbackgym.envs.scenario import load_scenario  # noqa: E402
+from feedbackgym.learners import archer  # noqa: E402
+from feedbackgym.learners._policy import Policy, shared_prefix_plan  # noqa: E402
+from feedbackgym.learners.bootstrap import actor_segments, collect  # noqa: E402
+from feedbackgym.rollout import Step, Trajectory  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def episodes():
+    return collect(load_scenario("twenty_questions"), 8, mix=0.5, seed=3)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, episodes):
+    texts = ["".join(t for t, _ in actor_segments(ep)) for ep in episodes]
+    return save_tiny_lm(tmp_path_factory.mktemp("tiny20q"), texts)
+
+
+def actor_prompts(ep) -> list[str]:
+    messages = [(m.role, m.text) for m in ep.log]
+    return [plain_prompt("actor", ep.instance.instruction, "", messages[:i]) for i, (r, _) in enumerate(messages) if r == "actor"]
+
+
+def replay_steps(episodes) -> list[Step]:
+    steps = []
+    for ep in episodes:
+        prompts = actor_prompts(ep)
+        texts = [m.text for m in ep.log if m.role == "actor"]
+        for j, (p, text) in enumerate(zip(prompts, texts)):
+            last = j == len(prompts) - 1
+            nxt = prompts[j + 1] if not last else p + f" {text}\n"
+            steps.append(Step(p, text, [1, 2], [-0.5, -0.5], -1.0 if not last else 0.0, nxt, terminated=last))
+    return steps
+
+
+def test_shared_prefix_plan_groups_each_prompt_under_its_longest_extension():
+    ids = [[1, 2], [1, 2, 3, 4], [5], [1, 2, 3], [1, 2, 3, 4], [5, 6, 7], [9, 9]]
+    plan = shared_prefix_plan(ids, batch_tokens=8, max_rows=256)
+    roots = [r for batch, _ in plan for r in batch]
+    followers = {i: r for _, f in plan for i, r in f.items()}
+    # [1,2] and [1,2,3] are prefixes of [1,2,3,4] (rows 1 and 4, both roots: equal prompts);
+    # [5] of [5,6,7]; [9,9] stands alone. Roots go by length, cut at 8 tokens a batch (rows x longest).
+    assert sorted(roots) == [1, 4, 5, 6] and followers == {0: 1, 3: 1, 2: 5}
+    assert [batch for batch, _ in plan] == [[6, 5], [1, 4]]
+    for batch, f in plan:  # a follower is in its root's batch
+        assert all(r in batch for r in f.values())
+
+
+def test_sampling_many_states_at_once_gives_each_the_utterance_it_gets_alone(tiny, episodes):
+    policy = Policy.load(tiny, max_new_tokens=8)
+    prompts = [p for ep in episodes for p in actor_prompts(ep)][::2]
+    prompts += prompts[:3]  # the same state drawn twice
+    seeds = list(range(7, 7 + len(prompts)))
+    policy.batch_tokens = 600  # several batches
+    plan = shared_prefix_plan(policy.agent.encode_all(prompts), policy.batch_tokens)
+    assert len(plan) > 1 and sum(len(f) for _, f in plan) > 0
+    together = policy.sample(prompts, seeds)
+    alone = [policy.sample([p], [s])[0] for p, s in zip(prompts, seeds)]
+    assert [g.token_ids for g in together] == [g.token_ids for g in alone]
+    assert [g.text for g in together] == [g.text for g in alone]
+    for a, b in zip(together, alone):
+        assert a.logprobs == pytest.approx(b.logprobs, abs=1e-5)
+
+
+def run_update(tiny, steps, batch: bool):
+    policy = Policy.load(tiny, max_new_tokens=6)
+    calls = []
+    sample = policy.sample
+    policy.sample = lambda prompts, seeds_, keys=None, temperature=None: calls.append(len(prompts)) or sample(prompts, seeds_, keys, temperature)
+    args = archer.Args(embedder="hashing", batch_size=4, grad_accum=2, critic_steps=3, actor_steps=2, warmup_iters=0, batch_v_samples=batch)
+    learner = archer.ArCHer(policy, args, seed=0)
+    metrics = learner.update([Trajectory(seed=0, steps=steps)], iteration=0)
+    return learner, metrics, calls
+
+
+def test_archer_batched_fresh_samples_change_no_update(tiny, episodes):
+    """The same seeds in the same order: one call for all critic steps' V-target samples (and
+    one per actor step) makes the very update that one call per micro-batch makes."""
+    steps = replay_steps(episodes)
+    batched, m1, calls1 = run_update(tiny, steps, batch=True)
+    single, m2, calls2 = run_update(tiny, steps, batch=False)
+    assert calls1 == [3 * 2 * 4, 2 * 4, 2 * 4] and calls2 == [4] * (3 * 2 + 2 * 2)
+    assert batched.rng.bit_generator.state == single.rng.bit_generator.state
+    for name in ("critic_loss", "actor_loss", "advantage"):
+        assert m1[name] == pytest.approx(m2[name], rel=1e-5, abs=1e-6), name
+    for (k, a), (_, b) in zip(batched.critic.state_dict().items(), single.critic.state_dict().items()):
+        assert torch.allclose(a, b, atol=1e-6), k
+    for a, b in zip(batched.policy.model.parameters(), single.policy.model.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+    assert set(m1["cost_s"]) == {"critic", "v_samples", "actor"} and m1["cost_s"]["v_samples"] <= m1["cost_s"]["critic"]
+
+
+def test_a_request_other_than_announced_is_drawn_afresh(tiny, episodes):
+    """A subclass whose targets sample differently from `v_sample_requests` still gets samples
+    of its own states (the prefetched ones are dropped)."""
+    learner = archer.ArCHer(Policy.load(tiny, max_new_tokens=4), archer.Args(embedder="hashing"), seed=0)
+    prompts = [p for ep in episodes for p in actor_prompts(ep)]
+    learner.announce([(prompts[:2], 1)])
+    learner.fill()
+    gens = learner.sample_actions(prompts[2:5], 2)
+    assert [len(g) for g in gens] == [2, 2, 2] and not learner._prefetched
