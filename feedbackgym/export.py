@@ -22,11 +22,12 @@ seat said as the assistant's message: one JSON object per line with a ``messages
 conversational format. ``--per episode`` writes one conversation per (episode, seat) instead.
 
 ``minari`` replays each episode through the Gymnasium face with one seat as the learner, in the
-candidate-action view (`CandidateActions`: action ``i`` says the ``i``-th candidate), and writes
-the observations, actions and rewards as a Minari dataset (arrow storage; text observations, or
-``--embed hashing`` for `EmbedObservation`'s arrays). An episode whose learner said something
-that is not a candidate, whose other seats are not scripted (they are replayed by playing them
-again from the seed), or whose replay departs from the record is skipped with the reason.
+candidate-action view (`CandidateActions`: action ``i`` says the ``i``-th candidate; a move said
+in other words is the candidate the task reads as the same move), and writes the observations,
+actions and rewards as a Minari dataset (arrow storage; text observations, or ``--embed
+hashing`` for `EmbedObservation`'s arrays). An episode whose learner said something no candidate
+means, whose other seats are not scripted (they are replayed by playing them again from the
+seed), or whose replay departs from the record is skipped with the reason.
 
 Lines of the records file that cannot be read are skipped and reported with their line numbers
 (`records.read_records`); so is every skipped episode. The optional packages come with the
@@ -326,14 +327,15 @@ def seat_chats(rec: Record) -> list[tuple[str, int, list[dict[str, str]]]]:
     return out
 
 
-def _same_log(ep: Episode, rec: Record) -> None:
-    """Raise `ReplayError` at the first turn where the replay's log departs from the record's."""
-    got, want = [(m.role, m.text) for m in ep.log], [(m.role, m.text) for m in rec.messages]
-    for i, (g, w) in enumerate(zip(got, want)):
-        if g != w:
-            raise ReplayError(f"turn {i}: the replay has {g[0]} saying {g[1][:60]!r}, the record {w[0]} saying {w[1][:60]!r}")
-    if len(got) != len(want):
-        raise ReplayError(f"the replay has {len(got)} messages, the record {len(want)}")
+def _same_log(ep: Episode, rec: Record, same=None) -> None:
+    """Raise `ReplayError` at the first turn where the replay's log departs from the record's;
+    ``same(got, want)``: whether two messages agree (default: same role, same text)."""
+    same = same or (lambda g, w: (g.role, g.text) == (w.role, w.text))
+    for g, w in zip(ep.log, rec.messages):
+        if not same(g, w):
+            raise ReplayError(f"turn {g.turn}: the replay has {g.role} saying {g.text[:60]!r}, the record {w.role} saying {w.text[:60]!r}")
+    if len(ep.log) != len(rec.messages):
+        raise ReplayError(f"the replay has {len(ep.log)} messages, the record {len(rec.messages)}")
 
 
 # ---------------------------------------------------------------------- minari
@@ -342,6 +344,10 @@ def write_minari(records: Sequence[Record], args: Args, skipped: list[tuple[int,
     ``MINARI_DATASETS_PATH``, default ``~/.minari/datasets``); the count of episodes."""
     minari = _need("minari")
     _need("pyarrow")
+    try:
+        _need("minari.dataset.minari_dataset").parse_dataset_id(args.out)
+    except ValueError:
+        raise ExportError(f"{args.out!r} is not a Minari dataset id: expected (namespace/)name-vN, a namespace of 2 or more characters") from None
     if args.out in minari.list_local_datasets():
         if not args.force:
             raise ExportError(f"the Minari dataset {args.out} exists: pass --force to replace it")
@@ -368,7 +374,8 @@ def write_minari(records: Sequence[Record], args: Args, skipped: list[tuple[int,
     view = "CandidateActions" + (f", EmbedObservation(HashingEmbedder({args.embed_dim}))" if args.embed != "none" else "")
     about = (
         f"feedbackgym {first[1].name}: the {first[2]} seat in the candidate-action view (feedbackgym.envs.wrappers: {view}), "
-        f"replayed from {Path(args.records).name}; infos['candidates'][t] is the JSON list of what each action says at step t"
+        f"replayed from {Path(args.records).name}; infos['candidates'][t]: the JSON list of what each action says at step t; "
+        "infos['said'][t]: what the record says"
     )
     spec = _spec(env, args)
     with warnings.catch_warnings():  # minari's advice to name an author, an e-mail, a code link: not known here
@@ -419,39 +426,65 @@ def _spec(env, args: Args):
 
 def _replay_candidates(env, rec: Record, seat: str, episode_id: int):
     """``rec``'s episode played again in the candidate view, the learner in ``seat`` choosing the
-    candidate it said; a `minari.EpisodeBuffer`."""
+    candidate it said, or else the candidate the task reads as the same move (twenty_questions'
+    "Is it able to fly?" is its candidate "Can it fly?"); a `minari.EpisodeBuffer`."""
     from minari.data_collector import EpisodeBuffer
 
     obs, _ = env.reset(seed=rec.seed)
     base = env.unwrapped
     if base.episode.seed != rec.seed:
         raise ReplayError(f"seed {rec.seed} ends before the {seat} speaks (the face redraws it)")
+    instance = base.episode.instance
     said = iter([m for m in rec.messages if m.role == seat])
     cands = env.get_wrapper_attr("candidates")
+    index = _candidate_index(instance, seat, cands)
     observations, actions, rewards, terms, truncs = [obs], [], [], [], []
-    candidates = [_json(cands)]
+    infos = {"candidates": [_json(cands)], "said": [""]}
     done = False
     while not done:
         m = next(said, None)
         if m is None:
             raise ReplayError(f"the record ends ({rec.terminate_reason}) while the replay waits for the {seat}")
-        if m.text not in cands:
+        action = index.get(m.text, index.get(_move(instance, seat, m.text)))
+        if action is None:
             raise ReplayError(f"turn {m.turn}: the {seat} said {m.text[:60]!r}, which is not one of the {len(cands)} candidates")
-        obs, reward, terminated, truncated, _ = env.step(cands.index(m.text))
+        obs, reward, terminated, truncated, _ = env.step(action)
         observations.append(obs)
-        actions.append(cands.index(m.text))
+        actions.append(action)
         rewards.append(float(reward))
         terms.append(bool(terminated))
         truncs.append(bool(truncated))
-        candidates.append(_json(cands))
+        infos["candidates"].append(_json(cands))
+        infos["said"].append(m.text)
         done = terminated or truncated
-    _same_log(base.episode, rec)
+
+    def same(g, w):  # the seat's moves by what they mean, the others' by their words
+        return g.role == w.role and (g.text == w.text or g.role == seat and _move(instance, seat, g.text) == _move(instance, seat, w.text))
+
+    _same_log(base.episode, rec, same)
     if isinstance(obs, dict):
         observations = {k: [o[k] for o in observations] for k in obs}
     return EpisodeBuffer(
         id=episode_id, seed=rec.seed, observations=observations, actions=actions, rewards=rewards,
-        terminations=terms, truncations=truncs, infos={"candidates": candidates},
+        terminations=terms, truncations=truncs, infos=_utf8(infos),
     )  # fmt: skip
+
+
+def _move(instance, seat: str, text: str):
+    """The move ``text`` makes as the task reads it (kind, value), or None for an unreadable one."""
+    parsed = instance.parse(seat, text)
+    return (parsed.kind, parsed.value) if parsed.valid else None
+
+
+def _candidate_index(instance, seat: str, cands: Sequence[str]) -> dict:
+    """Each candidate's text, and the move it makes, to its action (the first candidate of a move)."""
+    index: dict = {}
+    for i, c in enumerate(cands):
+        index.setdefault(c, i)
+        move = _move(instance, seat, c)
+        if move is not None:
+            index.setdefault(move, i)
+    return index
 
 
 # ---------------------------------------------------------------------- helpers, command line

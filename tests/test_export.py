@@ -176,6 +176,37 @@ def test_minari_dataset_loads_and_replays(mixed, tmp_path, minari_home, capsys):
         assert rewards == list(ep.rewards)
 
 
+def test_minari_maps_a_paraphrase_to_the_candidate_of_the_same_move(tmp_path, minari_home):
+    """twenty_questions' evidence weigher asks "Is it able to fly?", whose candidate is another
+    phrasing of the same question: the action is that candidate, and infos["said"] keeps the words."""
+    import minari
+
+    path = tmp_path / "tq.jsonl"
+    assert cli.main(["run", "twenty_questions", "--actor", "scripted:evidence_weigher", "--episodes", "3", "--record", str(path), "--quiet"]) == 0
+    assert run_export(path, "--to", "minari", "feedbackgym/tq-v0") == 0
+    ds = minari.load_dataset("feedbackgym/tq-v0")
+    assert ds.total_episodes == 3
+    env = ds.recover_environment()
+    paraphrased = 0
+    for ep, rec in zip(ds.iterate_episodes(), read_records(path)):
+        said = [m.text for m in rec.messages if m.role == "actor"]
+        assert list(ep.infos["said"][1:]) == said
+        env.reset(seed=rec.seed)
+        instance = env.unwrapped.episode.instance
+        for t, a in enumerate(ep.actions):
+            chosen = json.loads(ep.infos["candidates"][t])[a]
+            assert instance.parse("actor", chosen)[:3] == instance.parse("actor", said[t])[:3]
+            paraphrased += chosen != said[t]
+        assert [env.step(int(a))[1] for a in ep.actions] == list(ep.rewards)
+    assert paraphrased > 0
+
+
+def test_a_malformed_minari_id_is_refused_before_anything_is_written(mixed, minari_home, capsys):
+    assert run_export(mixed, "--to", "minari", "x/qa-v0") == 2
+    assert "'x/qa-v0' is not a Minari dataset id" in capsys.readouterr().err
+    assert not (minari_home / "x").exists()
+
+
 def test_minari_with_hashing_embeddings_stores_arrays(mixed, minari_home):
     import minari
     import numpy as np
