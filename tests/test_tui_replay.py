@@ -8,7 +8,7 @@ import asyncio
 import pytest
 from rich.console import Console
 from textual.app import App, ComposeResult
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Static
 
 from feedbackgym.cli import main
 from feedbackgym.core import EMPTY, Feedback, Message, freeze
@@ -18,10 +18,10 @@ from feedbackgym.feedback.metrics import log_metrics
 from feedbackgym.records import Record, read_records
 from feedbackgym.rollout import play_scenario
 from feedbackgym.tui.app import FeedbackGymApp
-from feedbackgym.tui.digest import task_lines, task_of, turn_rows
+from feedbackgym.tui.digest import task_lines, task_of, timeline, turn_rows
 from feedbackgym.tui.replay import ReplayScreen
 from feedbackgym.tui.session import Setup, record_rewards
-from feedbackgym.tui.widgets import CONCEALED, Transcript, TruthPanel, TurnPanel
+from feedbackgym.tui.widgets import CONCEALED, DetailScreen, HelpScreen, PromptScreen, Timeline, Transcript, TruthPanel, TurnPanel
 
 SIZE = (120, 40)
 SMALL = (80, 24)
@@ -139,7 +139,7 @@ def flips(tmp_path):
     """Three episodes: two R->W turns and no C->I (undone at the end), two R->W turns and a C->I,
     and no flip at all; a search term in the last message of the first and third."""
     sc = load_scenario("judged_qa")
-    logs = [answers(True, False, True, False, True, last="Voudom."), answers(True, False, True, False), answers(True, True, last="voudom!")]
+    logs = [answers(True, False, True, False, True, last="Zyxwv."), answers(True, False, True, False), answers(True, True, last="zyxwv!")]
     path = tmp_path / "flips.jsonl"
     with path.open("w") as f:
         for seed, log in enumerate(logs):
@@ -248,3 +248,148 @@ async def test_the_browser_keeps_a_transcript_and_every_column_on_screen(named, 
             await pilot.press("p")  # the per-turn panel on demand, the transcript still there
             await pilot.pause()
             assert replay.query_one(TurnPanel).region.height > 0 and transcript.region.height >= 3
+
+
+async def test_search_across_the_episodes_kept_and_go_to(flips):
+    records = read_records(flips)
+    app = FeedbackGymApp(first=ReplayScreen(flips, records))
+    async with app.run_test(size=SIZE) as pilot:
+        replay = app.screen
+        await until(pilot, lambda: replay.index == 0)
+        await pilot.press("0", "slash")
+        await until(pilot, lambda: isinstance(app.screen, PromptScreen))
+        await pilot.press(*"ZYXWV", "enter")  # case does not matter
+        await until(pilot, lambda: app.screen is replay)
+        assert replay.matches == [(0, 8), (2, 2)]
+        assert (replay.index, replay.shown) == (0, 9) and "Zyxwv" in replay.query_one(Transcript).messages[-1].text
+        assert "'ZYXWV': 1 of 2 matches" in str(replay.query_one("#status").render())
+        await pilot.press("n")  # the next match is in another episode
+        assert (replay.index, replay.shown) == (2, 3)
+        await pilot.press("n")  # round to the first
+        assert (replay.index, replay.shown) == (0, 9)
+        await pilot.press("N")
+        assert (replay.index, replay.shown) == (2, 3)
+        # go to an episode, a message of it, or of this one; what cannot be gone to is said
+        steps = [("1:4", (1, 5), ""), (":2", (1, 3), ""), ("2", (2, 3), ""), ("9", (2, 3), "no episode 9"), ("x:y", (2, 3), "expected")]
+        for where, expected, told in steps:
+            await pilot.press("g")
+            await until(pilot, lambda: isinstance(app.screen, PromptScreen))
+            await pilot.press(*where, "enter")
+            await until(pilot, lambda: app.screen is replay)
+            assert (replay.index, replay.shown) == expected, where
+            assert not told or told in list(app._notifications)[-1].message
+        assert replay.query_one("#episodes", DataTable).cursor_row == 2
+        while replay.filter_name != "flip_c2i":  # search only what the filter keeps
+            await pilot.press("f")
+        assert replay.matches == []
+
+
+async def test_the_timeline_marks_each_answer_and_hides_what_is_not_reached(flips):
+    records = read_records(flips)
+    app = FeedbackGymApp(first=ReplayScreen(flips, records))
+    async with app.run_test(size=SIZE) as pilot:
+        replay = app.screen
+        await until(pilot, lambda: replay.index == 0)
+        line = replay.query_one(Timeline)
+        assert text_of(line.render()).split() == ["answers", "✓", "↘", "✓", "↘", "✓", "2", "R→W", "so", "far"]
+        await pilot.press("0")
+        assert text_of(line.render()).split()[:6] == ["answers", "✓", "·", "·", "·", "·"]
+        hidden = Timeline(reveal=False)
+        assert timeline(records[0].messages, 3) == [(0, True, False), (2, False, True), (4, None, False), (6, None, False), (8, None, False)]
+    host = Host(hidden)
+    async with host.run_test(size=SIZE):
+        hidden.show(timeline(records[0].messages, 3))
+        shown = text_of(hidden.render())
+        assert "✓" not in shown and "✗" not in shown and "↘" not in shown and "2 so far" in shown
+
+
+async def test_the_detail_pane_shows_a_long_message_whole_and_copies_it_and_help_explains(tmp_path):
+    long = "Because " + "the evidence says so, " * 250 + "it is Voudom."
+    sc = load_scenario("judged_qa")
+    log = answers(True, False, last=long)
+    path = tmp_path / "long.jsonl"
+    path.write_text(Record(sc, 0, log, metrics=log_metrics(log, "protocol_end", "answer")).to_json() + "\n")
+    app = FeedbackGymApp(first=ReplayScreen(path, read_records(path)))
+    async with app.run_test(size=SMALL) as pilot:
+        replay = app.screen
+        await until(pilot, lambda: replay.index == 0)
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+        detail = app.screen
+        body = detail.query_one("#detail-text")
+        assert body.render().plain == long and body.virtual_size.height >= len(long) // body.size.width  # whole, wrapped
+        await pilot.press("c")
+        assert app.clipboard == long
+        await pilot.press("escape")
+        assert app.screen is replay
+        await pilot.press("question_mark")  # help: the keys and what the marks mean
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        shown = "\n".join(text_of(s.render()) for s in app.screen.query(Static))
+        for key, what in [("/", "search"), ("]", "next R→W"), ("g", "go to"), ("d", "detail"), ("s", "sort"), ("f", "filter")]:
+            assert any(line.split()[:1] == [key] and what in line for line in shown.splitlines()), key
+        for mark_name in ("C→I", "R→W", "I→C", "✓", "✗", "·", "↘"):
+            assert mark_name in shown
+        await pilot.press("escape")
+        assert app.screen is replay
+
+
+async def test_sort_by_any_column_and_back(flips):
+    records = read_records(flips)
+    app = FeedbackGymApp(first=ReplayScreen(flips, records))
+    async with app.run_test(size=SIZE) as pilot:
+        replay = app.screen
+        table = replay.query_one("#episodes", DataTable)
+        await until(pilot, lambda: replay.index == 0)
+        while replay.sort_by != "C→I":
+            await pilot.press("s")
+        assert replay.kept == [0, 2, 1] and [cell(table, r, "#") for r in range(3)] == ["0", "2", "1"]
+        await pilot.press("S")
+        assert replay.kept == [1, 2, 0]  # reversed (ties keep their index order, reversed)
+        table.move_cursor(row=0)
+        await until(pilot, lambda: replay.index == 1)
+        await pilot.press("0")
+        for expected in [(1, 3), (1, 7), (0, 3)]:  # the jump follows the table's order: 1, 2 (none), 0
+            await pilot.press("]")
+            assert (replay.index, replay.shown) == expected
+        assert str(table.columns[table.ordered_columns[list(table.columns).index("C→I")].key].label) == "C→I ▼"
+        table.post_message(DataTable.HeaderSelected(table, table.columns["R→W"].key, 0, table.columns["R→W"].label))
+        await until(pilot, lambda: replay.sort_by == "R→W")
+        assert [int(cell(table, r, "R→W")) for r in range(3)] == [0, 2, 2]
+
+
+def bad_file(tmp_path, good: int, bad: int):
+    """A recording of ``good`` episodes followed by ``bad`` unreadable lines (a binary tail)."""
+    sc = load_scenario("judged_qa")
+    lines = [Record(sc, s, answers(True), metrics=log_metrics(answers(True), "protocol_end", "answer")).to_json().encode() for s in range(good)]
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b"\n".join(lines + [bytes([0xFF, 0x00, 0x9C, n]) for n in range(bad)]) + b"\n")
+    return path
+
+
+@pytest.mark.parametrize("handed", [True, False], ids=["replay FILE", "read in the app"])
+async def test_skipped_lines_are_counted_in_the_app_in_one_notification(tmp_path, handed):
+    path = bad_file(tmp_path, 2, 27)
+    screen = ReplayScreen(path, read_records(path)) if handed else ReplayScreen(path)
+    app = FeedbackGymApp(first=screen)
+    async with app.run_test(size=SMALL) as pilot:
+        await until(pilot, lambda: screen.index == 0)
+        assert "27 lines skipped" in str(screen.query_one("#status").render())
+        told = [n for n in app._notifications if "skipped" in n.message]
+        assert len(told) == 1 and "27 lines skipped" in told[0].message and "line 3" in told[0].message
+
+
+@pytest.mark.parametrize("good, bad", [(0, 0), (0, 3)])
+async def test_a_file_with_no_episode_says_so_instead_of_a_blank_screen(tmp_path, good, bad):
+    path = bad_file(tmp_path, good, bad) if bad else tmp_path / "empty.jsonl"
+    if not bad:
+        path.write_text("")
+    screen = ReplayScreen(path)
+    app = FeedbackGymApp(first=screen)
+    async with app.run_test(size=SMALL) as pilot:
+        transcript = screen.query_one(Transcript)
+        await until(pilot, lambda: transcript.option_count == 1)
+        said = text_of(transcript.get_option_at_index(0).prompt)
+        assert "holds no episodes" in said and "--record" in said
+        assert ("3 lines skipped" in said) == bool(bad)
+        await pilot.press("]", "n", "d", "g", "escape", "slash", "escape", "s", "f")  # nothing to act on: no crash
+        assert app.screen is screen

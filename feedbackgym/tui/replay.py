@@ -151,6 +151,7 @@ class ReplayScreen(EpisodeScreen):
         key = sort_key(self.sort_by)
         kept = [i for i, r in enumerate(self.records) if keep(r)]
         self.kept = sorted(kept, key=lambda i: key(i, self.records[i]), reverse=self.sort_reverse)
+        self._refind()
         table = self.query_one("#episodes", DataTable)
         table.clear(columns=True)
         columns = episode_columns(self.records)
@@ -271,7 +272,6 @@ class ReplayScreen(EpisodeScreen):
         """The next filter."""
         names = list(FILTERS)
         self.filter_name = names[(names.index(self.filter_name) + 1) % len(names)]
-        self._refind()
         self._fill()
 
     def action_sort(self) -> None:

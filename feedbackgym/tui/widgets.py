@@ -194,14 +194,14 @@ class DetailScreen(ModalScreen[None]):
 
     def __init__(self, message: Message, task: str = "", reveal: bool = True):
         super().__init__()
-        self.message, self.task, self.reveal = message, task, reveal
+        self.message, self.task_text, self.reveal = message, task, reveal
 
     def compose(self) -> ComposeResult:
         m = self.message
         with VerticalScroll():
             yield Static(Text(f"turn {m.turn} · {m.role} {tag_of(m)} · {len(m.text)} characters", style="bold"))
-            if self.task and m.turn == 0:
-                yield Static(Text("task: " + strip_control_codes(self.task), style="italic"))
+            if self.task_text and m.turn == 0:
+                yield Static(Text("task: " + strip_control_codes(self.task_text), style="italic"))
             yield Static(Text(strip_control_codes(m.text)), id="detail-text")
             if self.reveal:
                 yield Static(Text("labels\n" + (_yaml(labels_of(m)) or "(none)")), id="detail-labels")
