@@ -393,3 +393,16 @@ async def test_a_file_with_no_episode_says_so_instead_of_a_blank_screen(tmp_path
         assert ("3 lines skipped" in said) == bool(bad)
         await pilot.press("]", "n", "d", "g", "escape", "slash", "escape", "s", "f")  # nothing to act on: no crash
         assert app.screen is screen
+
+
+async def test_the_home_screen_opens_a_bad_file_with_one_summary(tmp_path):
+    path = bad_file(tmp_path, 1, 27)
+    app = FeedbackGymApp()
+    async with app.run_test(size=SMALL) as pilot:
+        home = app.screen
+        home.query_one("#path").value = str(path)
+        home.query_one("#path").focus()
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ReplayScreen) and app.screen.index == 0)
+        told = [n for n in app._notifications if "skipped" in n.message or "line" in n.message]
+        assert len(told) == 1 and "27 lines skipped" in told[0].message
