@@ -102,7 +102,7 @@ def a_critic_who_said(pane, out, said):
     """``feedbackgym play judged_qa_critic --as critic`` in a pane, once the person's first
     feedback is on screen."""
     p = pane("play", "judged_qa_critic", "--as", "critic", "--record", str(out))
-    p.wait_for("Your turn, critic", "The answer is Hestoth.")
+    p.wait_for("You are the critic", "The answer is Hestoth.")
     p.keys("-l", said)
     p.keys("Enter")
     p.wait_for("critic [fp]", flat(said), read=flat)
@@ -114,6 +114,8 @@ def test_play_the_critic_in_a_terminal(tmp_path, pane):
     p = a_critic_who_said(pane, out, "The answer is Voudom, see doc1.")
     p.wait_for("The answer is Voudom.")
     p.keys("C-q")
+    p.wait_for("Quit?")
+    p.keys("y")  # quitting an unfinished episode asks first
     deadline = time.monotonic() + 10
     while all(r.journal for r in read_records(out)) and time.monotonic() < deadline:  # the quit's own record
         time.sleep(0.1)

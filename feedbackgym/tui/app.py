@@ -35,3 +35,11 @@ class FeedbackGymApp(App):
         self.push_screen(self._home)
         if self._first is not None:
             self.push_screen(self._first)
+
+    async def action_quit(self) -> None:
+        """Quit (``q``, ctrl+q); a screen that would lose something asks first (its ``confirm_quit``)."""
+        ask = getattr(self.screen, "confirm_quit", None)
+        if ask is None:
+            self.exit()
+        else:
+            ask()

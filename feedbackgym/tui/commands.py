@@ -71,8 +71,7 @@ def cmd_tui(args) -> int:
     if args.replay:
         return open_replay(args.replay, record=args.record, scenario=args.scenario)
     with recording(args.record) as writer:
-        FeedbackGymApp(writer, args.scenario).run()
-    return 0
+        return _run(FeedbackGymApp(writer, args.scenario))
 
 
 def cmd_play(args) -> int:
@@ -86,8 +85,13 @@ def cmd_play(args) -> int:
         raise ScenarioError(f"scenario {sc.name!r} has no {args.role} turn; its roles: {', '.join(sorted(speaking))}")
     with recording(args.record) as writer:
         screen = LiveScreen(Setup.of(sc, args.seed, {args.role: "human"}), writer)
-        FeedbackGymApp(writer, sc.name, first=screen).run()
-    return 0
+        return _run(FeedbackGymApp(writer, sc.name, first=screen))
+
+
+def _run(app) -> int:
+    """Run ``app``; its exit status (128 + the signal's number after a SIGTERM or SIGHUP)."""
+    app.run()
+    return app.return_code or 0
 
 
 def cmd_recover(args) -> int:
@@ -141,5 +145,4 @@ def open_replay(path: str | Path, episode: int | None = None, record: str = DEFA
     if status:
         return status
     with recording(record) as writer:
-        FeedbackGymApp(writer, scenario, first=ReplayScreen(path, records, episode)).run()
-    return 0
+        return _run(FeedbackGymApp(writer, scenario, first=ReplayScreen(path, records, episode)))

@@ -1,5 +1,7 @@
 """The home screen: pick a scenario, a seed and who plays each role, then play it; or open a
-recording in the replay browser."""
+recording in the replay browser. Coming back from an episode, it shows that episode's set-up
+(scenario, seed, seats: `keep_setup`), so that the next start plays on from there. Its letter
+keys never fire while a text box has the focus (the box takes the letter)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.validation import ValidationResult, Validator
 from textual.widgets import Button, Footer, Header, Input, Label, OptionList, Select, Static
+from textual.widgets.select import InvalidSelectValueError
 
 from feedbackgym.agents import scripted_names
 from feedbackgym.envs.scenario import Scenario, ScenarioError, list_scenarios, load_scenario
@@ -63,6 +66,7 @@ class HomeScreen(Screen):
         self.names = names
         self.first = scenario if scenario in names else names[0]
         self.scenario: Scenario | None = None
+        self.kept: Setup | None = None  # the set-up of the episode last left, shown when its scenario is picked
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -117,6 +121,29 @@ class HomeScreen(Screen):
                 )
             )
         await seats.mount_all(rows)
+        if self.kept is not None and self.kept.scenario.name == sc.name:
+            self._show_seats(self.kept)
+
+    def keep_setup(self, setup: Setup) -> None:
+        """Show ``setup`` (the episode just left): its scenario highlighted, its seed, its seats."""
+        self.kept = setup
+        self.query_one("#seed", Input).value = str(setup.seed)
+        if setup.scenario.name not in self.names:
+            return
+        scenarios = self.query_one("#scenarios", OptionList)
+        index = self.names.index(setup.scenario.name)
+        if scenarios.highlighted == index and self.scenario is not None and self.scenario.name == setup.scenario.name:
+            self._show_seats(setup)  # already picked: no new pick will come to fill them
+        else:
+            scenarios.highlighted = index
+
+    def _show_seats(self, setup: Setup) -> None:
+        for role, spec in setup.scenario.roles.items():
+            picker, typed = self.query(f"#agent-{role}").first(Select), self.query(f"#spec-{role}").first(Input)
+            try:
+                picker.value, typed.value = spec.agent, ""
+            except InvalidSelectValueError:  # a spec the picker does not offer: in the box
+                typed.value = spec.agent
 
     def setup(self) -> Setup:
         """The scenario, seed and seats as chosen; ValueError naming what is wrong."""

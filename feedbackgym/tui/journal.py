@@ -143,10 +143,8 @@ def read_journal(path: str | Path, on_error: Callable[[int, str], None] | None =
             try:
                 d = json.loads(text)
                 if not isinstance(d, dict) or d.get("journal") != JOURNAL_VERSION:
-                    raise ValueError(f"not a journal line (expected \"journal\": {JOURNAL_VERSION})")
-                b = branches.setdefault(
-                    d["branch"], Branch(d["branch"], d.get("parent"), d.get("fork_turn"), d["scenario"], d["seed"])
-                )
+                    raise ValueError(f'not a journal line (expected "journal": {JOURNAL_VERSION})')
+                b = branches.setdefault(d["branch"], Branch(d["branch"], d.get("parent"), d.get("fork_turn"), d["scenario"], d["seed"]))
                 messages = d["messages"]
                 turn = {k: d[k] for k in ("turn", "role", "target_turn", "shown_at", "submitted_at", "branch")}
             except (ValueError, KeyError, TypeError) as e:
