@@ -226,8 +226,9 @@ class ReplayScreen(EpisodeScreen):
         return self.records[self.index].hidden if self.index is not None else None
 
     def _show_status(self) -> None:
-        label = FILTERS[self.filter_name][0].split(":")[0]
-        head = f"{len(self.kept)}/{len(self.records)} episodes ({label})"
+        head = f"{len(self.kept)}/{len(self.records)} episodes"
+        if self.filter_name != "all":
+            head += f" ({FILTERS[self.filter_name][0].split(':')[0]}; f: next filter)"
         if self.skipped:
             head += f" · {skipped(len(self.skipped))}"
         if self.index is not None:

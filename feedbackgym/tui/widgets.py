@@ -251,9 +251,11 @@ class HelpScreen(ModalScreen[None]):
 
 
 def keys_of(screen: Screen) -> list[tuple[str, str]]:
-    """The keys active on ``screen`` (its own, its app's) with what they do, one line each."""
+    """The keys active on ``screen`` with what they do, one line each: the screen's own first,
+    then the app's, then those of the widget in focus."""
     seen: dict[str, list[str]] = {}
-    for active in screen.active_bindings.values():
+    rank = {screen: 0, screen.app: 1}
+    for active in sorted(screen.active_bindings.values(), key=lambda a: rank.get(a.node, 2)):
         what = active.binding.description or active.binding.action
         seen.setdefault(what, []).append(screen.app.get_key_display(active.binding))
     return [(", ".join(dict.fromkeys(keys)), what) for what, keys in seen.items()]
