@@ -34,26 +34,34 @@ def small(tmp_path):
     return str(path)
 
 
-def number_sayer(out):
-    """A 1-layer GPT-2 (conftest's) warmed up for 40 steps to answer the prompt with a number
-    and a newline, so that its guesses are moves (seeded: the same weights every time)."""
-    import torch
-    from conftest import save_tiny_lm
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+TEXTS = [f"{HEAD} {n}\n" for n in (1, 2, 3)] + ["user: Too low.", "user: Too high.", "user: Yes.", "env: Invalid move: no number found"]
 
-    texts = [f"{HEAD} {n}\n" for n in (1, 2, 3)] + ["user: Too low.", "user: Too high.", "user: Yes.", "env: Invalid move: no number found"]
-    path = save_tiny_lm(out, texts * 10)
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
-    rows = [torch.tensor([tokenizer(f"{HEAD} {n}\n")["input_ids"]]) for n in (1, 2, 3)]
+
+def warm_up(model, tokenizer, texts, steps: int = 40) -> None:
+    """A few seeded steps of supervised learning on ``texts``: the tiny model learns to answer
+    with a number and a newline, so that its guesses are moves."""
+    import torch
+
+    rows = [torch.tensor([tokenizer(t)["input_ids"]]) for t in texts]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-        for _ in range(40):
+        for _ in range(steps):
             loss = sum(model(input_ids=r, labels=r).loss for r in rows) / len(rows)
             opt.zero_grad()
             loss.backward()
             opt.step()
+
+
+def number_sayer(out):
+    """A 1-layer GPT-2 (conftest's) that answers the plain transcript with 1, 2 or 3."""
+    from conftest import save_tiny_lm
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = save_tiny_lm(out, TEXTS * 10)
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+    warm_up(model, tokenizer, [f"{HEAD} {n}\n" for n in (1, 2, 3)])
     tokenizer.padding_side = "left"  # TRL's requirement for its own forward passes
     return model, tokenizer
 
@@ -133,6 +141,8 @@ def test_grpo_trainer_runs_two_steps_on_env_tokens_masked_and_env_returns_as_rew
         assert log["reward"] == pytest.approx(sum(out["env_return"]) / 4)
         assert log["completions/mean_length"] == pytest.approx(sum(map(sum, out["env_mask"])) / 4)
     assert 0 < sum(returns) < len(returns)  # some episodes solved, some not: the check can fail
+    # the rows of a group sample apart (on the episode's own seed they would all be the same)
+    assert any(len({tuple(s.action for s in t.steps) for t in trajectories}) > 1 for trajectories in func.history)
 
 
 def test_environment_factory_plays_the_engines_episode(small):
@@ -168,3 +178,66 @@ def test_environment_factory_plays_the_engines_episode(small):
     # reset opens the episode afresh: nothing earned yet
     env.reset(seed=5)
     assert env.get_reward() == 0.0 and "over" not in env.say("no number")
+
+
+# ---------------------------------------------------------------------- verifiers
+SEEDS = list(range(6))
+
+
+@pytest.fixture(scope="module")
+def served_two_sayer(tmp_path_factory):
+    """A real ``transformers serve`` on 127.0.0.1 serving a tiny chat model (greedy) warmed up to
+    answer guess_small's first chat with 2."""
+    pytest.importorskip("verifiers")
+    from servers import Server, save_chat_lm
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from feedbackgym.agents.prompts import view_chat
+
+    root = tmp_path_factory.mktemp("vf")
+    (root / "guess_small.yaml").write_text(SMALL)
+    path = save_chat_lm(root / "tiny", TEXTS * 10)
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+    first = Episode(load_scenario(root / "guess_small.yaml"), 0).view("actor")
+    warm_up(model, tokenizer, [tokenizer.apply_chat_template(view_chat(first), tokenize=False, add_generation_prompt=True) + " 2\n"])
+    model.save_pretrained(path)
+    with Server(path, log=root / "serve.log") as server:
+        yield server, str(root / "guess_small.yaml")
+
+
+def test_verifiers_evaluation_of_a_scenario_pays_the_scenarios_return(served_two_sayer):
+    import asyncio
+
+    from feedbackgym.adapters import verifiers as fg_vf
+    from feedbackgym.agents import agents_for
+    from feedbackgym.agents.served import ServedAgent, ServedOptions
+    from feedbackgym.rollout import rollout
+
+    server, small = served_two_sayer
+    episodes = asyncio.run(
+        fg_vf.evaluate(small, model=server.model, base_url=server.url, seeds=SEEDS, max_tokens=8, temperature=0, stop=["\n"])
+    )
+    assert len(episodes) == len(SEEDS) and all(e.ok for e in episodes)
+    direct = rollout(ServedAgent(server.model, ServedOptions(base_url=server.url, temperature=0, max_tokens=8)), small, seeds=SEEDS)
+    sc = load_scenario(small)
+    rewards = []
+    for seed, episode, traj in zip(SEEDS, episodes, direct):
+        (trace,) = episode.traces
+        assert trace.info["seed"] == seed
+        replies = [n.message.content.strip() for n in trace.nodes if n.message.role == "assistant"]
+        # the reward is the scenario's: the engine, given the same replies, pays the same return
+        ep = Episode(sc, seed, {r: a for r, a in agents_for(sc).items() if a is not None})
+        play(ep, "actor")
+        for reply in replies:
+            ep.submit("actor", reply, source="learner")
+            play(ep, "actor")
+        assert ep.done and fg_vf.reward_of(episode) == ep.returns["actor"] and trace.info["turns"] == len(replies)
+        rewards.append(fg_vf.reward_of(episode))
+        # the same greedy model through rollout(): the first two requests are the same chat
+        # (later ones differ: verifiers keeps each turn's ask in the conversation)
+        said = [s.action for s in traj.steps]
+        assert replies[:2] == said[:2]
+        if len(said) <= 2 and len(replies) <= 2:
+            assert fg_vf.reward_of(episode) == traj.total_reward
+    assert 0 < sum(rewards) < len(rewards)  # some solved, some not: a reward that never arrives would show
