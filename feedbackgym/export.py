@@ -111,6 +111,8 @@ def export(args: Args, on_error=None) -> Report:
         raise ExportError(f"--per {args.per!r}: expected turn or episode")
     if args.embed not in ("none", "hashing"):
         raise ExportError(f"--embed {args.embed!r}: expected none or hashing")
+    if args.to == "minari" and len(args.seats) > 1:
+        raise ExportError(f"--seat given {len(args.seats)} times: a Minari dataset has one learner seat")
     if args.to != "minari":
         _check_out(Path(args.out), args.force, folder=args.to == "hf")
     records = read_records(args.records, on_error)

@@ -204,7 +204,9 @@ def test_minari_maps_a_paraphrase_to_the_candidate_of_the_same_move(tmp_path, mi
 def test_a_malformed_minari_id_is_refused_before_anything_is_written(mixed, minari_home, capsys):
     assert run_export(mixed, "--to", "minari", "x/qa-v0") == 2
     assert "'x/qa-v0' is not a Minari dataset id" in capsys.readouterr().err
-    assert not (minari_home / "x").exists()
+    assert run_export(mixed, "--to", "minari", "feedbackgym/qa-v0", "--seat", "actor", "--seat", "judge") == 2
+    assert "a Minari dataset has one learner seat" in capsys.readouterr().err
+    assert not minari_home.exists() or not any(minari_home.rglob("*-v0"))
 
 
 def test_minari_with_hashing_embeddings_stores_arrays(mixed, minari_home):
@@ -258,9 +260,21 @@ def test_existing_minari_dataset_is_refused_unless_force(mixed, minari_home, cap
 
 
 def test_a_lone_surrogate_survives_as_its_escape(mixed, tmp_path):
-    """A Text action may carry a lone surrogate; Arrow strings are UTF-8, so the text holds its escape."""
+    """A Text action may carry a lone surrogate, and records keep it; Arrow strings are UTF-8, so
+    the exported text holds its escape, and the JSON text fields the JSON escape (read back as it was)."""
+    from feedbackgym.core import Message
+    from feedbackgym.records import RecordWriter
+
     rec = read_records(mixed)[3]  # guess_number
-    rec.messages[0] = rec.messages[0].__class__(0, "actor", "50 \udc80", rec.messages[0].kind, None, rec.messages[0].labels)
-    row = export.episode_row(rec)
-    assert row["messages"][0]["text"] == "50 \\udc80"
-    pa.Table.from_pylist([row], schema=export.arrow_schema())
+    m = rec.messages[0]
+    rec.messages[0] = Message(0, m.role, "50 \udc80", m.kind, None, {**m.labels, "note": "\udc80"})
+    with RecordWriter(tmp_path / "r.jsonl") as w:
+        w.write(rec)
+    assert run_export(tmp_path / "r.jsonl", "--to", "hf", tmp_path / "hf") == 0
+    assert run_export(tmp_path / "r.jsonl", "--to", "parquet", tmp_path / "r.parquet") == 0
+    for ds in (
+        datasets.load_dataset(str(tmp_path / "hf"), split="train", cache_dir=str(tmp_path / "cache")),
+        datasets.load_dataset("parquet", data_files=str(tmp_path / "r.parquet"), split="train", cache_dir=str(tmp_path / "cache2")),
+    ):
+        first = ds[0]["messages"][0]
+        assert first["text"] == "50 \\udc80" and json.loads(first["labels"])["note"] == "\udc80"
