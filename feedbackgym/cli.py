@@ -308,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_run)
 
-    e = sub.add_parser("eval", help="the actors x judges (or x users) robustness matrix, with 95% intervals")
+    e = sub.add_parser("eval", help="the actors x judges (or x users) robustness matrix, with 95%% intervals")
     e.add_argument("scenario")
     e.add_argument("--actors", required=True, help="comma-separated actor specs")
     givers = e.add_mutually_exclusive_group(required=True)
