@@ -4,6 +4,11 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 pytest.importorskip("trl")
@@ -241,3 +246,31 @@ def test_verifiers_evaluation_of_a_scenario_pays_the_scenarios_return(served_two
         if len(said) <= 2 and len(replies) <= 2:
             assert fg_vf.reward_of(episode) == traj.total_reward
     assert 0 < sum(rewards) < len(rewards)  # some solved, some not: a reward that never arrives would show
+
+
+# ---------------------------------------------------------------------- the examples
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow  # a subprocess that imports TRL again (the same two steps are tested above)
+def test_trl_example_runs_two_grpo_steps():
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "trl_grpo.py"), "--steps", "2"],
+        capture_output=True, text=True, check=True, timeout=600,
+    ).stdout  # fmt: skip
+    steps = re.findall(r"^step (\d): seed \d+, 4 episodes, \d+ turns, reward ([0-9.]+)", out, re.M)
+    assert [s for s, _ in steps] == ["1", "2"] and all(0 <= float(r) <= 1 for _, r in steps)
+
+
+@pytest.mark.slow  # a subprocess that imports verifiers again (the evaluation itself is tested above)
+def test_verifiers_example_prints_each_episodes_reward(served_two_sayer):
+    server, small = served_two_sayer
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "verifiers_eval.py"), "--base-url", server.url, "--model", server.model,
+         "--scenario", small, "--episodes", "3", "--max-tokens", "8"],
+        capture_output=True, text=True, check=True, timeout=600,
+    ).stdout  # fmt: skip
+    lines = re.findall(r"^seed (\d): reward ([0-9.]+), (\d) turns, (\w+)$", out, re.M)
+    assert [int(s) for s, *_ in lines] == [0, 1, 2]
+    mean = float(re.search(r"^mean reward ([0-9.]+) over 3 episodes$", out, re.M).group(1))
+    assert mean == pytest.approx(sum(float(r) for _, r, *_ in lines) / 3, abs=1e-3)
