@@ -1,15 +1,18 @@
 """Wrong edits of the learners' update rules, each applied alone to a copy of the package: the
 default suite's learner tests must catch every one.
 
-    python benchmarks/wrong_edits.py                 # every edit, 2 at a time
+    python benchmarks/wrong_edits.py                 # every edit, one after another
     python benchmarks/wrong_edits.py --only ppo      # the edits whose name starts with "ppo"
 
 For each edit in `EDITS`: copy ``feedbackgym/`` (with the shipped scenarios), ``tests/`` and
 ``pyproject.toml`` into a fresh temporary folder, replace the exact strings the edit names
 (the script stops, naming the edit and file, if a string is not found exactly once: an edit that
 no longer applies must be rewritten, not skipped), and run `TESTS` there with ``PYTHONPATH``
-pointing at the copy. First the copy is run unedited, which must pass (else "caught" would mean
-nothing). Prints a table: edit, caught (yes/no), by which tests; exits 1 if any edit passed.
+pointing at the copy, in a child forked from this process once torch and transformers are
+imported (they are the most of a run's cost; the package is imported only by the children).
+First the copy is run unedited, which must pass (else "caught" would mean nothing). Each edited
+copy stops at its first failing test (``--all-failures``: runs them all). Prints a table: edit,
+caught (yes/no), by which test; exits 1 if any edit passed.
 """
 
 from __future__ import annotations
@@ -18,10 +21,8 @@ import argparse
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,33 +134,57 @@ def apply(e: Edit, copy: Path) -> None:
     path.write_text(text)
 
 
-def run_tests(copy: Path) -> tuple[int, list[str], str]:
-    """pytest on the copy: exit code, failing tests, the output's tail."""
-    env = {**os.environ, "PYTHONPATH": str(copy), "PYTHONDONTWRITEBYTECODE": "1"}
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-rfE", *TESTS]
-    proc = subprocess.run(cmd, cwd=copy, env=env, capture_output=True, text=True)
-    failed = re.findall(r"^(?:FAILED|ERROR) tests/\S+?::(\S+)", proc.stdout, re.M)
-    return proc.returncode, failed, proc.stdout[-3000:] + proc.stderr[-2000:]
+def preload() -> None:
+    """Import the heavy libraries once, before any copy is tested: each copy's tests run in a
+    child forked from this process (``feedbackgym`` itself is never imported here, so every child
+    imports its own copy's)."""
+    import numpy  # noqa: F401
+    import pytest  # noqa: F401
+    import torch  # noqa: F401
+    from transformers import GPT2LMHeadModel  # noqa: F401
+
+    if "feedbackgym" in sys.modules:
+        raise SystemExit("wrong_edits: feedbackgym was imported before the copies were made")
 
 
-def check(e: Edit | None) -> tuple[str, int, list[str], str]:
+def run_tests(copy: Path, first_failure: bool) -> tuple[int, list[str], str]:
+    """pytest on the copy, in a forked child: exit code, failing tests, the output's tail."""
+    log = copy / "pytest.log"
+    pid = os.fork()
+    if pid == 0:  # the child: the copy first on the path, for itself and for what it starts
+        code = 3
+        try:
+            fd = os.open(log, os.O_WRONLY | os.O_CREAT)
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+            os.chdir(copy)
+            sys.path.insert(0, str(copy))
+            os.environ["PYTHONPATH"] = str(copy)
+            os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
+            import pytest
+
+            args = ["-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:xdist", "-rfE", *(["-x"] if first_failure else []), *TESTS]
+            code = int(pytest.main(args))
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    out = log.read_text(errors="replace")
+    failed = re.findall(r"^(?:FAILED|ERROR) tests/\S+?::(\S+)", out, re.M)
+    return os.waitstatus_to_exitcode(status), failed, out[-3000:]
+
+
+def check(e: Edit | None, first_failure: bool = True) -> tuple[int, list[str], str]:
     with tempfile.TemporaryDirectory(prefix="wrong-edit-") as tmp:
         copy = make_copy(Path(tmp))
         if e is not None:
             apply(e, copy)
-        else:  # the copy is what the tests import
-            where = subprocess.run([sys.executable, "-c", "import feedbackgym; print(feedbackgym.__file__)"], cwd=copy,
-                                   env={**os.environ, "PYTHONPATH": str(copy)}, capture_output=True, text=True).stdout.strip()  # fmt: skip
-            if not where.startswith(str(copy)):
-                raise SystemExit(f"wrong_edits: the copy's tests import feedbackgym from {where}, not from the copy")
-        code, failed, tail = run_tests(copy)
-        return (e.name if e else "(none)"), code, failed, tail
+        return run_tests(copy, first_failure and e is not None)
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--only", default="", help="only the edits whose name starts with this")
-    p.add_argument("--jobs", type=int, default=2, help="copies tested side by side")
+    p.add_argument("--all-failures", action="store_true", help="run every test on each copy (default: stop at the first failure)")
     a = p.parse_args(argv)
     edits = [e for e in EDITS if e.name.startswith(a.only)]
     for e in edits:  # every edit applies, before anything runs
@@ -167,16 +192,16 @@ def main(argv=None) -> int:
         for old, _ in e.replace:
             if apply_check.count(old) != 1:
                 raise SystemExit(f"wrong_edits: edit {e.name!r} does not apply to feedbackgym/{e.file}: {apply_check.count(old)} occurrences of:\n{old}")
-    _, code, failed, tail = check(None)
+    preload()
+    code, failed, tail = check(None)
     if code != 0:
         print(f"the unedited copy fails {failed or ''}: fix that first\n{tail}", file=sys.stderr)
         return 2
-    with ThreadPoolExecutor(a.jobs) as pool:
-        results = list(pool.map(check, edits))
+    results = [check(e, not a.all_failures) for e in edits]
     print(f"tests run on each edited copy: {' '.join(TESTS)}\n")
     print("| edit | what it breaks | caught | by |\n|---|---|---|---|")
     missed = 0
-    for e, (_, code, failed, _tail) in zip(edits, results):
+    for e, (code, failed, _tail) in zip(edits, results):
         caught = code != 0
         missed += not caught
         by = ", ".join(failed) if failed else ("(collection or session error)" if caught else "-")
