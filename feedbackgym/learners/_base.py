@@ -17,8 +17,10 @@ import torch
 
 def accumulate(micro_batches: Sequence, loss_fn: Callable[[object], torch.Tensor]) -> float:
     """Backward ``loss_fn`` over the micro-batches, each scaled by 1/len: the gradient of the
-    *mean* loss over the whole batch (ArCHer sums them, which multiplies the lr by their number).
-    Returns that mean loss."""
+    *mean* loss over the whole batch, so the loss reads the same whatever the number of
+    micro-batches. (ArCHer sums them. Under Adam that does not multiply the lr by their number:
+    Adam divides by its running gradient scale, and the update norms of the two agree to 1e-4,
+    ``benchmarks/update_settings.py adam``.) Returns that mean loss."""
     total = 0.0
     for mb in micro_batches:
         loss = loss_fn(mb) / len(micro_batches)
