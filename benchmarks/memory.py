@@ -84,9 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episodes", default="10000,100000", help="run sizes, comma-separated")
     p.add_argument("--before", type=Path, help="another tree (a git worktree of an older commit) measured beside this one")
     p.add_argument("--before-episodes", help="run sizes for --before (default: --episodes)")
+    p.add_argument("--only", choices=("after", "before"), help="measure one of the two trees (run both at once in two processes)")
     p.add_argument("--json", type=Path, help="write the measurements here as well")
     args = p.parse_args(argv)
     trees = [("after", ROOT)] + ([("before", args.before.resolve())] if args.before else [])
+    trees = [t for t in trees if args.only in (None, t[0])]
     results: list[dict] = []
     print(f"# {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"{'tree':<7} {'what':<8} {'size':>9} {'held MB':>9} {'held/turn B':>12} {'text/turn B':>12} {'peak RSS MB':>12} {'growth B/ep':>12}")

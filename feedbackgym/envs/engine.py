@@ -355,7 +355,7 @@ _TO_ACTOR = FrozenDict({"to": "actor"})
 #: what a record writes)
 _SHAREABLE = frozenset({str, int, bool, type(None)})
 #: the most distinct label sets one episode shares (a bound on what it keeps to share them)
-SHARED_LABELS = 4096
+SHARED_LABELS = 256
 _LEAVES = FrozenDict({"to": "actor", "leaves": True})
 
 
