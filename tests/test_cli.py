@@ -101,3 +101,22 @@ def test_a_person_in_a_seat_plays_one_episode_at_a_time(monkeypatch):
     list(rollout.play_scenarios(base.with_roles(actor="scripted:sycophant"), range(5), in_flight=16))
     list(rollout.play_scenarios(base.with_roles(actor="human"), range(3), in_flight=16))
     assert sizes == [5, 1, 1, 1]
+
+
+def _subcommands() -> list[str]:
+    import argparse
+
+    from feedbackgym.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sorted(sub.choices)
+
+
+@pytest.mark.parametrize("argv", [["--help"]] + [[name, "--help"] for name in _subcommands()], ids=" ".join)
+def test_every_help_prints(argv, capsys):
+    """``feedbackgym --help`` and each subcommand's: a '%' in a help string once made argparse
+    raise TypeError instead of printing."""
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 0
+    assert "usage:" in capsys.readouterr().out
