@@ -185,6 +185,58 @@ def test_environment_factory_plays_the_engines_episode(small):
     assert env.get_reward() == 0.0 and "over" not in env.say("no number")
 
 
+@pytest.mark.slow  # a second GRPO run, through TRL's tool-calling loop
+def test_grpo_trainer_through_environment_factory_calls_say_and_gets_the_episodes_return(tmp_path, small, monkeypatch):
+    """A tiny model with TRL's bundled Qwen2.5 chat template (so TRL can render and parse tool
+    calls), warmed up to call ``say("2")``; one seed whose secret is 2 and one whose is not."""
+    monkeypatch.setenv("TRL_EXPERIMENTAL_SILENCE", "1")
+    import trl
+    from servers import save_chat_lm
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+
+    from feedbackgym.adapters import trl as fg_trl
+
+    cls = fg_trl.environment_factory(small)
+    call = '<tool_call>\n{"name": "say", "arguments": {"text": "2"}}\n</tool_call>'
+    path = save_chat_lm(tmp_path / "lm", [call, "I am thinking of a whole number between 1 and 3."] * 10, context=2048)
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+    tokenizer.chat_template = (Path(trl.__file__).parent / "chat_templates" / "qwen2_5.jinja").read_text()
+    marks = ["<|im_start|>", "<|im_end|>", "<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>"]
+    tokenizer.add_special_tokens({"additional_special_tokens": marks})
+    tokenizer.eos_token = tokenizer.pad_token = "<|im_end|>"
+    model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    model.config.eos_token_id = model.generation_config.eos_token_id = model.generation_config.pad_token_id = tokenizer.eos_token_id
+    env = cls()
+    chat = [{"role": "user", "content": env.reset(seed=0)}]
+    prompt = tokenizer.apply_chat_template(chat, tools=[env.say], tokenize=False, add_generation_prompt=True)
+    warm_up(model, tokenizer, [prompt + call + "<|im_end|>"], steps=60)
+    tokenizer.padding_side = "left"
+    secrets = {s: Episode(load_scenario(small), s).instance.secret for s in range(10)}
+    seeds = [next(s for s, x in secrets.items() if x == 2), next(s for s, x in secrets.items() if x != 2)]
+    args = GRPOConfig(
+        output_dir=str(tmp_path / "out"), per_device_train_batch_size=4, num_generations=4, max_steps=2, use_cpu=True,
+        bf16=False, report_to=[], logging_steps=1, save_strategy="no", beta=0.0, learning_rate=1e-3, seed=0,
+        disable_tqdm=True, max_completion_length=64, max_tool_calling_iterations=3,
+    )  # fmt: skip
+    trainer = GRPOTrainer(
+        model=model, processing_class=tokenizer, args=args, train_dataset=fg_trl.dataset(small, seeds, chat=True),
+        environment_factory=cls,
+    )  # fmt: skip
+    trainer.train()
+    logged = [h for h in trainer.state.log_history if "reward" in h]
+    assert trainer.state.global_step == 2 and len(logged) == 2
+    assert all(h["tools/call_frequency"] > 0 for h in logged)  # the model spoke through say()
+    # each step is one seed's group: the secret-2 seed pays 1 to the episodes that said 2
+    name = f"rewards/{cls.__name__}/mean"
+    assert sorted(h[name] for h in logged) == [0.0, pytest.approx(sum(h[name] for h in logged))]
+    assert max(h[name] for h in logged) > 0
+    last = trainer.environments  # the last step's episodes, one env per rollout
+    assert logged[-1]["reward"] == pytest.approx(sum(e.get_reward() for e in last) / len(last))
+    assert {e.env.episode.seed for e in last} <= set(seeds)
+
+
 # ---------------------------------------------------------------------- verifiers
 SEEDS = list(range(6))
 

@@ -85,12 +85,16 @@ def seed_of(prompt: Any) -> int:
     return int(found.group(1))
 
 
-def dataset(scenario: str | Scenario, seeds: Iterable[int]):
+def dataset(scenario: str | Scenario, seeds: Iterable[int], chat: bool = False):
     """A ``datasets.Dataset`` with one row per seed: ``prompt`` (``"<scenario> seed=<s>"``, what
-    `rollout_func` reads) and ``seed`` (what an `environment_factory` env's ``reset`` reads)."""
+    `rollout_func` reads) and ``seed`` (what an `environment_factory` env's ``reset`` reads).
+    ``chat``: for ``environment_factory``, the prompt is one empty user message instead, which TRL
+    fills with what ``reset`` returns (TRL's environments need chat prompts)."""
     from datasets import Dataset
 
     sc = scenario_for(scenario)
+    if chat:
+        return Dataset.from_list([{"prompt": [{"role": "user", "content": ""}], "seed": int(s)} for s in seeds])
     return Dataset.from_list([{"prompt": prompt_of(sc, s), "seed": int(s)} for s in seeds])
 
 
