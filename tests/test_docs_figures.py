@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # The files checked: the README and every page of docs/ (a new page joins this list).
 FILES = [
     "README.md",
+    "docs/adapters.md",
     "docs/benchmarks.md",
     "docs/contributing.md",
     "docs/export.md",
