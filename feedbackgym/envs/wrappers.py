@@ -12,8 +12,11 @@
 ``i``-th candidate utterance (the DRRN / TextWorld "admissible commands" pattern), and
 ``action_masks()`` (what `MaskablePPO` asks for) rules out candidates that do not exist in this
 episode and, in search tasks, those already said. `EmbedObservation` turns the `Text` fields
-into `Box` embeddings in a `Dict` (for ``MultiInputPolicy``), adds the embedded transcript (the
-memory a feed-forward policy lacks) and, on request, the embedded candidates.
+into `Box` embeddings in a `Dict` (for ``MultiInputPolicy``), adds the embedded transcript and,
+on request, the embedded candidates and ``replies``: for each candidate, whether it was said this
+episode and the polarity and direction (`feedbackgym.feedback.parse`) of what the others answered
+to it. That last key is the memory a feed-forward policy needs: a bag of the transcript's words
+does not say which question got the "no", or which guess was "too low".
 
 Candidates per task family, read from the episode's instance (``Instance.candidates``, defined
 in each family's own module):
@@ -23,10 +26,18 @@ in each family's own module):
 | twenty_questions | attributes + objects (146) | the first phrasing of each attribute's question, then "Is it a <object>?" for each object |
 | judged_qa | ``n_options`` | "The answer is <option>." for each option, in the instance's order |
 | guess_number | ``high - low + 1`` | every number of the range |
+| spc (critic) | ``steps + 1`` | "All steps are correct.", then "Step <k> is wrong." for each step |
+| spc (generator) | ``1 + 4 steps`` | the correct solution, then one with each kind of error planted in each step |
+| negotiation (seller, buyer) | ``high - low + 3`` | "How about $<p>?" for each whole price from ``low`` to ``high``, "Deal.", "No deal." |
+
+The last two families' modules list no candidates (their moves are free text); their lists are
+`LISTINGS` here, a function of the instance and the learner's role.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -34,6 +45,46 @@ import numpy as np
 from gymnasium import spaces
 
 from feedbackgym.core import TASKS
+from feedbackgym.envs.tasks import spc
+from feedbackgym.feedback.parse import direction, polarity
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The candidates of a family whose module lists none: ``candidates(instance, role)``;
+    ``repeats``: whether saying a candidate again can be a new move (the same offer in a later game)."""
+
+    candidates: Callable[[Any, str], list[str]]
+    repeats: bool = False
+
+
+def _spc_candidates(instance, role: str) -> list[str]:
+    if role == "generator":  # a fixed generator: the list is a function of the instance alone
+        return [spc.render_steps(instance.steps)] + [
+            spc.sneaky(instance.steps, k, error, np.random.default_rng(0)) for k in range(len(instance.steps)) for error in spc.ERRORS
+        ]
+    return [instance.state(k) for k in range(len(instance.steps) + 1)]
+
+
+def _negotiation_candidates(instance, role: str) -> list[str]:
+    low, high = int(np.ceil(instance.p.low)), int(np.floor(instance.p.high))
+    return [instance.state(price) for price in range(low, high + 1)] + ["Deal.", "No deal."]
+
+
+#: family -> its candidates, for the families whose Instance defines no ``candidates()``
+LISTINGS: dict[str, Listing] = {
+    "spc": Listing(_spc_candidates),
+    "negotiation": Listing(_negotiation_candidates, repeats=True),
+}
+
+
+def candidates_of(instance, role: str) -> list[str] | None:
+    """The instance's own ``candidates()``, else its family's `LISTINGS` entry, else None."""
+    own = instance.candidates()
+    if own is not None:
+        return own
+    listing = LISTINGS.get(instance.family)
+    return listing.candidates(instance, role) if listing else None
 
 
 class CandidateActions(gym.Wrapper):
@@ -42,7 +93,12 @@ class CandidateActions(gym.Wrapper):
     K is fixed by the scenario (every instance of a family has as many candidates). An action
     outside the episode's candidates is sent as empty text, an invalid move, never an error.
     ``mask_repeats``: in search tasks (twenty questions, guess the number), mask the candidates
-    already said this episode (saying one again is legal but tells nothing new).
+    already said this episode (saying one again is legal but tells nothing new; not in
+    negotiation, where the same offer in a later game is a new move).
+
+    ``replies`` is a ``(K, 3)`` array: for each candidate said this episode, 1 and the polarity
+    and direction of what the others said after it, before the learner's next turn (the latest
+    time, if said more than once); zeros for the others.
     """
 
     def __init__(self, env: gym.Env, mask_repeats: bool = True):
@@ -50,24 +106,32 @@ class CandidateActions(gym.Wrapper):
         task = env.unwrapped.scenario.task
         family = TASKS[task.family]
         probe = family.sample(np.random.default_rng(0), family.Params(**task.params))
-        listed = probe.candidates()
+        self.role = env.unwrapped.learner
+        listed = candidates_of(probe, self.role)
         if listed is None:
             raise ValueError(f"no candidate utterances for task family {task.family!r}: its Instance defines no candidates()")
         self.action_space = spaces.Discrete(len(listed))
-        self.mask_repeats = mask_repeats and probe.mode == "search"
+        listing = LISTINGS.get(task.family)
+        self.mask_repeats = mask_repeats and probe.mode == "search" and not (listing and listing.repeats)
         self.candidates: list[str] = []
+        self.replies = np.zeros((len(listed), 3), np.float32)
         self._said: set[int] = set()
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         obs, info = self.env.reset(seed=seed, options=options)
-        self.candidates = self.env.unwrapped.episode.instance.candidates()[: self.action_space.n]
+        self.candidates = candidates_of(self.env.unwrapped.episode.instance, self.role)[: self.action_space.n]
         self._said = set()
+        self.replies = np.zeros_like(self.replies)
         return obs, info
 
     def step(self, action):
         i = int(action)
         self._said.add(i)
-        return self.env.step(self.candidates[i] if 0 <= i < len(self.candidates) else "")
+        obs, reward, terminated, truncated, info = self.env.step(self.candidates[i] if 0 <= i < len(self.candidates) else "")
+        if 0 <= i < len(self.replies):
+            answer = "\n".join(m.text for m in info["messages"] if m.role != self.role)
+            self.replies[i] = (1.0, polarity(answer), direction(answer))
+        return obs, reward, terminated, truncated, info
 
     def action_masks(self) -> np.ndarray:
         mask = np.zeros(self.action_space.n, dtype=bool)
@@ -80,29 +144,35 @@ class CandidateActions(gym.Wrapper):
 class EmbedObservation(gym.ObservationWrapper):
     """``Dict`` of ``Box(-1, 1, (dim,))`` embeddings: the text env's ``instruction``,
     ``observation`` and ``feedback``, plus ``transcript`` (everything the learner's role has
-    seen this episode) and, with ``embed_candidates`` over a `CandidateActions` env,
+    seen this episode; left out with ``transcript=False``) and, with ``embed_candidates`` over a `CandidateActions` env,
     ``candidates`` (the K candidates' embeddings, flattened): needed when the candidates change
-    between episodes (judged QA's options)."""
+    between episodes (judged QA's options), and with ``replies`` over a `CandidateActions` env,
+    ``replies`` (its ``(K, 3)`` table, flattened: said, polarity, direction per candidate)."""
 
     TEXT_KEYS = ("instruction", "observation", "feedback")
 
-    def __init__(self, env: gym.Env, embedder, embed_candidates: bool = False):
+    def __init__(self, env: gym.Env, embedder, embed_candidates: bool = False, replies: bool = False, transcript: bool = True):
         super().__init__(env)
         self.embedder = embedder
         dim = embedder.dim
         box = spaces.Box(-1.0, 1.0, (dim,), np.float32)
-        keys = {k: box for k in (*self.TEXT_KEYS, "transcript")}
+        self.texts = (*self.TEXT_KEYS, "transcript") if transcript else self.TEXT_KEYS
+        keys = {k: box for k in self.texts}
         self.embed_candidates = embed_candidates
         if embed_candidates:
             k = env.action_space.n
             keys["candidates"] = spaces.Box(-1.0, 1.0, (k * dim,), np.float32)
+        self.replies = replies
+        if replies:
+            keys["replies"] = spaces.Box(-1.0, 1.0, (env.action_space.n * 3,), np.float32)
         self.observation_space = spaces.Dict(keys)
 
     def observation(self, obs: dict[str, str]) -> dict[str, np.ndarray]:
-        base = self.env.unwrapped
-        transcript = base.episode.view(base.learner).transcript
-        vecs = self.embedder([obs[k] for k in self.TEXT_KEYS] + [transcript])
-        out = {k: vecs[i] for i, k in enumerate((*self.TEXT_KEYS, "transcript"))}
+        texts = [obs[k] for k in self.TEXT_KEYS]
+        if len(self.texts) > len(self.TEXT_KEYS):
+            base = self.env.unwrapped
+            texts.append(base.episode.view(base.learner).transcript)
+        out = dict(zip(self.texts, self.embedder(texts)))
         if self.embed_candidates:
             cands = self.env.get_wrapper_attr("candidates")
             flat = np.zeros(self.observation_space["candidates"].shape, np.float32)
@@ -110,4 +180,6 @@ class EmbedObservation(gym.ObservationWrapper):
                 emb = self.embedder(cands).ravel()
                 flat[: emb.size] = emb
             out["candidates"] = flat
+        if self.replies:
+            out["replies"] = self.env.get_wrapper_attr("replies").ravel().copy()
         return out

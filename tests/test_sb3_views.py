@@ -1,0 +1,88 @@
+"""Every registered Gymnasium id has an SB3 view (candidate actions + embedded observations) that
+passes SB3's checker and trains, and the ``replies`` table says what was answered to what."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sb3_contrib")
+
+from sb3_contrib import MaskablePPO  # noqa: E402
+from stable_baselines3.common.env_checker import check_env  # noqa: E402
+
+import feedbackgym  # noqa: E402
+from feedbackgym.encoders import HashingEmbedder  # noqa: E402
+from feedbackgym.envs.registration import ENV_IDS  # noqa: E402
+from feedbackgym.envs.wrappers import CandidateActions, EmbedObservation  # noqa: E402
+from feedbackgym.rollout import scenario_for  # noqa: E402
+
+
+def sb3_view(env, **kwargs):
+    env = feedbackgym.make(env) if isinstance(env, str) else env
+    return EmbedObservation(CandidateActions(env), HashingEmbedder(16), replies=True, **kwargs)
+
+
+@pytest.mark.parametrize("env_id", sorted(ENV_IDS))
+def test_every_id_has_an_sb3_view_that_checks_and_learns(env_id):
+    env = sb3_view(env_id, embed_candidates=True)
+    check_env(env)
+    env.reset(seed=3)
+    instance, role = env.unwrapped.episode.instance, env.unwrapped.learner
+    candidates = env.get_wrapper_attr("candidates")
+    assert len(candidates) == env.action_space.n >= 2
+    assert all(instance.parse(role, c).valid for c in candidates), candidates  # each candidate is a real move
+    model = MaskablePPO("MultiInputPolicy", env, n_steps=16, batch_size=8, n_epochs=1, seed=0, device="cpu")
+    model.learn(total_timesteps=16)
+    assert model.num_timesteps == 16
+
+
+def test_spc_generator_seat_has_candidates_with_one_planted_error_each():
+    env = feedbackgym.make(scenario_for("spc", generator="learner", critic="scripted:checker"))
+    view = sb3_view(env)
+    check_env(view)
+    view.reset(seed=0)
+    instance = view.unwrapped.episode.instance
+    wrong_steps = [instance.parse("generator", c).value for c in view.get_wrapper_attr("candidates")]
+    assert wrong_steps[0] == 0 and all(1 <= k <= len(instance.steps) for k in wrong_steps[1:])
+    assert sorted(set(wrong_steps)) == list(range(len(instance.steps) + 1))  # every step can be the tampered one
+
+
+def test_negotiation_offers_may_be_repeated_and_searches_may_not():
+    seller = CandidateActions(feedbackgym.make("feedbackgym/Negotiation-v0"))
+    seller.reset(seed=0)
+    seller.step(5)
+    assert seller.action_masks().all()  # the same offer again (or in the next game) is a move
+    guesser = CandidateActions(feedbackgym.make("feedbackgym/GuessNumber-v0"))
+    guesser.reset(seed=0)
+    guesser.step(5)
+    assert not guesser.action_masks()[5]
+
+
+def test_replies_pair_each_guess_with_its_direction():
+    env = sb3_view("feedbackgym/GuessNumber-v0")
+    obs, _ = env.reset(seed=4)
+    secret = env.unwrapped.episode.instance.secret
+    assert not obs["replies"].any()
+    low, high = (secret - 2, secret + 3) if 3 <= secret <= 97 else (0, 99)
+    for number in (low, high):
+        obs, *_ = env.step(number - 1)  # action i says the number i + 1
+    table = obs["replies"].reshape(100, 3)
+    for number in (low, high):
+        said, polarity, direction = table[number - 1]
+        assert said == 1 and polarity == -1 and direction == np.sign(secret - number)
+    assert np.count_nonzero(table[:, 0]) == 2
+
+
+def test_replies_tell_yes_from_no_in_twenty_questions():
+    env = sb3_view("feedbackgym/TwentyQuestions-v0")
+    env.reset(seed=0)
+    instance = env.unwrapped.episode.instance
+    attributes = dict(instance.hidden()["attributes"])
+    questions = env.get_wrapper_attr("candidates")[: len(attributes)]
+    for i in range(len(questions)):
+        obs, *_ = env.step(i)
+    answers = obs["replies"].reshape(-1, 3)[: len(questions), 1]
+    truth = [instance.parse("actor", q).value for q in questions]
+    expected = [1 if attributes[a] else -1 for a in truth]
+    assert answers.tolist() == expected and 1 in expected and -1 in expected
