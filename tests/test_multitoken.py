@@ -116,3 +116,60 @@ def test_a_request_other_than_announced_is_drawn_afresh(tiny, episodes):
     learner.fill()
     gens = learner.sample_actions(prompts[2:5], 2)
     assert [len(g) for g in gens] == [2, 2, 2] and not learner._prefetched
+
+
+# ---------------------------------------------------------------------- a pretrained start with LoRA
+LORA_RUN = dict(scenario="twenty_questions", rollout_size=2, num_envs=2, max_new_tokens=4, eval_every=1, eval_episodes=2, lora=2)
+LORA_ARCHER = dict(embedder="hashing", batch_size=4, grad_accum=1, critic_steps=2, actor_steps=1, warmup_iters=0)
+
+
+def test_a_lora_policy_trains_saves_and_reloads_only_its_adapters(tiny, tmp_path):
+    """`Policy.load(..., lora=r)`: only the adapters take gradients and are in the state a
+    checkpoint saves; loading that state into a fresh LoRA policy gives the same model; the
+    saved actor has the adapters merged (a plain model whose log-probs are the trained ones)."""
+    policy = Policy.load(tiny, lora=2, seed=0)
+    state = policy.model.state_dict()
+    assert state and all(".lora_A." in k or ".lora_B." in k for k in state)
+    before = {k: v.clone() for k, v in policy.model.named_parameters()}
+    prompts, actions = ["Task: x\nactor:", "Task: y\nactor: Is"], [[5, 6, 7], [8]]
+    opt = torch.optim.Adam(policy.model.parameters(), lr=0.05)
+    (-policy.logprobs(prompts, actions)[0].sum()).backward()
+    opt.step()
+    moved = {k for k, v in policy.model.named_parameters() if not torch.equal(v, before[k])}
+    assert moved and all(".lora_" in k for k in moved)
+    fresh = Policy.load(tiny, lora=2, seed=1)  # other initial adapters
+    fresh.model.load_state_dict(policy.model.state_dict())
+    lp = policy.logprobs(prompts, actions)[0]
+    assert torch.equal(fresh.logprobs(prompts, actions)[0], lp)
+    policy.save(tmp_path / "merged")
+    merged = Policy.load(tmp_path / "merged")
+    assert merged.peft is None and not any("lora" in k for k in merged.model.state_dict())
+    assert torch.allclose(merged.logprobs(prompts, actions)[0], lp, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_lora_trains_only_the_adapters_and_resumes_exactly(tiny, tmp_path):
+    """`feedbackgym train ... --lora 2`: checkpoints hold only the adapters, the base weights
+    never move (only the adapted projections of the saved, merged actor differ from the start),
+    and a run resumed from its checkpoint writes what the uninterrupted run writes."""
+    from feedbackgym.learners import checkpoints, train
+
+    def run(out, iterations, resume=False):
+        args = train.TrainArgs(actor=f"lm:{tiny}", out=str(tmp_path / out), iterations=iterations, checkpoint_every=1, **LORA_RUN)
+        return train.run("archer", args, None if resume else archer.Args(**LORA_ARCHER), resume=resume, quiet=True)
+
+    run("whole", 2)
+    state = checkpoints.load(train.newest_checkpoint(tmp_path / "whole"))["state"]["learner"]["policy"]
+    assert state and all(".lora_A." in k or ".lora_B." in k for k in state)
+    assert any(".lora_B." in k and bool(v.abs().sum() > 0) for k, v in state.items())  # B starts at zero: it trained
+    start = Policy.load(tiny).model.state_dict()
+    after = Policy.load(tmp_path / "whole" / "actor").model.state_dict()
+    assert start.keys() == after.keys()
+    changed = {k for k in start if not torch.equal(start[k], after[k])}
+    assert changed and all(".attn.c_attn." in k for k in changed)  # GPT-2's LoRA target, merged in
+
+    run("broken", 1)
+    run("broken", 2, resume=True)
+    clock = lambda out: [{k: v for k, v in m.items() if k not in train.CLOCK_FIELDS} for m in train.read_metrics(tmp_path / out / "metrics.jsonl")]  # noqa: E731
+    assert clock("broken") == clock("whole") and [m["iteration"] for m in clock("whole")] == [0, 1, 2]
+    assert (tmp_path / "broken" / "eval.jsonl").read_text() == (tmp_path / "whole" / "eval.jsonl").read_text()

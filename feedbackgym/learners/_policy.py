@@ -13,6 +13,7 @@ right padding put pads mid-sequence and shifted GPT-2's positions.
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +21,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from feedbackgym.agents.lm import Generation, LMAgent, LMOptions
+from feedbackgym.agents.lm import Generation, LMAgent, LMOptions, dequantized, quiet_loading
+from feedbackgym.agents.models import locate
 
 
 def left_pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -69,19 +71,52 @@ class Policy:
 
     #: most prompt tokens (rows x longest prompt) in one batched call of unkeyed sampling
     batch_tokens = 16384
+    #: unkeyed sampling in `shared_prefix_plan`'s batches (False: one `generate_text` call, as
+    #: before it existed; benchmarks/archer_cost.py compares the two)
+    share_prefixes = True
 
     def __init__(self, model, tokenizer, max_new_tokens: int = 24, temperature: float = 1.0, name: str = "lm"):
-        self.agent = LMAgent(model, tokenizer, LMOptions(max_new_tokens=max_new_tokens, temperature=temperature, device="cpu"), name=name)
+        # top_p 1: a learner's samples come from the distribution its log-probs are computed under
+        options = LMOptions(max_new_tokens=max_new_tokens, temperature=temperature, top_p=1.0, device="cpu")
+        self.agent = LMAgent(model, tokenizer, options, name=name)
+        self.peft = None
         self.model, self.tokenizer = model, tokenizer
         self.model.eval()  # no dropout: sampled and scored log-probs are the same function
         self.pad_id = self.agent.pad_id
 
     @classmethod
-    def load(cls, path: str | Path, **kw) -> Policy:
-        """A private copy of the model at ``path`` (not the cache `lm:` agents share)."""
-        tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=torch.float32)
-        return cls(model, tok, name=f"lm:{path}", **kw)
+    def load(cls, name: str | Path, lora: int = 0, seed: int = 0, **kw) -> Policy:
+        """A private copy (not the cache `lm:` agents share) of ``lm:NAME``'s model: a folder
+        written by save_pretrained, or anything `agents.models.locate` finds (``smollm2``, a GGUF
+        file: read through its dequantized copy, a hub name in the local cache). ``lora`` > 0
+        adds LoRA adapters of that rank (`add_lora`, initialised from ``seed``) and trains only them."""
+        where = locate(str(name))
+        path = str(dequantized(Path(where.path) / where.gguf_file)) if where.gguf_file else where.path
+        with quiet_loading():
+            tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch.float32)
+        policy = cls(model, tok, name=f"lm:{name}", **kw)
+        if lora:
+            policy.add_lora(lora, seed)
+        return policy
+
+    def add_lora(self, rank: int, seed: int) -> None:
+        """Wrap the model in peft LoRA adapters of rank ``rank`` (alpha 2 x rank, no dropout: sampled
+        and scored log-probs stay one function; peft's default modules for the model type, e.g.
+        GPT-2's c_attn, Llama's q_proj and v_proj) and freeze everything else. ``self.model`` stays
+        the transformers model (the adapters sit inside it), whose ``state_dict`` then holds only
+        what trains and whose ``load_state_dict`` expects only that: a checkpoint stores the
+        adapters, the base weights are read from ``lm:NAME`` again on resume."""
+        from peft import LoraConfig, get_peft_model
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            conv1d = self.model.config.model_type == "gpt2"  # GPT-2's projections store weights transposed
+            self.peft = get_peft_model(self.model, LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, fan_in_fan_out=conv1d))
+        self.model = self.peft.get_base_model().eval()
+        self.model.register_state_dict_post_hook(_drop_frozen)
+        self.model.register_load_state_dict_post_hook(_frozen_not_missing)
+        self.agent = LMAgent(self.model, self.tokenizer, self.agent.options, name=self.agent.name)
 
     def prompt(self, view) -> str:
         return self.agent.prompt(view)
@@ -97,7 +132,7 @@ class Policy:
         if temperature is not None and temperature != agent.options.temperature:
             agent = LMAgent(self.model, self.tokenizer, LMOptions(**{**_opts(agent.options), "temperature": temperature}), agent.name)
         seeds = [int(s) for s in seeds]
-        if keys is not None or len(prompts) < 2:
+        if keys is not None or len(prompts) < 2 or not self.share_prefixes:
             return agent.generate_text(list(prompts), seeds, keys)
         out: list[Generation | None] = [None] * len(prompts)
         ids = agent.encode_all(list(prompts))
@@ -122,8 +157,26 @@ class Policy:
         return token_logprobs(self.model, [self.encode(p) for p in prompts], token_ids, self.pad_id)
 
     def save(self, path: str | Path) -> None:
-        self.model.save_pretrained(path)
+        """The model as save_pretrained writes it (LoRA adapters merged into the weights), so that
+        ``lm:PATH`` plays any seat."""
+        model = self.model
+        if self.peft is not None:
+            model = copy.deepcopy(self.peft).merge_and_unload().requires_grad_(True)
+        model.save_pretrained(path)
         self.tokenizer.save_pretrained(path)
+
+
+def _drop_frozen(module, state, prefix, local_metadata) -> None:
+    """State-dict hook: leave out the parameters that do not train (a LoRA model's base weights)."""
+    for name, p in module.named_parameters(remove_duplicate=False):  # tied weights under each name
+        if not p.requires_grad:
+            state.pop(prefix + name, None)
+
+
+def _frozen_not_missing(module, incompatible) -> None:
+    """Load hook: a state without the frozen parameters is complete (they keep their loaded values)."""
+    frozen = {name for name, p in module.named_parameters(remove_duplicate=False) if not p.requires_grad}
+    incompatible.missing_keys[:] = [k for k in incompatible.missing_keys if k not in frozen]
 
 
 def shared_prefix_plan(ids: Sequence[Sequence[int]], batch_tokens: int, max_rows: int = 256) -> list[tuple[list[int], dict[int, int]]]:

@@ -3,6 +3,7 @@
     feedbackgym bootstrap twenty_questions --out models/actor
     feedbackgym train archer --scenario twenty_questions --actor lm:models/actor --out runs/a --iterations 40
     feedbackgym train archer --out runs/a --resume           # after a crash: continues exactly
+    feedbackgym train ppo --scenario twenty_questions --actor lm:smollm2 --lora 16 --out runs/s   # a pretrained start
     python -m feedbackgym.learners.train ppo --scenario guess_number --actor lm:models/gn --out runs/p
 
 ALGO is one of `ALGOS`. For the LM learners each iteration collects ``rollout_size`` episodes
@@ -79,7 +80,11 @@ class TrainArgs(RunArgs):
     scenario: str = "twenty_questions"
     """scenario name or YAML path; its learner seat is the role trained"""
     actor: str = ""
-    """lm:DIR, the starting policy (a folder written by `feedbackgym bootstrap` or save_pretrained); LM learners only"""
+    """lm:NAME, the starting policy: a folder written by `feedbackgym bootstrap` or save_pretrained, or a pretrained LM
+    (lm:smollm2, the embedded SmolLM2-135M-Instruct; a GGUF file); LM learners only"""
+    lora: int = 0
+    """LoRA rank: 0 trains every weight of the actor; r > 0 adds peft LoRA adapters of rank r (the `lora` extra) and
+    trains only them (checkpoints hold only the adapters; actor/ is saved with them merged)"""
     out: str = "runs/run"
     """run folder: metrics.jsonl, checkpoints/, eval.jsonl, curve.png, actor/ (an SB3 learner: policy.safetensors, model.zip)"""
     iterations: int = 40
@@ -263,7 +268,7 @@ class LMSession:
 
     def __init__(self, cls, args: TrainArgs, algo_args, seats: dict):
         self.args, self.seats = args, seats
-        self.policy = Policy.load(actor_path(args.actor), max_new_tokens=args.max_new_tokens, temperature=args.temperature)
+        self.policy = Policy.load(actor_path(args.actor), lora=args.lora, seed=args.seed, max_new_tokens=args.max_new_tokens, temperature=args.temperature)
         self.learner = cls(self.policy, algo_args, args.seed)
         if hasattr(self.learner, "prepare"):
             self.learner.prepare(args, seats)
@@ -271,8 +276,10 @@ class LMSession:
     @staticmethod
     def check(args: TrainArgs) -> None:
         if not args.actor:
-            raise ValueError("--actor lm:DIR is required (make one with `feedbackgym bootstrap TASK --out DIR`)")
+            raise ValueError("--actor lm:DIR is required (make one with `feedbackgym bootstrap TASK --out DIR`, or start from lm:smollm2)")
         actor_path(args.actor)
+        if args.lora < 0:
+            raise ValueError(f"--lora must be 0 (no adapters) or a rank >= 1, got {args.lora}")
 
     def collect(self, seeds: list[int], writer=None):
         """The learner's trajectories on ``seeds`` (a fresh KV cache: the weights may have changed)."""
