@@ -360,7 +360,7 @@ def test_escape_asks_before_it_leaves(tmp_path, pane):
     p.keys("Escape")
     p.wait_for("Leave this episode", "Yes (y)")
     p.keys("n")
-    p.wait_for("You are the critic", "waiting for you")
+    p.wait_for("You are the critic", "your turn (critic)")
     p.keys("Escape")
     p.wait_for("Leave this episode")
     p.keys("y")

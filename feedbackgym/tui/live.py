@@ -247,7 +247,7 @@ class LiveScreen(EpisodeScreen):
             role = ep.current_role()
             who = f"{role} (you)" if role in people else role
             waiting = play.broker.pending is not None
-            state = f"{who}: waiting for you" if waiting else f"next: {who}, " + ("running" if self._busy is play else "paused")
+            state = f"your turn ({role})" if waiting else f"next: {who}, " + ("running" if self._busy is play else "paused")
         mode = "▶ run" if self._until_end else "⏸ step: n next, r run"
         saved = self.session.writer
         where = f" · {saved.count} recorded → {saved.path}" if saved is not None else ""
