@@ -296,6 +296,12 @@ class Pane:
         return int(child)
 
     def close(self) -> None:
+        """End the program, then the pane. Closing the pane alone (a hangup) was seen, rarely,
+        to leave the program running without a terminal once it was back on the home screen."""
+        try:
+            os.kill(self.program(), signal.SIGKILL)
+        except (ValueError, ProcessLookupError, IndexError):  # already gone
+            pass
         subprocess.run([*self.tmux, "kill-server"], capture_output=True)
 
 
