@@ -90,7 +90,6 @@ class Episode:
         self.proposals = 0
         self._last_answer: dict[str, Any] = {}
         self._last_parsed: Parsed | None = None
-        self._labels: dict[tuple, FrozenDict] = {}  # `_shared`'s label sets
         self._last_invalid = False
         self._spoke_at: dict[str, int] = {role: 0 for role in roles}
         self._round = 0
@@ -262,26 +261,7 @@ class Episode:
                     }  # fmt: skip
         if source:
             labels["source"] = source
-        return _new(Message, (turn, role, text, kind, None, self._shared(labels)))
-
-    def _shared(self, labels: Mapping[str, Any]) -> FrozenDict:
-        """``labels`` frozen, as the one `FrozenDict` this episode holds for an equal label set:
-        a move, or feedback, whose labels equal an earlier one's (the same keys in the same order,
-        values of the same types) holds that one, not a copy, so that a long episode's memory is
-        its texts and not a dict per message. Labels with other values than str, int, bool and None
-        (a float: -0.0 equals 0.0; a tuple, a mapping) are frozen as they are, and past
-        `SHARED_LABELS` sets new ones too."""
-        values = tuple(labels.values())
-        types = tuple(map(type, values))
-        if not _SHAREABLE.issuperset(types):
-            return labels if type(labels) is FrozenDict else FrozenDict(labels)
-        key = (tuple(labels), values, types)
-        shared = self._labels.get(key)
-        if shared is None:
-            shared = labels if type(labels) is FrozenDict else FrozenDict(labels)
-            if len(self._labels) < SHARED_LABELS:
-                self._labels[key] = shared
-        return shared
+        return _new(Message, (turn, role, text, kind, None, FrozenDict(labels)))
 
     def _feedback_move(
         self, turn: int, role: str, text: str, fb: Feedback | None, source: str | None, leaves: bool = False
@@ -301,9 +281,6 @@ class Episode:
             or "source_role" not in labels or "truthful" not in labels or "suggested_answer" not in labels
         ):  # fmt: skip
             fb = self._completed(role, text, fb, source)
-        shared = self._shared(fb.labels)
-        if shared is not fb.labels:
-            fb = _new(Feedback, (fb.kind, fb.text, fb.score, shared))
         return _new(Message, (turn, role, text, "feedback", fb, _LEAVES if leaves else _TO_ACTOR))
 
     def _completed(self, role: str, text: str, fb: Feedback, source: str | None) -> Feedback:
@@ -351,11 +328,6 @@ class Episode:
 #: (the same object; every field must be given): how the moves' hot path builds its messages
 _new = tuple.__new__
 _TO_ACTOR = FrozenDict({"to": "actor"})
-#: label value types `Episode._shared` shares equal label sets of (their equality is identity of
-#: what a record writes)
-_SHAREABLE = frozenset({str, int, bool, type(None)})
-#: the most distinct label sets one episode shares (a bound on what it keeps to share them)
-SHARED_LABELS = 256
 _LEAVES = FrozenDict({"to": "actor", "leaves": True})
 
 
