@@ -81,6 +81,8 @@ async def test_a_whole_critic_episode_keeps_the_transcript_and_the_input_in_view
             await pilot.pause()
             if live.session.play.episode.done:
                 break
+            # the task heads the live transcript, as in replay (it was only in the seat's brief)
+            assert transcript.task_text == live.session.play.episode.instance.instruction != ""
             assert visible(app, transcript) and transcript.region.height >= 5
             assert visible(app, bar.query_one("#say", Input)) and bar.query_one("#say", Input).has_focus
             text = screen_text(app)

@@ -90,7 +90,7 @@ def test_replay_shows_the_recorded_transcript(tmp_path, pane, capsys):
     capsys.readouterr()
     records = read_records(rec)
     p = pane("tui", "--replay", str(rec), "--record", "none")
-    p.wait_for("3 of 3 episodes")
+    p.wait_for("3/3 episodes")
     p.keys("t")  # the transcript alone, so that its wrapped lines read on
     for i, record in enumerate(records):
         lines = [flat(line) for line in format_transcript(record).splitlines()[1:-1]]

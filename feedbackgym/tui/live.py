@@ -229,7 +229,7 @@ class LiveScreen(EpisodeScreen):
         # copies: the worker may be appending to both meanwhile
         log, rewards = list(play.episode.log), dict(play.rewards)
         self.set_class(self.concealed, "-concealed")
-        self.query_one(Transcript).show(log)
+        self.query_one(Transcript).show(log, play.episode.instance.instruction)  # the task heads it, as in replay
         self.query_one(TurnPanel).show(turn_rows(log, rewards))
         self._show_truth()
         self._show_status()

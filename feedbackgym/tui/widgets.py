@@ -110,6 +110,8 @@ class Transcript(OptionList):
             self.set_options([self._prompt(i, m) for i, m in enumerate(messages)])
         self.messages = list(messages)
         self.highlighted = len(messages) - 1 if messages else None
+        if messages:  # once the new entries have their heights (the task makes the first one tall)
+            self.call_after_refresh(self.scroll_to_highlight)
 
     def _prompt(self, i: int, m: Message) -> Entry:
         return message_prompt(m, self.task_text if i == 0 else "")
