@@ -22,9 +22,7 @@ SB3 = dict(num_steps=16, batch_size=16, update_epochs=2)
 
 def flags(out, iterations: int, algo: str = "maskable_ppo", **extra) -> list[str]:
     values = {**SMALL, **SB3, "out": str(out), "iterations": iterations, "checkpoint_every": 2, **extra}
-    return [sys.executable, "-m", "feedbackgym.learners.train", algo, "--quiet"] + [
-        x for k, v in values.items() for x in (f"--{k.replace('_', '-')}", str(v))
-    ]
+    return [sys.executable, "-m", "feedbackgym.learners.train", algo, "--quiet"] + [x for k, v in values.items() for x in (f"--{k.replace('_', '-')}", str(v))]
 
 
 @pytest.mark.parametrize("algo", ["sb3_ppo", "maskable_ppo"])
@@ -83,3 +81,40 @@ def test_sb3_learners_take_no_actor_and_no_face(tmp_path, capsys):
     assert "unrecognized arguments: --actor" in capsys.readouterr().err
     with pytest.raises(ValueError, match="not a language model"):
         train.run("sb3_ppo", train.TrainArgs(actor="lm:x", out=str(tmp_path / "c")))
+
+
+def test_candidate_policy_starts_as_sb3s_and_its_shared_term_reaches_each_candidate(tmp_path):
+    """--similarity: the logits get ``w . local[i]`` per candidate, w shared and zero at the start.
+    Set w's "said" weight very negative: plain PPO (no masks) then never says a number twice."""
+    cls = train.learner_class("sb3_ppo")
+    session = cls(train.TrainArgs(out=str(tmp_path), **SMALL), cls.Args(**SB3, similarity="hashing"), {})
+    policy = session.model.policy
+    assert type(policy).__name__ == "CandidateMultiInputActorCriticPolicy" and not policy.action_net.local.any()
+    env = session.eval_env
+    obs, _ = env.reset(seed=1)
+    with torch.no_grad():
+        probs = policy.get_distribution(policy.obs_to_tensor(obs)[0]).distribution.probs[0]
+    assert float(probs.max() - probs.min()) < 1e-2  # SB3's near-uniform start
+    with torch.no_grad():
+        policy.action_net.local[0] = -100.0  # replies' "said" column
+    said = []
+    for _ in range(10):
+        action, _ = session.model.predict(obs, deterministic=False)
+        said.append(int(action))
+        obs, _, terminated, truncated, _ = env.step(int(action))
+        if terminated or truncated:
+            break
+    assert len(said) == len(set(said)) >= 2
+
+
+@pytest.mark.slow
+def test_maskable_ppo_with_the_shared_term_beats_the_random_policy_on_guess_number(tmp_path):
+    """The documented settings (docs/learners.md, SB3 learners): 20,480 steps, eval success on the
+    200 fixed seeds above the uniform policy's over the allowed candidates (0.09-0.125 there)."""
+    from feedbackgym.learners.sb3 import random_baseline
+
+    cls = train.learner_class("maskable_ppo")
+    args = train.TrainArgs(out=str(tmp_path), scenario="guess_number", iterations=20, eval_every=20, eval_episodes=200, seed=1)
+    lines = train.run("maskable_ppo", args, cls.Args(learning_rate=1e-3, update_epochs=10, transcript=False, similarity="hashing"), quiet=True)
+    random = random_baseline("guess_number", episodes=200, masked=True)["eval_success"]
+    assert lines[-1]["eval_success"] > random + 0.1, (lines[-1]["eval_success"], random)

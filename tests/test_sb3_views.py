@@ -86,3 +86,39 @@ def test_replies_tell_yes_from_no_in_twenty_questions():
     truth = [instance.parse("actor", q).value for q in questions]
     expected = [1 if attributes[a] else -1 for a in truth]
     assert answers.tolist() == expected and 1 in expected and -1 in expected
+
+
+def test_inferred_table_rules_out_by_direction_in_an_ordered_list_only():
+    env = sb3_view("feedbackgym/GuessNumber-v0", inferred=HashingEmbedder(64))
+    env.reset(seed=4)
+    secret = env.unwrapped.episode.instance.secret  # 25
+    for number in (secret - 10, secret + 20):
+        obs, *_ = env.step(number - 1)
+    ruled_out = obs["inferred"].reshape(100, 2)[:, 1]
+    still = np.flatnonzero(ruled_out == 0) + 1  # the numbers no answer has ruled out
+    assert still.tolist() == list(range(secret - 9, secret + 20))
+    qa = sb3_view("feedbackgym/Arithmetic-v0", inferred=HashingEmbedder(64))  # options in no order: nothing ruled out
+    qa.reset(seed=0)
+    obs, *_ = qa.step(0)
+    assert not obs["inferred"].reshape(-1, 2)[:, 1].any()
+
+
+def test_inferred_support_follows_the_answer_and_the_similarity():
+    class Fixed:
+        """Three directions: the two questions and the objects that share their words."""
+
+        dim = 3
+
+        def __call__(self, texts):
+            rows = [[1.0, 0, 0] if "alive" in t or t in ("Is it a dog?", "Is it a cat?") else [0, 1.0, 0] for t in texts]
+            return np.array(rows, np.float32)
+
+    env = sb3_view("feedbackgym/TwentyQuestions-v0", inferred=Fixed())
+    env.reset(seed=0)
+    candidates = env.get_wrapper_attr("candidates")
+    alive = candidates.index("Is it alive?")
+    obs, *_ = env.step(alive)
+    answer = obs["replies"].reshape(-1, 3)[alive, 1]
+    support = obs["inferred"].reshape(-1, 2)[:, 0]
+    dog, spoon = candidates.index("Is it a dog?"), candidates.index("Is it a spoon?")
+    assert answer in (-1, 1) and np.sign(support[dog]) == answer and np.sign(support[spoon]) == -answer

@@ -36,6 +36,7 @@ The last two families' modules list no candidates (their moves are free text); t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -151,7 +152,7 @@ class EmbedObservation(gym.ObservationWrapper):
 
     TEXT_KEYS = ("instruction", "observation", "feedback")
 
-    def __init__(self, env: gym.Env, embedder, embed_candidates: bool = False, replies: bool = False, transcript: bool = True):
+    def __init__(self, env: gym.Env, embedder, embed_candidates: bool = False, replies: bool = False, transcript: bool = True, inferred=None):
         super().__init__(env)
         self.embedder = embedder
         dim = embedder.dim
@@ -162,9 +163,13 @@ class EmbedObservation(gym.ObservationWrapper):
         if embed_candidates:
             k = env.action_space.n
             keys["candidates"] = spaces.Box(-1.0, 1.0, (k * dim,), np.float32)
-        self.replies = replies
+        self.with_replies = replies  # not `replies`: get_wrapper_attr("replies") finds CandidateActions' table
         if replies:
             keys["replies"] = spaces.Box(-1.0, 1.0, (env.action_space.n * 3,), np.float32)
+        self.inferred = inferred
+        self._similarity: tuple[tuple[str, ...], np.ndarray, bool] = ((), np.zeros((0, 0), np.float32), False)
+        if inferred is not None:
+            keys["inferred"] = spaces.Box(-2.0, 2.0, (env.action_space.n * 2,), np.float32)
         self.observation_space = spaces.Dict(keys)
 
     def observation(self, obs: dict[str, str]) -> dict[str, np.ndarray]:
@@ -180,6 +185,46 @@ class EmbedObservation(gym.ObservationWrapper):
                 emb = self.embedder(cands).ravel()
                 flat[: emb.size] = emb
             out["candidates"] = flat
-        if self.replies:
+        if self.with_replies:
             out["replies"] = self.env.get_wrapper_attr("replies").ravel().copy()
+        if self.inferred is not None:
+            out["inferred"] = self.inferred_table().ravel()
         return out
+
+    def inferred_table(self) -> np.ndarray:
+        """``(K, 2)``: per candidate, its *support* (the mean, over the candidates answered so far,
+        of the answer's polarity times how much more alike the two candidates' ``inferred``
+        embeddings are than the answered one is to candidates on average: a "yes" to "Is it an
+        animal?" supports "Is it a dog?"), and whether a directional answer rules it out (in a
+        list of numbers in increasing order, "higher" to one rules out it and those before it)."""
+        table = self.env.get_wrapper_attr("replies")
+        cands = tuple(self.env.get_wrapper_attr("candidates"))
+        if self._similarity[0] != cands:
+            self._similarity = (cands, *_similarity(self.inferred, list(cands)))
+        _, centred, ordered = self._similarity
+        out = np.zeros((table.shape[0], 2), np.float32)
+        n = len(cands)
+        answered = np.flatnonzero(table[:n, 0] * table[:n, 1])
+        if answered.size:
+            out[:n, 0] = np.clip(centred[:, answered] @ table[answered, 1] / answered.size, -2.0, 2.0)
+        if ordered:
+            for i in np.flatnonzero(table[:n, 0] * table[:n, 2]):
+                out[: i + 1, 1] = np.where(table[i, 2] > 0, 1.0, out[: i + 1, 1])
+                out[i:n, 1] = np.where(table[i, 2] < 0, 1.0, out[i:n, 1])
+        return out
+
+
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def _similarity(embedder, candidates: list[str]) -> tuple[np.ndarray, bool]:
+    """The candidates' cosine similarities, each column centred over the candidates, and whether
+    the candidates are numbers in increasing order (one number each)."""
+    if not candidates:
+        return np.zeros((0, 0), np.float32), False
+    vecs = embedder(candidates)
+    sim = vecs @ vecs.T
+    numbers = [_NUMBER.findall(c) for c in candidates]
+    values = [float(n[0]) for n in numbers if len(n) == 1]
+    ordered = len(values) == len(candidates) > 1 and all(a < b for a, b in zip(values, values[1:]))
+    return (sim - sim.mean(axis=0, keepdims=True)).astype(np.float32), ordered

@@ -70,6 +70,8 @@ class Args(PPOArgs):
     """observe, per candidate, whether it was said and the polarity and direction of the answer to it"""
     transcript: bool = True
     """also observe the embedded transcript (a bag of its words; costs most of an env step with hashing)"""
+    similarity: str = ""
+    """minilm or hashing: observe the inferred table (candidate similarities by this encoder), add its shared term to the logits"""
     num_steps: int = 64
     """env steps per env per iteration (SB3's n_steps; an iteration is num_steps * num_envs steps)"""
     ent_coef: float = 0.01
@@ -95,6 +97,84 @@ def observation_embedder(name: str):
     from feedbackgym.encoders import EmbeddingCache, make_embedder
 
     return EmbeddingCache(make_embedder(name), size=10_000) if name == "hashing" else EmbeddingCache(make_embedder(name, batch_size=1))
+
+
+#: the shared weights' scale: under Adam a weight moves about lr a step whatever its gradient, and
+#: these 5 need to reach a few units (a logit margin) in a few hundred steps
+LOCAL_SCALE = 10.0
+
+
+def candidate_policy(base):
+    """``base`` (SB3's or sb3-contrib's multi-input actor-critic policy) with a per-candidate
+    term: candidate ``i``'s logit is the MLP's plus ``w . local[i]``, where ``local[i]`` is row
+    ``i`` of the ``replies`` and ``inferred`` tables and ``w`` (5 weights, zero at the start, so
+    the initial policy is SB3's) is shared by all K candidates. The MLP alone learns a separate
+    output weight per candidate from the few episodes that reach it (no learning on guess_number
+    in 90k steps); the shared term learns "what was said, supported or ruled out" once for all."""
+    import torch
+    from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, MlpExtractor
+    from torch import nn
+
+    class Features(BaseFeaturesExtractor):
+        """Every key flattened (sorted), then the local tables as ``(K, 5)`` rows, flattened."""
+
+        def __init__(self, observation_space):
+            self.keys = sorted(observation_space.spaces)
+            self.k = observation_space["replies"].shape[0] // 3
+            self.global_dim = sum(int(np.prod(observation_space[key].shape)) for key in self.keys)
+            super().__init__(observation_space, features_dim=self.global_dim + 5 * self.k)
+
+        def forward(self, obs):
+            flat = torch.cat([obs[key].flatten(1) for key in self.keys], dim=1)
+            local = torch.cat([obs["replies"].view(-1, self.k, 3), obs["inferred"].view(-1, self.k, 2)], dim=2)
+            return torch.cat([flat, local.flatten(1)], dim=1)
+
+    class PassLocal(nn.Module):
+        """SB3's MLP extractor on the flat part; the actor's latent carries the local rows on."""
+
+        def __init__(self, mlp: MlpExtractor, global_dim: int, local_dim: int):
+            super().__init__()
+            self.mlp, self.global_dim = mlp, global_dim
+            self.latent_dim_pi, self.latent_dim_vf = mlp.latent_dim_pi + local_dim, mlp.latent_dim_vf
+
+        def forward(self, features):
+            return self.forward_actor(features), self.forward_critic(features)
+
+        def forward_actor(self, features):
+            return torch.cat([self.mlp.forward_actor(features[:, : self.global_dim]), features[:, self.global_dim :]], dim=1)
+
+        def forward_critic(self, features):
+            return self.mlp.forward_critic(features[:, : self.global_dim])
+
+    class Head(nn.Module):
+        def __init__(self, latent_dim: int, k: int):
+            super().__init__()
+            self.latent_dim, self.k = latent_dim, k
+            self.linear = nn.Linear(latent_dim, k)
+            nn.init.orthogonal_(self.linear.weight, gain=0.01)  # SB3's init of its action net
+            nn.init.zeros_(self.linear.bias)
+            self.local = nn.Parameter(torch.zeros(5))
+
+        def forward(self, latent):
+            local = latent[:, self.latent_dim :].view(-1, self.k, 5)
+            return self.linear(latent[:, : self.latent_dim]) + local @ (LOCAL_SCALE * self.local)
+
+    class CandidatePolicy(base):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, features_extractor_class=Features, **kwargs)
+
+        def _build_mlp_extractor(self) -> None:
+            fx = self.features_extractor
+            mlp = MlpExtractor(fx.global_dim, net_arch=self.net_arch, activation_fn=self.activation_fn, device=self.device)
+            self.mlp_extractor = PassLocal(mlp, fx.global_dim, 5 * fx.k)
+
+        def _build(self, lr_schedule) -> None:
+            super()._build(lr_schedule)
+            self.action_net = Head(self.mlp_extractor.mlp.latent_dim_pi, self.features_extractor.k)
+            self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+
+    CandidatePolicy.__name__ = CandidatePolicy.__qualname__ = f"Candidate{base.__name__}"
+    return CandidatePolicy
 
 
 class Episodes(gym.Wrapper):
@@ -156,6 +236,12 @@ class SB3PPO:
         return PPO
 
     @staticmethod
+    def policy_base():
+        from stable_baselines3.common.policies import MultiInputActorCriticPolicy
+
+        return MultiInputActorCriticPolicy
+
+    @staticmethod
     def check(args: TrainArgs) -> None:
         if args.actor:
             raise ValueError(f"--actor {args.actor}: the SB3 learners train SB3's own MLP policy, not a language model")
@@ -169,14 +255,18 @@ class SB3PPO:
 
         self.args, self.algo_args, self.seats = args, algo_args, seats
         self.embedder = observation_embedder(algo_args.embedder)
+        if algo_args.similarity and not algo_args.replies:
+            raise ValueError("--similarity needs --replies (the inferred table is read from it); pass --similarity '' for SB3's own policy")
+        self.similarity = observation_embedder(algo_args.similarity) if algo_args.similarity else None
         self.started = 0  # training episodes started so far
         self.envs = [Episodes(self.make_env(), self.next_seed) for _ in range(args.num_envs)]
         self.venv = DummyVecEnv([lambda e=e: e for e in self.envs])
         self.eval_env = self.make_env()
         set_random_seed(args.seed)  # python, numpy, torch: the policy's initial weights and every later draw
         a = algo_args
+        policy = candidate_policy(self.policy_base()) if self.similarity is not None else "MultiInputPolicy"
         self.model = self.algorithm()(
-            "MultiInputPolicy", self.venv, n_steps=a.num_steps, batch_size=a.batch_size, n_epochs=a.update_epochs,
+            policy, self.venv, n_steps=a.num_steps, batch_size=a.batch_size, n_epochs=a.update_epochs,
             learning_rate=a.learning_rate, gamma=a.gamma, gae_lambda=a.gae_lambda, clip_range=a.clip_coef,
             ent_coef=a.ent_coef, vf_coef=a.vf_coef, max_grad_norm=a.max_grad_norm, device="cpu", verbose=0,
         )  # fmt: skip
@@ -188,7 +278,7 @@ class SB3PPO:
         env = FeedbackEnv(scenario_for(self.args.scenario, **self.seats))
         env = CandidateActions(env, mask_repeats=self.algo_args.mask_repeats)
         a = self.algo_args
-        return EmbedObservation(env, self.embedder, embed_candidates=a.embed_candidates, replies=a.replies, transcript=a.transcript)
+        return EmbedObservation(env, self.embedder, embed_candidates=a.embed_candidates, replies=a.replies, transcript=a.transcript, inferred=self.similarity)
 
     def next_seed(self) -> int:
         self.started += 1
@@ -281,6 +371,12 @@ class SB3MaskablePPO(SB3PPO):
         from sb3_contrib import MaskablePPO
 
         return MaskablePPO
+
+    @staticmethod
+    def policy_base():
+        from sb3_contrib.common.maskable.policies import MaskableMultiInputActorCriticPolicy
+
+        return MaskableMultiInputActorCriticPolicy
 
 
 def random_baseline(scenario: str = "guess_number", episodes: int = 32, masked: bool = True, seed: int = 0, seats: str = "") -> dict:
