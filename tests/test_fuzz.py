@@ -16,6 +16,7 @@ least 1,000,000 actions in all and prints the totals (docs/benchmarks.md, "Fuzzi
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 
 import gymnasium as gym
@@ -195,4 +196,8 @@ def test_hostile_moves_slow_run(face, env_id, role):
     """The same properties at the slow budget; each case prints its totals (summed in the docs)."""
     totals: Counter = Counter()
     _case(face, env_id, role, SLOW_EXAMPLES, SLOW_MOST, totals, least=SLOW_MOST // 2)
-    print(f"\nFUZZ {face} {env_id} {role} examples={totals['examples']} actions={totals['actions']} episodes={totals['episodes']}")
+    line = f"FUZZ {face} {env_id} {role} examples={totals['examples']} actions={totals['actions']} episodes={totals['episodes']}"
+    print("\n" + line)
+    if os.environ.get("FUZZ_TOTALS"):  # a file the totals of each case are appended to as it ends
+        with open(os.environ["FUZZ_TOTALS"], "a", encoding="utf-8") as f:
+            f.write(line + "\n")
