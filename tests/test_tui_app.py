@@ -2,9 +2,9 @@
 go back to a turn, keep what a person said on quit, and browse a recording down to an R->W turn
 (an answer wrong right after a right one) and filter it to its C->I episodes (`flip_c2i`)."""
 
-import asyncio
 
 import pytest
+from pilot import until
 from rich.console import Console
 from textual.widgets import DataTable, Input, OptionList
 
@@ -23,13 +23,6 @@ from feedbackgym.tui.widgets import FeedbackBar, Transcript
 SIZE = (120, 40)
 
 
-async def until(pilot, condition, timeout=5.0):
-    """Let the app run until ``condition()`` holds (worker threads report through messages)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "timed out waiting for the UI"
-        await pilot.pause(0.01)
 
 
 def shown_lines(transcript: Transcript) -> list[str]:

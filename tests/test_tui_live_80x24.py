@@ -6,7 +6,6 @@ kind picker keeps its choice; step mode says so. Then in a real terminal (tmux a
 person typed survives SIGHUP, SIGTERM and SIGKILL (the journal rebuilds every submitted turn),
 and Escape asks before it leaves. Snapshots of the critic's screen at 80x24 and 120x40."""
 
-import asyncio
 import json
 import os
 import shlex
@@ -18,6 +17,7 @@ import time
 import uuid
 
 import pytest
+from pilot import until as wait
 from textual.widgets import Input, Select
 
 from feedbackgym.envs.scenario import load_scenario
@@ -35,12 +35,8 @@ CORRECTNESS = ("✓", "✗", "right┤", "wrong┤")
 
 
 async def until(pilot, condition, timeout=15.0):
-    """Let the app run until ``condition()`` holds (worker threads report through messages)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "timed out waiting for the UI"
-        await pilot.pause(0.01)
+    """`pilot.until` with a longer wait: a whole episode's worker turns."""
+    await wait(pilot, condition, timeout)
 
 
 def screen_text(app) -> str:

@@ -3,9 +3,9 @@ transcript, one meaning per flip name (C->I episodes, R->W turns) with a jump an
 agree, rewards never from beyond the scrubbed point, a layout that works at 80x24, search, help,
 go-to, the answer timeline, the detail pane, sorting, and what a recording's bad lines become."""
 
-import asyncio
 
 import pytest
+from pilot import until
 from rich.console import Console
 from textual.app import App, ComposeResult
 from textual.widgets import DataTable, Static
@@ -27,13 +27,6 @@ SIZE = (120, 40)
 SMALL = (80, 24)
 
 
-async def until(pilot, condition, timeout=5.0):
-    """Let the app run until ``condition()`` holds (worker threads report through messages)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "timed out waiting for the UI"
-        await pilot.pause(0.01)
 
 
 def text_of(renderable) -> str:
