@@ -33,6 +33,7 @@ from feedbackgym.feedback import report
 from feedbackgym.feedback.metrics import Tally, pair, paired_tally, report_of
 from feedbackgym.records import RecordWriter
 from feedbackgym.rollout import play_scenarios
+from feedbackgym.tracking import Reporter, parse_report_to
 from feedbackgym.tui.commands import add_parsers as add_tui_parsers
 from feedbackgym.tui.commands import open_replay, read_recording
 from feedbackgym.tui.digest import labels_of, tag_of, task_lines, task_of
@@ -164,6 +165,7 @@ def cmd_run(args) -> int:
 
 def cmd_eval(args) -> int:
     base = _over_task(args, load_scenario(args.scenario))
+    backends = parse_report_to(args.report_to)  # before the episodes: a bad value costs nothing
     seat = "judge" if args.judges is not None else "user"
     actors = [a for a in args.actors.split(",") if a]
     givers = [g for g in (args.judges if seat == "judge" else args.users).split(",") if g]
@@ -190,6 +192,12 @@ def cmd_eval(args) -> int:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
         out.print(f"wrote {len(rows)} rows to {args.json}")
+    if backends:
+        log_dir = Path(args.log_dir) if args.log_dir else Path(args.json).with_suffix("") if args.json else Path("runs") / f"eval-{base.name}"
+        config = {"scenario": base.name, "actors": actors, seat + "s": givers, "baseline": args.baseline, "episodes": args.episodes, "seed": args.seed}
+        with Reporter(backends, log_dir, log_dir.name, config) as reporter:
+            reporter.rows(rows)
+        out.print(f"logged {len(rows)} rows to {', '.join(backends)} under {log_dir}")
     heatmap = args.heatmap or (str(Path(args.json).with_suffix(".png")) if args.json else None)
     if heatmap and rows:
         report.heatmap_png(rows, heatmap, title=report.title(rows))
@@ -323,6 +331,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", metavar="PATH", help="write the rows as JSON (and the heatmap beside it as .png)")
     e.add_argument("--heatmap", metavar="PATH", help="write the heatmap PNG here (misled / recovery for judges)")
     e.add_argument("--in-flight", type=int, default=16, metavar="N", help=IN_FLIGHT)
+    e.add_argument("--report-to", default="none", metavar="BACKENDS",
+                   help="also log the rows to tensorboard, wandb (offline unless WANDB_MODE says otherwise) or both, "
+                        "comma-separated (default none)")  # fmt: skip
+    e.add_argument("--log-dir", metavar="DIR", help="where --report-to writes (default: the --json path without its "
+                   "suffix, else runs/eval-SCENARIO)")  # fmt: skip
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=cmd_eval)
 

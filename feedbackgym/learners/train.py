@@ -22,6 +22,8 @@ the PettingZoo face), the learner in the learner's seat (episode seeds ``seed * 
   ``eval.jsonl`` were, so that a resumed run first cuts them back to that point and then writes
   what the uninterrupted run would. ``--resume`` refuses a damaged or foreign newest checkpoint
   naming it, and names the earlier one that ``--resume-from`` can use;
+- with ``--report-to tensorboard|wandb``: the same lines as TensorBoard events in ``tensorboard/``
+  and as a wandb run in ``wandb/`` (`feedbackgym.tracking`; step = iteration);
 - ``eval.jsonl``: the evaluation episodes (fixed seeds ``args.EVAL_SEED + j``) as records, for
   ``feedbackgym replay``; ``curve.png``: the learning curve; ``actor/``: the final policy
   (``lm:RUN/actor`` plays any seat), or, for an SB3 learner, ``policy.safetensors`` (read back by
@@ -55,6 +57,7 @@ from feedbackgym.learners.args import EVAL_SEED, RunArgs, add_fields, from_saved
 from feedbackgym.learners.checkpoints import CheckpointError
 from feedbackgym.records import RecordWriter
 from feedbackgym.rollout import FACES, rollout
+from feedbackgym.tracking import Reporter, parse_report_to
 
 #: ALGO -> "module:class"
 ALGOS = {
@@ -103,10 +106,14 @@ class TrainArgs(RunArgs):
     """role=spec overrides, comma-separated, e.g. 'judge=learner,actor=scripted:expert'"""
     face: str = "gymnasium"
     """gymnasium or pettingzoo: the face the LM learners collect episodes through (same engine, same episodes)"""
+    report_to: str = "none"
+    """also log each metrics line to tensorboard, wandb (offline unless WANDB_MODE says otherwise) or both,
+    comma-separated, under --out (feedbackgym.tracking); none: metrics.jsonl only"""
 
     def __post_init__(self):
         if self.face not in FACES:
             raise ValueError(f"--face {self.face!r}: expected one of {', '.join(FACES)}")
+        parse_report_to(self.report_to)
 
 
 def learner_class(algo: str):
@@ -357,12 +364,15 @@ def run(algo: str, args: TrainArgs, algo_args=None, resume: bool = False, quiet:
         cut(metrics_path, 0)
         cut(eval_path, 0)
     lines: list[dict] = []
-    with RecordWriter(eval_path) as writer, open(metrics_path, "a", encoding="utf-8") as mf:
+    config = {"algo": algo, "train": asdict(args), "learner": asdict(algo_args)}
+    reporter = Reporter(parse_report_to(args.report_to), out, out.name, config, resume_step=(start + 1 if ck is not None else 0) if resume else None)
+    with RecordWriter(eval_path) as writer, open(metrics_path, "a", encoding="utf-8") as mf, reporter:
 
         def log(line: dict) -> None:
             lines.append(line)
             mf.write(json.dumps(line) + "\n")
             mf.flush()
+            reporter.log(line, line["iteration"])
 
         if start == 0 and size(metrics_path) == 0:
             t0 = time.perf_counter()
