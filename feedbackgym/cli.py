@@ -32,7 +32,7 @@ from feedbackgym.envs.scenario import ROLES, Scenario, ScenarioError, list_scena
 from feedbackgym.feedback import report
 from feedbackgym.feedback.metrics import Tally, pair, paired_tally, report_of
 from feedbackgym.records import RecordWriter
-from feedbackgym.rollout import play_scenarios
+from feedbackgym.rollout import played
 from feedbackgym.tracking import Reporter, parse_report_to
 from feedbackgym.tui.commands import add_parsers as add_tui_parsers
 from feedbackgym.tui.commands import open_replay, read_recording
@@ -47,26 +47,27 @@ def progress(total: int, desc: str, quiet: bool) -> tqdm:
     return tqdm(total=total, desc=desc, unit="ep", disable=True if quiet else None, file=sys.stderr, leave=False)
 
 
-def run_many(scenario: Scenario, seed: int, episodes: int, bar: tqdm | None = None, writer=None, in_flight: int = 16):
+def run_many(scenario: Scenario, seed: int, episodes: int, bar: tqdm | None = None, writer=None, in_flight: int = 16, workers: int = 1):
     """Play seeds ``seed .. seed+episodes-1``, ``in_flight`` at a time; the per-episode metrics, in order."""
-    return list(played_rows(scenario, seed, episodes, bar, writer, in_flight))
+    return list(played_rows(scenario, seed, episodes, bar, writer, in_flight, workers))
 
 
-def played_rows(scenario: Scenario, seed: int, episodes: int, bar: tqdm | None = None, writer=None, in_flight: int = 16):
+def played_rows(scenario: Scenario, seed: int, episodes: int, bar: tqdm | None = None, writer=None, in_flight: int = 16, workers: int = 1):
     """`run_many`'s rows one at a time, each episode recorded (``writer``) and dropped as it is
-    yielded: no more than ``in_flight`` episodes are alive at once."""
-    for ep in play_scenarios(scenario, range(seed, seed + episodes), in_flight):
+    yielded: no more than ``in_flight`` episodes are alive at once (``workers`` > 1: on Ray
+    actors, at most two chunks of them a worker; `feedbackgym.rollout.on_workers`)."""
+    for record, row in played(scenario, range(seed, seed + episodes), in_flight, workers, record=writer is not None):
         if writer is not None:
-            writer.write(ep)
+            writer.write(record)
         if bar is not None:
             bar.update()
-        yield ep.metrics()
+        yield row
 
 
-def tally_many(scenario: Scenario, seed: int, episodes: int, bar: tqdm | None = None, writer=None, in_flight: int = 16) -> Tally:
+def tally_many(scenario: Scenario, seed: int, episodes: int, bar: tqdm | None = None, writer=None, in_flight: int = 16, workers: int = 1) -> Tally:
     """`run_many` folded into a `Tally` as each episode ends (what `run` prints): a run's memory
     does not grow with its episodes."""
-    return Tally().fold(played_rows(scenario, seed, episodes, bar, writer, in_flight))
+    return Tally().fold(played_rows(scenario, seed, episodes, bar, writer, in_flight, workers))
 
 
 def console(width: int = 200) -> Console:
@@ -138,7 +139,7 @@ def cmd_run(args) -> int:
     with RecordWriter(args.record) if args.record else nullcontext() as writer:
         with progress(args.episodes, f"run {sc.name}", args.quiet) as bar:
             try:
-                tally = tally_many(sc, args.seed, args.episodes, bar, writer, args.in_flight)
+                tally = tally_many(sc, args.seed, args.episodes, bar, writer, args.in_flight, args.workers)
             except ServedError as e:  # the episode in flight is not recorded; the finished ones are
                 n = writer.count if writer is not None else 0
                 kept = f" ({n} finished episode{'s' * (n != 1)} recorded to {args.record})" if writer is not None else ""
@@ -175,7 +176,8 @@ def cmd_eval(args) -> int:
     if seat not in base.roles and (givers or args.baseline != "none"):
         raise ScenarioError(f"scenario {base.name!r} has no {seat} role; pick a scenario with a {seat}")
     try:
-        rows = evaluate(base, actors, givers, args.episodes, args.seed, args.quiet, args.in_flight, seat=seat, baseline=args.baseline)
+        rows = evaluate(base, actors, givers, args.episodes, args.seed, args.quiet, args.in_flight, seat=seat, baseline=args.baseline,
+                        workers=args.workers)  # fmt: skip
     except ServedError as e:
         print(f"feedbackgym eval: {e}", file=sys.stderr)
         return 1
@@ -233,7 +235,7 @@ def _width(t: Table) -> int:
 
 def evaluate(
     base: Scenario, actors: list[str], judges: list[str], episodes: int, seed: int, quiet: bool = True, in_flight: int = 16,
-    seat: str = "judge", baseline: str | None = "none",
+    seat: str = "judge", baseline: str | None = "none", workers: int = 1,
 ):  # fmt: skip
     """One row per (actor, giver in ``seat``): `report.row_of`, the aggregates with their
     intervals against the baseline run of the same actor on the same seeds, with ``baseline`` in
@@ -247,7 +249,7 @@ def evaluate(
         for actor in actors:
             own = {None if g == "none" else g for g in judges} - {baseline}  # givers with episodes of their own
             specs = [baseline, *dict.fromkeys(g for g in (None if j == "none" else j for j in judges) if g in own)]
-            runs = [played_rows(base.with_roles(actor=actor, **{seat: g}), seed, episodes, bar, in_flight=in_flight) for g in specs]
+            runs = [played_rows(base.with_roles(actor=actor, **{seat: g}), seed, episodes, bar, in_flight=in_flight, workers=workers) for g in specs]
             tallies = {g: Tally() for g in specs}
             paired = {g: paired_tally() for g in specs}
             for seed_rows in zip(*runs):
@@ -296,6 +298,15 @@ def cmd_replay(args) -> int:
 
 
 IN_FLIGHT = "episodes played at once: a model in a seat answers them in one call (default 16; the episodes are the same for any N)"
+WORKERS = ("processes that play the episodes: N > 1 plays them on N Ray actors (the ray extra; a local cluster, or the one "
+           "RAY_ADDRESS names), with the same episodes and records as one (default 1: this process, no Ray)")  # fmt: skip
+
+
+def positive(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a count >= 1, got {text}")
+    return n
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -313,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--record", metavar="PATH", help="append one JSON line per episode")
     add_task_flags(r)
     r.add_argument("--in-flight", type=int, default=16, metavar="N", help=IN_FLIGHT)
+    r.add_argument("--workers", type=positive, default=1, metavar="N", help=WORKERS)
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_run)
 
@@ -331,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", metavar="PATH", help="write the rows as JSON (and the heatmap beside it as .png)")
     e.add_argument("--heatmap", metavar="PATH", help="write the heatmap PNG here (misled / recovery for judges)")
     e.add_argument("--in-flight", type=int, default=16, metavar="N", help=IN_FLIGHT)
+    e.add_argument("--workers", type=positive, default=1, metavar="N", help=WORKERS)
     e.add_argument("--report-to", default="none", metavar="BACKENDS",
                    help="also log the rows to tensorboard, wandb (offline unless WANDB_MODE says otherwise) or both, "
                         "comma-separated (default none)")  # fmt: skip

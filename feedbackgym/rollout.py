@@ -42,6 +42,8 @@ utterance until its next turn or the end; ``terminated`` and ``truncated`` are k
 
 from __future__ import annotations
 
+import os
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,6 +55,7 @@ from feedbackgym.envs import pettingzoo
 from feedbackgym.envs.engine import Episode, act, play, play_batch
 from feedbackgym.envs.gym import FeedbackEnv
 from feedbackgym.envs.scenario import Scenario, ScenarioError, load_scenario
+from feedbackgym.records import Record
 
 #: the faces a rollout can step besides the engine itself (``face=None``)
 FACES = ("gymnasium", "pettingzoo")
@@ -109,13 +112,14 @@ def play_scenario(scenario: Scenario, seed: int) -> Episode:
     return ep
 
 
-def play_scenarios(scenario: Scenario, seeds: Sequence[int], in_flight: int = 16):
+def play_scenarios(scenario: Scenario, seeds: Sequence[int], in_flight: int = 16, agents: dict[str, Any] | None = None):
     """Whole episodes of ``scenario``, one per seed, yielded in seed order: ``in_flight`` at a
     time through `play_batch`, so a model in a seat answers every episode waiting on it in one
     call (the CLI's ``run`` and ``eval``); one at a time where a person takes a seat. The agents are made once. The episodes are those of
     `play_scenario` one by one. If a model call fails (a served seat's server is gone), the
-    episodes finished before it, in seed order, are still yielded, then the error is raised."""
-    agents = _seated(scenario)
+    episodes finished before it, in seed order, are still yielded, then the error is raised.
+    ``agents``: the seats' agents, made by the caller (default: made here, from the scenario)."""
+    agents = _seated(scenario) if agents is None else agents
     seeds = list(seeds)
     human = any(spec.agent == "human" for spec in scenario.roles.values())
     in_flight = 1 if human else max(1, in_flight)  # a person plays one episode at a time
@@ -281,11 +285,13 @@ def slot_factory(face: str | None, scenario: Scenario, learner: str, agent: Lear
 # ---------------------------------------------------------------------- the loop
 def rollout(
     agent: Any, env: str | Scenario, n_envs: int = 16, episodes: int | None = None, seed: int = 0, *,
-    seeds: Sequence[int] | None = None, face: str | None = None, writer=None, **roles: str | None,
+    seeds: Sequence[int] | None = None, face: str | None = None, writer=None, workers: int = 1, **roles: str | None,
 ) -> list[Trajectory]:  # fmt: skip
     """Play one episode per seed (``seeds``, or ``seed .. seed + episodes - 1``), ``n_envs`` at a
     time, with ``agent`` in the learner's seat; the trajectories in seed order. ``writer`` (a
-    `RecordWriter`) gets each episode as it finishes."""
+    `RecordWriter`) gets each episode in seed order, as soon as it and every earlier one have
+    finished. ``workers`` > 1: the seeds are played on that many Ray actors, each with its own
+    copy of ``agent`` (see `on_workers`); the same trajectories and records."""
     if seeds is None:
         if episodes is None or episodes < 0:
             raise ValueError(f"give episodes >= 0 or seeds, got episodes={episodes}")
@@ -297,11 +303,15 @@ def rollout(
     learner = scenario.learner_role
     if learner is None:
         raise ValueError(f"scenario {scenario.name!r}: no role is played by the learner (give one agent='learner', e.g. actor='learner')")
+    if workers > 1:
+        return _rollout_on_workers(agent, scenario, n_envs, seeds, face, writer, workers)
     seat = LearnerAgent(agent)
     new_slot = slot_factory(face, scenario, learner, seat)
     slots = [new_slot() for _ in range(min(n_envs, len(seeds)))]
     trajectories = [Trajectory(s) for s in seeds]
     running: dict[int, int] = {}  # slot -> index of its episode
+    ended: dict[int, Episode] = {}  # finished episodes not yet written: an earlier seed is still running
+    written = 0
 
     def on_turn(e: int, role: str, view, out):
         if role != learner:
@@ -315,10 +325,12 @@ def rollout(
         return step.action
 
     def finish_done(group: dict[int, Slot]) -> None:
+        nonlocal written
         for e, slot in group.items():
             if not slot.done:
                 continue
-            traj = trajectories[running.pop(e)]
+            k = running.pop(e)
+            traj = trajectories[k]
             if traj.steps:
                 last = traj.steps[-1]
                 last.reward += slot.take_reward(learner)
@@ -326,7 +338,10 @@ def rollout(
                 last.terminated, last.truncated = slot.terminated, slot.truncated
             traj.success = slot.episode.terminate_reason == "success"
             if writer is not None:
-                writer.write(slot.episode)
+                ended[k] = slot.episode
+                while written in ended:
+                    writer.write(ended.pop(written))
+                    written += 1
 
     nxt = 0
     while running or nxt < len(seeds):
@@ -344,3 +359,116 @@ def rollout(
         play_batch(live, on_turn=on_turn)  # each learner speaks once; the others answer
         finish_done(live)
     return trajectories
+
+
+# ---------------------------------------------------------------------- on Ray actors
+def played(scenario: Scenario, seeds: Sequence[int], in_flight: int = 16, workers: int = 1, record: bool = False):
+    """`play_scenarios`' episodes as ``(record, metrics row)`` pairs in seed order (``record`` a
+    `Record` when asked for, else None): what ``run`` and ``eval`` keep of an episode. With
+    ``workers`` > 1 the seeds are played on Ray actors (`on_workers`): the same pairs."""
+    seeds = [int(s) for s in seeds]
+    if workers <= 1:
+        for ep in play_scenarios(scenario, seeds, in_flight):
+            yield (Record.of(ep) if record else None), ep.metrics()
+        return
+    yield from on_workers("play", scenario, seeds, in_flight, workers, record=record)
+
+
+def _rollout_on_workers(agent, scenario: Scenario, n_envs: int, seeds: list[int], face, writer, workers: int) -> list[Trajectory]:
+    trajectories = []
+    for traj, record in on_workers("rollout", scenario, seeds, n_envs, workers, record=writer is not None, agent=agent, face=face):
+        trajectories.append(traj)
+        if writer is not None:
+            writer.write(record)
+    return trajectories
+
+
+#: seeds a worker plays per call, in units of the episodes it has in flight
+CHUNK = 4
+
+
+def on_workers(method: str, scenario: Scenario, seeds: list[int], in_flight: int, workers: int, **kw):
+    """What ``method`` of `EpisodeWorker` returns for ``seeds``, in seed order, played on
+    ``workers`` Ray actors: the seeds are cut into chunks of ``CHUNK * in_flight`` in order,
+    chunk ``i`` goes to actor ``i % workers`` (each actor runs its calls in the order sent), at
+    most two chunks an actor are in flight, and results come back in chunk order as they are
+    ready. An episode depends only on its scenario and seed (every agent draws from its role's
+    per-episode generator), not on which process or batch plays it, so the results, and the
+    records, are those of one process. The actors are made once per process and reused
+    (`worker_pool`); a ``rollout`` sends ``agent`` to the object store once per call, and each
+    actor plays with its own copy of it."""
+    pool = worker_pool(workers)
+    ray = _ray(workers)
+    size = CHUNK * max(1, in_flight)
+    chunks = [seeds[i : i + size] for i in range(0, len(seeds), size)]
+    shared = {k: ray.put(v) if k == "agent" else v for k, v in kw.items()}
+    pending: deque = deque()
+    sent = 0
+    while sent < len(chunks) or pending:
+        while sent < len(chunks) and len(pending) < 2 * len(pool):
+            pending.append(getattr(pool[sent % len(pool)], method).remote(scenario, chunks[sent], in_flight, **shared))
+            sent += 1
+        yield from ray.get(pending.popleft())
+
+
+class EpisodeWorker:
+    """A Ray actor's state: the agents of each scenario it has played (made once: an LM seat
+    loads its model once per actor, not per chunk)."""
+
+    def __init__(self):
+        self._agents: dict[str, dict[str, Any]] = {}
+
+    def _seated(self, scenario: Scenario) -> dict[str, Any]:
+        key = scenario.model_dump_json()
+        if key not in self._agents:
+            self._agents[key] = _seated(scenario)
+        return self._agents[key]
+
+    def play(self, scenario: Scenario, seeds: list[int], in_flight: int, record: bool = False) -> list[tuple]:
+        out = []
+        for ep in play_scenarios(scenario, seeds, in_flight, self._seated(scenario)):
+            out.append(((Record.of(ep) if record else None), ep.metrics()))
+        return out
+
+    def rollout(self, scenario: Scenario, seeds: list[int], n_envs: int, record: bool = False, agent: Any = None, face=None) -> list[tuple]:
+        records = _Kept()
+        trajectories = rollout(agent, scenario, n_envs, seeds=seeds, face=face, writer=records if record else None)
+        return list(zip(trajectories, records.records if record else [None] * len(trajectories)))
+
+
+class _Kept:
+    """A writer that keeps the records (an actor's, sent back with its trajectories)."""
+
+    def __init__(self):
+        self.records: list[Record] = []
+
+    def write(self, ep: Episode) -> None:
+        self.records.append(Record.of(ep))
+
+
+_POOL: list = []
+
+
+def worker_pool(workers: int) -> list:
+    """``workers`` `EpisodeWorker` actors of this process (made on first use, then reused)."""
+    ray = _ray(workers)
+    remote = ray.remote(num_cpus=1)(EpisodeWorker)
+    while len(_POOL) < workers:
+        _POOL.append(remote.remote())
+    return _POOL[:workers]
+
+
+def _ray(workers: int):
+    """The ``ray`` module, connected: to the cluster ``RAY_ADDRESS`` names (``ray start --head``
+    on one machine, ``ray start --address HEAD:6379`` on the others; "auto": the one this
+    machine is part of), else to a local one started here with at least as many CPUs as the
+    workers asked for (one actor a CPU)."""
+    try:
+        import ray
+    except ImportError:
+        raise ValueError("workers > 1 run on Ray actors: pip install 'feedbackgym[ray]'") from None
+    if not ray.is_initialized():
+        address = os.environ.get("RAY_ADDRESS")
+        local = {} if address else {"num_cpus": max(os.cpu_count() or 1, workers)}
+        ray.init(address=address, include_dashboard=False, logging_level="ERROR", log_to_driver=False, **local)
+    return ray

@@ -73,7 +73,7 @@ def save_tiny_lm(out, texts):
 # (docs/lm.md's snippet, tests/test_wrappers.py), makes a folder SB3-<date> in the temp folder
 # at every learn unless SB3_LOGDIR names one (feedbackgym's own SB3 learners make none: checked
 # with SB3_LOGDIR unset by tests/test_checkpoint_safety.py); wandb's cache, config and data
-# folders (``~/.cache/wandb`` and the like by default) go there as well. In the working tree, the untracked
+# folders (``~/.cache/wandb`` and the like by default) and Ray's session folders go there as well. In the working tree, the untracked
 # and ignored paths git reports at the end are compared with those at the start (caches
 # excluded); a file someone else creates in the tree during the session is reported too, with
 # its path, so it is easy to tell apart.
@@ -105,6 +105,7 @@ def pytest_configure(config):
     os.environ["TMPDIR"] = str(sandbox / "tmp")
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(sandbox / "torchinductor"))
     os.environ.setdefault("SB3_LOGDIR", str(sandbox / "sb3_logs"))
+    os.environ.setdefault("RAY_TMPDIR", str(sandbox / "ray"))  # Ray's session folders (else $TMPDIR/ray, kept after shutdown)
     for var in ("WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR", "WANDB_ARTIFACT_DIR"):  # else ~/.cache/wandb, ~/.config/wandb
         os.environ.setdefault(var, str(sandbox / "wandb" / var.split("_")[1].lower()))
     tempfile.tempdir = None  # gettempdir() reads TMPDIR again
@@ -116,7 +117,7 @@ def pytest_sessionfinish(session, exitstatus):
     if _LEAKS not in session.config.stash:
         return
     sandbox, tree_before = session.config.stash[_LEAKS]
-    for cache in ("torchinductor", "sb3_logs", "wandb"):
+    for cache in ("torchinductor", "sb3_logs", "wandb", "ray"):
         shutil.rmtree(sandbox / cache, ignore_errors=True)
     left = sorted(str(p.relative_to(sandbox / "tmp")) for p in (sandbox / "tmp").iterdir())
     tree_after = _tree_extras()

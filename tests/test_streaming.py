@@ -18,7 +18,7 @@ import weakref
 import numpy as np
 import pytest
 
-from feedbackgym import cli
+from feedbackgym import cli, rollout
 from feedbackgym.agents import agents_for
 from feedbackgym.envs.engine import Episode, play
 from feedbackgym.envs.scenario import load_scenario, validate
@@ -111,13 +111,13 @@ def watched(monkeypatch):
     """Weak references to every episode `run`/`eval` play and every metrics row they make, and
     the most of each alive at once, counted as each episode is handed over."""
     seen = {"episodes": [], "rows": [], "max_episodes": 0, "max_rows": 0}
-    real = cli.play_scenarios
+    real = rollout.play_scenarios  # what `run` and `eval` play through (`rollout.played`)
 
     def alive(kind):
         return sum(w() is not None for w in seen[kind])
 
-    def watching(scenario, seeds, in_flight=16):
-        for ep in real(scenario, seeds, in_flight):
+    def watching(scenario, seeds, in_flight=16, agents=None):
+        for ep in real(scenario, seeds, in_flight, agents):
             seen["episodes"].append(weakref.ref(ep))
             seen["max_episodes"] = max(seen["max_episodes"], alive("episodes"))
             yield ep
@@ -131,7 +131,7 @@ def watched(monkeypatch):
         return r
 
     monkeypatch.setattr(Episode, "metrics", row)
-    monkeypatch.setattr(cli, "play_scenarios", watching)
+    monkeypatch.setattr(rollout, "play_scenarios", watching)
     return seen
 
 

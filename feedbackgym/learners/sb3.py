@@ -226,7 +226,7 @@ class SB3PPO:
     help = "Stable-Baselines3 PPO on the candidate-action view (embedded observations, MultiInputPolicy)."
     Args = Args
     #: loop fields that do not apply (an SB3 policy is no LM; it steps the Gymnasium face's candidate view)
-    unused_train_args = ("actor", "rollout_size", "max_new_tokens", "temperature", "face")
+    unused_train_args = ("actor", "rollout_size", "max_new_tokens", "temperature", "face", "workers")
     maskable = False
 
     @staticmethod

@@ -43,6 +43,7 @@ import os
 import random
 import sys
 import time
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -106,6 +107,9 @@ class TrainArgs(RunArgs):
     """role=spec overrides, comma-separated, e.g. 'judge=learner,actor=scripted:expert'"""
     face: str = "gymnasium"
     """gymnasium or pettingzoo: the face the LM learners collect episodes through (same engine, same episodes)"""
+    workers: int = 1
+    """processes that collect and evaluate the LM learners' episodes: N > 1 plays them on N Ray actors, each with a copy
+    of the current policy (the ray extra; the same episodes as one process)"""
     report_to: str = "none"
     """also log each metrics line to tensorboard, wandb (offline unless WANDB_MODE says otherwise) or both,
     comma-separated, under --out (feedbackgym.tracking); none: metrics.jsonl only"""
@@ -289,10 +293,17 @@ class LMSession:
             raise ValueError(f"--lora must be 0 (no adapters) or a rank >= 1, got {args.lora}")
 
     def collect(self, seeds: list[int], writer=None):
-        """The learner's trajectories on ``seeds`` (a fresh KV cache: the weights may have changed)."""
+        """The learner's trajectories on ``seeds`` (a fresh KV cache: the weights may have changed).
+        With ``--workers`` N > 1 they are played on Ray actors by `Replica`s of the policy."""
         a = self.args
         self.policy.forget()
-        return rollout(self.learner, a.scenario, a.num_envs, seeds=seeds, face=a.face, writer=writer, **self.seats)
+        agent = self.learner if a.workers <= 1 else Replica(self.load_args, self.policy.model.state_dict())
+        return rollout(agent, a.scenario, a.num_envs, seeds=seeds, face=a.face, writer=writer, workers=a.workers, **self.seats)
+
+    @property
+    def load_args(self) -> dict:
+        a = self.args
+        return {"name": actor_path(a.actor), "lora": a.lora, "seed": a.seed, "max_new_tokens": a.max_new_tokens, "temperature": a.temperature}
 
     def evaluate(self, writer) -> dict:
         with torch.no_grad():
@@ -319,6 +330,42 @@ class LMSession:
 
     def save(self, out: Path) -> None:
         self.policy.save(out / "actor")
+
+
+class Replica:
+    """The learner's seat on a Ray worker (``--workers``): what is sent is how the policy was
+    loaded and its current weights (a ``state_dict``: tensors; with LoRA only the adapters), not
+    the model object. The worker loads the policy once (`Policy.load`, the same arguments: the
+    same model and adapters) and puts the weights in whenever they change; it samples as the
+    learner does (`Learner.generate`: each row seeded from its view's generator), so the episodes
+    are the ones the learner would have played itself."""
+
+    _loaded: dict[str, tuple[Policy, str]] = {}  # in each worker: load arguments -> (policy, version of its weights)
+
+    def __init__(self, load_args: dict, weights: dict):
+        self.load_args, self.weights = load_args, {k: v.detach().clone() for k, v in weights.items()}
+        self.version = uuid.uuid4().hex  # one a collection: a worker loads these weights once
+        self._seat: Learner | None = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_seat": None}
+
+    def seat(self) -> Learner:
+        if self._seat is None:
+            key = json.dumps(self.load_args, sort_keys=True)
+            policy, version = self._loaded.get(key) or (Policy.load(**self.load_args), None)
+            if version != self.version:
+                policy.model.load_state_dict(self.weights)
+                policy.forget()
+            self._loaded[key] = (policy, self.version)
+            self._seat = Learner(policy, None, 0)
+        return self._seat
+
+    def prompt(self, view) -> str:
+        return self.seat().prompt(view)
+
+    def generate(self, views) -> list:
+        return self.seat().generate(views)
 
 
 def session_class(cls):
