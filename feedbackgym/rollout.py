@@ -44,8 +44,9 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 import gymnasium as gym
@@ -120,11 +121,10 @@ def play_scenarios(scenario: Scenario, seeds: Sequence[int], in_flight: int = 16
     episodes finished before it, in seed order, are still yielded, then the error is raised.
     ``agents``: the seats' agents, made by the caller (default: made here, from the scenario)."""
     agents = _seated(scenario) if agents is None else agents
-    seeds = list(seeds)
     human = any(spec.agent == "human" for spec in scenario.roles.values())
     in_flight = 1 if human else max(1, in_flight)  # a person plays one episode at a time
-    for start in range(0, len(seeds), in_flight):
-        chunk = [Episode(scenario, s, agents) for s in seeds[start : start + in_flight]]
+    for chunk_seeds in _chunks(seeds, in_flight):  # never a list of all the seeds: 10^6 of them are 36 MB
+        chunk = [Episode(scenario, s, agents) for s in chunk_seeds]
         try:
             play_batch(dict(enumerate(chunk)))
         except BaseException:
@@ -134,6 +134,13 @@ def play_scenarios(scenario: Scenario, seeds: Sequence[int], in_flight: int = 16
                 yield ep
             raise
         yield from chunk
+
+
+def _chunks(seeds: Iterable[int], size: int) -> Iterator[list[int]]:
+    """``seeds`` in lists of ``size`` (the last may be shorter), read as they are needed."""
+    it = iter(seeds)
+    while chunk := [int(s) for s in islice(it, size)]:
+        yield chunk
 
 
 def _seated(scenario: Scenario) -> dict[str, Any]:
@@ -366,7 +373,6 @@ def played(scenario: Scenario, seeds: Sequence[int], in_flight: int = 16, worker
     """`play_scenarios`' episodes as ``(record, metrics row)`` pairs in seed order (``record`` a
     `Record` when asked for, else None): what ``run`` and ``eval`` keep of an episode. With
     ``workers`` > 1 the seeds are played on Ray actors (`on_workers`): the same pairs."""
-    seeds = [int(s) for s in seeds]
     if workers <= 1:
         for ep in play_scenarios(scenario, seeds, in_flight):
             yield (Record.of(ep) if record else None), ep.metrics()
@@ -387,7 +393,7 @@ def _rollout_on_workers(agent, scenario: Scenario, n_envs: int, seeds: list[int]
 CHUNK = 4
 
 
-def on_workers(method: str, scenario: Scenario, seeds: list[int], in_flight: int, workers: int, **kw):
+def on_workers(method: str, scenario: Scenario, seeds: Iterable[int], in_flight: int, workers: int, **kw):
     """What ``method`` of `EpisodeWorker` returns for ``seeds``, in seed order, played on
     ``workers`` Ray actors: the seeds are cut into chunks of ``CHUNK * in_flight`` in order,
     chunk ``i`` goes to actor ``i % workers`` (each actor runs its calls in the order sent), at
@@ -399,15 +405,13 @@ def on_workers(method: str, scenario: Scenario, seeds: list[int], in_flight: int
     actor plays with its own copy of it."""
     pool = worker_pool(workers)
     ray = _ray(workers)
-    size = CHUNK * max(1, in_flight)
-    chunks = [seeds[i : i + size] for i in range(0, len(seeds), size)]
     shared = {k: ray.put(v) if k == "agent" else v for k, v in kw.items()}
     pending: deque = deque()
-    sent = 0
-    while sent < len(chunks) or pending:
-        while sent < len(chunks) and len(pending) < 2 * len(pool):
-            pending.append(getattr(pool[sent % len(pool)], method).remote(scenario, chunks[sent], in_flight, **shared))
-            sent += 1
+    for i, chunk in enumerate(_chunks(seeds, CHUNK * max(1, in_flight))):
+        if len(pending) == 2 * len(pool):
+            yield from ray.get(pending.popleft())
+        pending.append(getattr(pool[i % len(pool)], method).remote(scenario, chunk, in_flight, **shared))
+    while pending:
         yield from ray.get(pending.popleft())
 
 

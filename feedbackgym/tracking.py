@@ -41,8 +41,6 @@ from typing import Any
 
 #: what ``--report-to`` takes (comma-separated), besides "none"
 BACKENDS = ("tensorboard", "wandb")
-#: the import each backend needs
-_MODULES = {"tensorboard": "tensorboard", "wandb": "wandb"}
 
 
 class ReportError(ValueError):
@@ -61,7 +59,7 @@ def parse_report_to(text: str | None) -> tuple[str, ...]:
                           f"of {', '.join(BACKENDS)}, comma-separated")  # fmt: skip
     for n in names:
         try:
-            __import__(_MODULES[n])
+            __import__(n)  # the backend's package has its name
         except ImportError:
             raise ReportError(f"--report-to {n}: the {n} package is not installed (pip install 'feedbackgym[report]')") from None
     return tuple(dict.fromkeys(names))
@@ -99,7 +97,6 @@ class Reporter:
         self.log_dir, self.name, self.config = Path(log_dir), name, dict(config or {})
         self._tb = None
         self._wandb = None
-        self._resume_step = resume_step
         if "tensorboard" in self.backends:
             from torch.utils.tensorboard import SummaryWriter
 

@@ -4,7 +4,6 @@ record says what made it (package version, scenario hash, each seat's model)."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
@@ -12,6 +11,7 @@ import tracemalloc
 from importlib import metadata
 
 import pytest
+from pilot import until
 from textual.widgets import DataTable, Input
 
 import feedbackgym
@@ -308,14 +308,6 @@ def damaged(tmp_path, good):
     bad = [changed(good[0], messages="abc"), changed(good[0], returns={"actor": "lots"}), nested(100_000)]
     path.write_text("\n".join([bad[0], good[0], bad[1], good[1], bad[2]]) + "\n")
     return path
-
-
-async def until(pilot, condition, timeout=5.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "timed out waiting for the UI"
-        await pilot.pause(0.01)
 
 
 def status(screen) -> str:

@@ -396,7 +396,9 @@ def run(algo: str, args: TrainArgs, algo_args=None, resume: bool = False, quiet:
             raise ValueError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
         algo_args = algo_args or cls.Args()
         session_class(cls).check(args)
-        (out / "args.json").write_text(json.dumps({"algo": algo, "train": asdict(args), "learner": asdict(algo_args)}, indent=2) + "\n")
+    config = {"algo": algo, "train": asdict(args), "learner": asdict(algo_args)}  # args.json; the experiment logs' config
+    if not resume:
+        (out / "args.json").write_text(json.dumps(config, indent=2) + "\n")
     if args.threads:
         torch.set_num_threads(args.threads)
     session = open_session(cls, args, algo_args, parse_seats(args.seats))
@@ -411,7 +413,6 @@ def run(algo: str, args: TrainArgs, algo_args=None, resume: bool = False, quiet:
         cut(metrics_path, 0)
         cut(eval_path, 0)
     lines: list[dict] = []
-    config = {"algo": algo, "train": asdict(args), "learner": asdict(algo_args)}
     reporter = Reporter(parse_report_to(args.report_to), out, out.name, config, resume_step=(start + 1 if ck is not None else 0) if resume else None)
     with RecordWriter(eval_path) as writer, open(metrics_path, "a", encoding="utf-8") as mf, reporter:
 
