@@ -17,7 +17,7 @@ from feedbackgym.agents.lm import LMAgent  # noqa: E402
 from feedbackgym.cli import main  # noqa: E402
 from feedbackgym.learners import train  # noqa: E402
 from feedbackgym.records import RecordWriter  # noqa: E402
-from feedbackgym.rollout import CHUNK, rollout  # noqa: E402
+from feedbackgym.rollout import CHUNK, rollout, worker_pool  # noqa: E402
 
 
 def test_run_eval_and_rollout_on_two_workers_match_one_process(tmp_path, capsys):
@@ -58,6 +58,12 @@ def test_run_eval_and_rollout_on_two_workers_match_one_process(tmp_path, capsys)
         lines[n] = [{k: v for k, v in m.items() if k not in train.CLOCK_FIELDS} for m in train.read_metrics(tmp_path / f"t{n}" / "metrics.jsonl")]
     assert lines[2] == lines[1] and lines[1][-1]["pg_loss"] != 0  # the update ran on what the workers collected
     assert (tmp_path / "t2" / "eval.jsonl").read_bytes() == (tmp_path / "t1" / "eval.jsonl").read_bytes()
+    # more workers than the cluster has CPUs (an actor a CPU) would wait forever: refused, saying why
+    import ray
+
+    too_many = int(ray.cluster_resources()["CPU"]) + 1
+    with pytest.raises(ValueError, match=f"--workers {too_many}: the Ray cluster has {too_many - 1} CPUs"):
+        worker_pool(too_many)
 
 
 def test_workers_must_be_a_positive_count(capsys):
