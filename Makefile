@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint test-slow bench clean
+.PHONY: demo test lint test-slow rllib bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,8 +42,18 @@ test: lint
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
+# RLlib pins gymnasium 1.2.2, so its example gets a virtual environment of its own
+.venv-rllib/.installed: pyproject.toml
+	test -x .venv-rllib/bin/python || $(PYTHON) -m venv .venv-rllib
+	.venv-rllib/bin/python -m pip install -q "torch==2.13.0" "ray[rllib]==2.60.0"
+	.venv-rllib/bin/python -m pip install -q -e ".[dev]"
+	touch $@
+
+rllib: $(STAMP) .venv-rllib/.installed
+	$(BIN)/python -m pytest -q -m slow tests/test_rllib_example.py
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/env_speed.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis .ruff_cache .import_linter_cache
+	rm -rf $(VENV) .venv-rllib .pytest_cache .hypothesis .ruff_cache .import_linter_cache

@@ -122,3 +122,34 @@ def test_minilm_loads_offline(monkeypatch):
     emb = minilm(device="cpu")
     q, same, other = emb(["Is it alive?", "Is it a living thing?", "Guess a number between 1 and 100."])
     assert emb.dim == 384 and q.shape == (384,) and q @ same > q @ other
+
+
+def test_candidate_agents_pass_pettingzoo_api_test_and_say_their_candidates():
+    from pettingzoo.test import api_test
+
+    from feedbackgym.envs.pettingzoo import env as pettingzoo_env
+    from feedbackgym.envs.wrappers import CandidateAgents
+
+    def fresh():
+        return CandidateAgents(pettingzoo_env(scenario="spc", external=["generator", "critic"]), HashingEmbedder(32))
+
+    api_test(fresh(), num_cycles=30)
+    env = fresh()
+    assert env.action_space("generator_0").n == 1 + 4 * 4 and env.action_space("critic_0").n == 4 + 1
+    for seed in range(20):
+        env.reset(seed=seed)
+        obs = env.observe("generator_0")
+        assert env.observation_space("generator_0").contains(obs) and obs.shape == (4 * 32,)
+        planted = 1 + 4 * (seed % 4)  # the off-by-one error in step seed % 4 + 1
+        env.step(planted)
+        said = env.unwrapped.episode.log[-1].text
+        assert said == env.candidates["generator_0"][planted]
+        right = seed % 2 == 0  # the critic names the planted step, or a wrong one
+        env.step(seed % 4 + 1 if right else (seed + 1) % 4 + 1)
+        assert env.unwrapped.episode.log[-1].text == f"Step {(seed if right else seed + 1) % 4 + 1} is wrong."
+        assert env.rewards == ({"generator_0": -1.0, "critic_0": 1.0} if right else {"generator_0": 1.0, "critic_0": -1.0}), seed
+    env.reset(seed=0)
+    env.step(99)  # outside the candidates: empty text, an invalid move, no error
+    assert env.unwrapped.episode.log[-1].text == "Invalid move: empty message"
+    with pytest.raises(ValueError, match="obs_format 'messages'"):
+        CandidateAgents(pettingzoo_env(scenario="spc", external=["critic"], obs_format="messages"), HashingEmbedder(8))

@@ -32,6 +32,10 @@ in each family's own module):
 
 The last two families' modules list no candidates (their moves are free text); their lists are
 `LISTINGS` here, a function of the instance and the learner's role.
+
+`CandidateAgents` is the same view for the PettingZoo face, where multi-agent libraries
+(RLlib's ``PettingZooEnv``) want array spaces: each agent it is given acts with ``Discrete(K)``
+and observes its four text fields embedded side by side (``examples/rllib_spc.py``).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from pettingzoo.utils import BaseWrapper
 
 from feedbackgym.core import TASKS
 from feedbackgym.envs.tasks import spc
@@ -140,6 +145,71 @@ class CandidateActions(gym.Wrapper):
         if self.mask_repeats:
             mask[list(self._said)] = False
         return mask if mask.any() else np.arange(self.action_space.n) < len(self.candidates)
+
+
+class CandidateAgents(BaseWrapper):
+    """The PettingZoo face (AEC) with a candidate view for ``agents`` (default: all of them):
+    each acts with ``Discrete(K)``, action ``i`` saying the episode's ``i``-th candidate as in
+    `CandidateActions` (one outside the episode's candidates is sent as empty text, an invalid
+    move), and observes ``Box(-1, 1, (4 * dim,))``: the ``embedder``'s embeddings of its
+    ``instruction``, ``new``, ``feedback`` and ``private`` fields, side by side. Other agents keep
+    the face's Text spaces. A dead agent's step still takes None."""
+
+    FIELDS = ("instruction", "new", "feedback", "private")
+
+    def __init__(self, env, embedder, agents=None):
+        super().__init__(env)
+        base = env.unwrapped
+        if base.obs_format != "dict":
+            raise ValueError(f"CandidateAgents embeds the dict observation: obs_format {base.obs_format!r} given")
+        task = base.scenario.task
+        family = TASKS[task.family]
+        probe = family.sample(np.random.default_rng(0), family.Params(**task.params))
+        chosen = list(env.possible_agents if agents is None else agents)
+        unknown = [a for a in chosen if a not in env.possible_agents]
+        if unknown:
+            raise ValueError(f"agents {unknown} are not in this env: {env.possible_agents}")
+        self.embedder = embedder
+        self.roles = {a: a.rsplit("_", 1)[0] for a in chosen}
+        self.sizes: dict[str, int] = {}
+        for agent, role in self.roles.items():
+            listed = candidates_of(probe, role)
+            if listed is None:
+                raise ValueError(f"no candidate utterances for role {role!r} of task family {task.family!r}")
+            self.sizes[agent] = len(listed)
+        self.candidates: dict[str, list[str]] = {a: [] for a in self.roles}
+        box = spaces.Box(-1.0, 1.0, (len(self.FIELDS) * embedder.dim,), np.float32)
+        self.action_spaces = {a: spaces.Discrete(self.sizes[a]) if a in self.roles else env.action_space(a) for a in env.possible_agents}
+        self.observation_spaces = {a: box if a in self.roles else env.observation_space(a) for a in env.possible_agents}
+
+    def action_space(self, agent: str) -> spaces.Space:
+        return self.action_spaces[agent]
+
+    def observation_space(self, agent: str) -> spaces.Space:
+        return self.observation_spaces[agent]
+
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> None:
+        self.env.reset(seed=seed, options=options)
+        instance = self.env.unwrapped.episode.instance
+        self.candidates = {a: candidates_of(instance, role)[: self.sizes[a]] for a, role in self.roles.items()}
+
+    def step(self, action) -> None:
+        agent = self.env.agent_selection
+        if agent in self.roles and action is not None and not (self.terminations[agent] or self.truncations[agent]):
+            i, said = int(action), self.candidates[agent]
+            action = said[i] if 0 <= i < len(said) else ""
+        self.env.step(action)
+
+    def observe(self, agent: str):
+        obs = self.env.observe(agent)
+        if agent not in self.roles:
+            return obs
+        return self.embedder([obs[k] for k in self.FIELDS]).astype(np.float32).ravel()
+
+    def last(self, observe: bool = True):
+        agent = self.env.agent_selection
+        _, reward, terminated, truncated, info = self.env.last(observe=False)
+        return (self.observe(agent) if observe else None), reward, terminated, truncated, info
 
 
 class EmbedObservation(gym.ObservationWrapper):
