@@ -119,7 +119,9 @@ def pytest_sessionfinish(session, exitstatus):
     sandbox, tree_before = session.config.stash[_LEAKS]
     for cache in ("torchinductor", "sb3_logs", "wandb", "ray"):
         shutil.rmtree(sandbox / cache, ignore_errors=True)
-    left = sorted(str(p.relative_to(sandbox / "tmp")) for p in (sandbox / "tmp").iterdir())
+    # pymp-*: multiprocessing's own folder of a process (gymnasium's AsyncVectorEnv, Ray), removed
+    # by that process's exit handler, which an xdist worker may not have run yet when this is read
+    left = sorted(str(p.relative_to(sandbox / "tmp")) for p in (sandbox / "tmp").iterdir() if not p.name.startswith("pymp-"))
     tree_after = _tree_extras()
     new = sorted(tree_after - tree_before) if tree_before is not None and tree_after is not None else []
     if not left and not new:
