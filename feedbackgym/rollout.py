@@ -456,12 +456,13 @@ _POOL: list = []
 def worker_pool(workers: int) -> list:
     """``workers`` `EpisodeWorker` actors of this process (made on first use, then reused)."""
     ray = _ray(workers)
-    cpus = int(ray.cluster_resources().get("CPU", 0))
-    if workers > cpus:  # an actor a CPU: the ones over would wait for a CPU forever
-        raise ValueError(f"--workers {workers}: the Ray cluster has {cpus} CPUs (one actor a CPU); ask for at most {cpus}, or add machines (RAY_ADDRESS)")
-    remote = ray.remote(num_cpus=1)(EpisodeWorker)
-    while len(_POOL) < workers:
-        _POOL.append(remote.remote())
+    if len(_POOL) < workers:
+        cpus = int(ray.cluster_resources().get("CPU", 0))
+        if workers > cpus:  # an actor a CPU: the ones over would wait for a CPU forever
+            raise ValueError(f"--workers {workers}: the Ray cluster has {cpus} CPUs (one actor a CPU); ask for at most {cpus}, or add machines (RAY_ADDRESS)")
+        remote = ray.remote(num_cpus=1)(EpisodeWorker)
+        while len(_POOL) < workers:
+            _POOL.append(remote.remote())
     return _POOL[:workers]
 
 

@@ -84,6 +84,12 @@ LISTINGS: dict[str, Listing] = {
 }
 
 
+def probe(task):
+    """An instance of the scenario's task (seed 0): what fixes K, the number of candidates."""
+    family = TASKS[task.family]
+    return family.sample(np.random.default_rng(0), family.Params(**task.params))
+
+
 def candidates_of(instance, role: str) -> list[str] | None:
     """The instance's own ``candidates()``, else its family's `LISTINGS` entry, else None."""
     own = instance.candidates()
@@ -110,15 +116,14 @@ class CandidateActions(gym.Wrapper):
     def __init__(self, env: gym.Env, mask_repeats: bool = True):
         super().__init__(env)
         task = env.unwrapped.scenario.task
-        family = TASKS[task.family]
-        probe = family.sample(np.random.default_rng(0), family.Params(**task.params))
+        first = probe(task)
         self.role = env.unwrapped.learner
-        listed = candidates_of(probe, self.role)
+        listed = candidates_of(first, self.role)
         if listed is None:
             raise ValueError(f"no candidate utterances for task family {task.family!r}: its Instance defines no candidates()")
         self.action_space = spaces.Discrete(len(listed))
         listing = LISTINGS.get(task.family)
-        self.mask_repeats = mask_repeats and probe.mode == "search" and not (listing and listing.repeats)
+        self.mask_repeats = mask_repeats and first.mode == "search" and not (listing and listing.repeats)
         self.candidates: list[str] = []
         self.replies = np.zeros((len(listed), 3), np.float32)
         self._said: set[int] = set()
@@ -163,17 +168,16 @@ class CandidateAgents(BaseWrapper):
         if base.obs_format != "dict":
             raise ValueError(f"CandidateAgents embeds the dict observation: obs_format {base.obs_format!r} given")
         task = base.scenario.task
-        family = TASKS[task.family]
-        probe = family.sample(np.random.default_rng(0), family.Params(**task.params))
+        first = probe(task)
         chosen = list(env.possible_agents if agents is None else agents)
         unknown = [a for a in chosen if a not in env.possible_agents]
         if unknown:
             raise ValueError(f"agents {unknown} are not in this env: {env.possible_agents}")
         self.embedder = embedder
-        self.roles = {a: a.rsplit("_", 1)[0] for a in chosen}
+        self.roles = {a: a.rsplit("_", 1)[0] for a in chosen}  # the face's agent names, "<role>_0"
         self.sizes: dict[str, int] = {}
         for agent, role in self.roles.items():
-            listed = candidates_of(probe, role)
+            listed = candidates_of(first, role)
             if listed is None:
                 raise ValueError(f"no candidate utterances for role {role!r} of task family {task.family!r}")
             self.sizes[agent] = len(listed)
