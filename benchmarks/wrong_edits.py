@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TESTS = ["tests/test_update_rules.py", "tests/test_learners.py"]
+TESTS = ["tests/test_update_rules.py", "tests/test_learners.py", "tests/test_grpo.py"]
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,25 @@ EDITS = [
     edit("bc_prompt_in_target", "BC's target tokens include the prompt", "learners/bc.py",
          ('ids = policy.tokenizer(f" {m.text}\\n", add_special_tokens=False)["input_ids"]',
           'ids = policy.tokenizer(policy.prompt(view) + f" {m.text}\\n", add_special_tokens=False)["input_ids"]')),
+    # ------------------------------------------------------------------ GRPO
+    edit("grpo_across_seeds", "advantages relative over the whole batch, not within each seed's group", "learners/grpo.py",
+         ("        groups[t.seed].append(i)", "        groups[0].append(i)")),
+    edit("grpo_no_std", "the group's std ignored with scale_rewards on", "learners/grpo.py",
+         ("return (d / (x.std() + EPS) if scale else d).tolist()", "return d.tolist()")),
+    edit("grpo_pg_sign", "policy gradient sign flipped", "learners/grpo.py",
+         ("per_token = torch.maximum(-a * ratio, -a * ratio.clamp(1 - clip, 1 + clip))",
+          "per_token = torch.maximum(a * ratio, a * ratio.clamp(1 - clip, 1 + clip))")),
+    edit("grpo_no_clip", "no ratio clipping", "learners/grpo.py",
+         ("per_token = torch.maximum(-a * ratio, -a * ratio.clamp(1 - clip, 1 + clip))", "per_token = -a * ratio")),
+    edit("grpo_token_mean", "loss averaged over all tokens instead of per turn", "learners/grpo.py",
+         ("loss = ((per_token * mask).sum(1) / tokens).mean()", "loss = (per_token * mask).sum() / tokens.sum()")),
+    edit("grpo_kl_sign", "k3 KL estimate with the log-ratio flipped", "learners/grpo.py",
+         ("d = ref - logp", "d = logp - ref")),
+    edit("grpo_undiscounted", "returns-to-go not discounted", "learners/grpo.py", ("g = rewards[t] + gamma * g", "g = rewards[t] + g")),
+    edit("grpo_turn_weight_ignored", "the turn advantage left out", "learners/grpo.py",
+         ("out[i][t] += args.turn_weight * a", "out[i][t] += 0 * a")),
+    edit("grpo_singleton_state", "a state group of one gets a nonzero turn advantage (its own return)", "learners/grpo.py",
+         ("        return [0.0] * len(values)", "        return list(values)")),
 ]  # fmt: skip
 
 

@@ -77,6 +77,8 @@ class Record:
     abort_cause: str | None = None
     """why an `ABORTED` episode was left, where the writer knew (``quit``, ``home``, ``restart``,
     ``rewind``, ``SIGTERM``, ``SIGHUP``, ``recovered``: rebuilt from a journal); None otherwise"""
+    member: int = 0
+    """the episode's member of its seed's group (`Episode`'s ``member``; 0 unless a grouped rollout played it)"""
     people: list[dict[str, Any]] = field(default_factory=list)
     """one entry per message a person said (the terminal UI's journal entries: turn, role, the
     turn it answers, when it was shown and submitted, the branch): wall-clock times live here
@@ -95,7 +97,7 @@ class Record:
         return cls(
             ep.scenario, ep.seed, list(ep.log), dict(ep.returns), metrics, ep.hidden(), reason, journal=journal,
             usage=list(ep.usage), provenance=provenance(ep.scenario),
-            abort_cause=abort_cause if not ep.done else None, people=[dict(p) for p in people],
+            abort_cause=abort_cause if not ep.done else None, people=[dict(p) for p in people], member=ep.member,
         )  # fmt: skip
 
     def to_json(self) -> str:
@@ -121,6 +123,8 @@ class Record:
             data["abort_cause"] = self.abort_cause
         if self.people:
             data["people"] = plain(self.people)
+        if self.member:  # only in a grouped rollout's records: other records stay as they were
+            data["member"] = self.member
         line = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
         try:
             line.encode("utf-8")
@@ -178,6 +182,7 @@ class Record:
             provenance=d.get("provenance"),  # checked above; kept as written
             abort_cause=r.abort_cause,
             people=r.people,
+            member=r.member,
         )
 
     def steps(self) -> Iterator[list[Message]]:
@@ -190,6 +195,7 @@ class Record:
         n = len(journal.messages)
         return (
             self.seed == journal.seed
+            and self.member == journal.member
             and self.scenario == journal.scenario
             and len(self.messages) >= n
             and self.messages[:n] == journal.messages
@@ -335,6 +341,7 @@ class _RecordLine(_Strict):
     provenance: _ProvenanceLine | None = None
     abort_cause: str | None = None
     people: list[dict[str, JsonValue]] = []
+    member: Count = 0
 
 
 def _too_deep(obj: Any) -> str | None:
@@ -547,7 +554,7 @@ def resubmit(ep: Episode, messages: Sequence[Message]) -> Iterator[StepResult]:
 
 def rebuild(record: Record) -> Episode:
     """Replay a record through a fresh engine (which proves the record is faithful)."""
-    ep = Episode(record.scenario, record.seed)
+    ep = Episode(record.scenario, record.seed, member=record.member)
     for _ in resubmit(ep, record.messages):
         pass
     return ep

@@ -91,6 +91,8 @@ class Trajectory:
     seed: int
     steps: list[Step] = field(default_factory=list)
     success: bool = False
+    member: int = 0
+    """its member of the seed's group (``rollout(members=k)``: the same instance, fresh draws)"""
 
     @property
     def total_reward(self) -> float:
@@ -139,7 +141,7 @@ def play_scenarios(scenario: Scenario, seeds: Sequence[int], in_flight: int = 16
 def _chunks(seeds: Iterable[int], size: int) -> Iterator[list[int]]:
     """``seeds`` in lists of ``size`` (the last may be shorter), read as they are needed."""
     it = iter(seeds)
-    while chunk := [int(s) for s in islice(it, size)]:
+    while chunk := [s if isinstance(s, tuple) else int(s) for s in islice(it, size)]:  # a tuple: (seed, member)
         yield chunk
 
 
@@ -203,8 +205,8 @@ class EngineSlot(Slot):
     def __init__(self, scenario: Scenario, learner: str, agents: dict):
         self.scenario, self.learner, self.agents = scenario, learner, agents
 
-    def open(self, seed: int) -> None:
-        self.episode, self.moved = Episode(self.scenario, seed, self.agents), False
+    def open(self, seed: int, member: int = 0) -> None:
+        self.episode, self.moved = Episode(self.scenario, seed, self.agents, member), False
 
     def current_role(self) -> str | None:
         role = self.episode.current_role()
@@ -238,8 +240,9 @@ class FaceSlot(Slot):
     def episode(self) -> Episode:
         return self.env.unwrapped.episode
 
-    def open(self, seed: int) -> None:
-        self.env.reset(seed=seed)  # the other seats act until the learner is due (or the episode ends)
+    def open(self, seed: int, member: int = 0) -> None:
+        # the other seats act until the learner is due (or the episode ends)
+        self.env.reset(seed=seed, options={"member": member} if member else None)
         self.reward, self.moved = 0.0, False
         self.terminated, self.truncated = self.episode.terminated, self.episode.truncated
 
@@ -292,18 +295,23 @@ def slot_factory(face: str | None, scenario: Scenario, learner: str, agent: Lear
 # ---------------------------------------------------------------------- the loop
 def rollout(
     agent: Any, env: str | Scenario, n_envs: int = 16, episodes: int | None = None, seed: int = 0, *,
-    seeds: Sequence[int] | None = None, face: str | None = None, writer=None, workers: int = 1, **roles: str | None,
+    seeds: Sequence[int] | None = None, face: str | None = None, writer=None, workers: int = 1, members: int = 1,
+    **roles: str | None,
 ) -> list[Trajectory]:  # fmt: skip
     """Play one episode per seed (``seeds``, or ``seed .. seed + episodes - 1``), ``n_envs`` at a
     time, with ``agent`` in the learner's seat; the trajectories in seed order. ``writer`` (a
     `RecordWriter`) gets each episode in seed order, as soon as it and every earlier one have
     finished. ``workers`` > 1: the seeds are played on that many Ray actors, each with its own
-    copy of ``agent`` (see `on_workers`); the same trajectories and records."""
+    copy of ``agent`` (see `on_workers`); the same trajectories and records. ``members`` k > 1:
+    each seed is played k times, members 0 .. k-1 (`Episode`'s ``member``: the same task
+    instance, every seat drawing afresh; a GRPO group), in the order seed 0's members, seed 1's, ..."""
     if seeds is None:
         if episodes is None or episodes < 0:
             raise ValueError(f"give episodes >= 0 or seeds, got episodes={episodes}")
         seeds = [seed + k for k in range(episodes)]
-    seeds = [int(s) for s in seeds]
+    if members < 1:
+        raise ValueError(f"need members >= 1, got members={members}")
+    keys = [(int(s), m) for s in seeds for m in range(members)]
     if n_envs < 1:
         raise ValueError(f"need n_envs >= 1, got n_envs={n_envs}")
     scenario = scenario_for(env, **roles)
@@ -311,11 +319,16 @@ def rollout(
     if learner is None:
         raise ValueError(f"scenario {scenario.name!r}: no role is played by the learner (give one agent='learner', e.g. actor='learner')")
     if workers > 1:
-        return _rollout_on_workers(agent, scenario, n_envs, seeds, face, writer, workers)
+        return _rollout_on_workers(agent, scenario, n_envs, keys, face, writer, workers)
+    return _rollout(agent, scenario, learner, n_envs, keys, face, writer)
+
+
+def _rollout(agent: Any, scenario: Scenario, learner: str, n_envs: int, keys: list[tuple[int, int]], face, writer) -> list[Trajectory]:
+    """`rollout` in this process, one episode per (seed, member) of ``keys``."""
     seat = LearnerAgent(agent)
     new_slot = slot_factory(face, scenario, learner, seat)
-    slots = [new_slot() for _ in range(min(n_envs, len(seeds)))]
-    trajectories = [Trajectory(s) for s in seeds]
+    slots = [new_slot() for _ in range(min(n_envs, len(keys)))]
+    trajectories = [Trajectory(s, member=m) for s, m in keys]
     running: dict[int, int] = {}  # slot -> index of its episode
     ended: dict[int, Episode] = {}  # finished episodes not yet written: an earlier seed is still running
     written = 0
@@ -351,11 +364,11 @@ def rollout(
                     written += 1
 
     nxt = 0
-    while running or nxt < len(seeds):
+    while running or nxt < len(keys):
         fresh = {}
         for e, slot in enumerate(slots):  # autoreset: a free slot opens the next seed
-            if e not in running and nxt < len(seeds):
-                slot.open(seeds[nxt])
+            if e not in running and nxt < len(keys):
+                slot.open(*keys[nxt])
                 running[e], fresh[e] = nxt, slot
                 nxt += 1
         play_batch(fresh, stop=learner)  # the other seats, until the learner's first turn
@@ -380,9 +393,9 @@ def played(scenario: Scenario, seeds: Sequence[int], in_flight: int = 16, worker
     yield from on_workers("play", scenario, seeds, in_flight, workers, record=record)
 
 
-def _rollout_on_workers(agent, scenario: Scenario, n_envs: int, seeds: list[int], face, writer, workers: int) -> list[Trajectory]:
+def _rollout_on_workers(agent, scenario: Scenario, n_envs: int, keys: list[tuple[int, int]], face, writer, workers: int) -> list[Trajectory]:
     trajectories = []
-    for traj, record in on_workers("rollout", scenario, seeds, n_envs, workers, record=writer is not None, agent=agent, face=face):
+    for traj, record in on_workers("rollout", scenario, keys, n_envs, workers, record=writer is not None, agent=agent, face=face):
         trajectories.append(traj)
         if writer is not None:
             writer.write(record)
@@ -434,9 +447,9 @@ class EpisodeWorker:
             out.append(((Record.of(ep) if record else None), ep.metrics()))
         return out
 
-    def rollout(self, scenario: Scenario, seeds: list[int], n_envs: int, record: bool = False, agent: Any = None, face=None) -> list[tuple]:
+    def rollout(self, scenario: Scenario, keys: list[tuple[int, int]], n_envs: int, record: bool = False, agent: Any = None, face=None) -> list[tuple]:
         records = _Kept()
-        trajectories = rollout(agent, scenario, n_envs, seeds=seeds, face=face, writer=records if record else None)
+        trajectories = _rollout(agent, scenario, scenario.learner_role, n_envs, keys, face, records if record else None)
         return list(zip(trajectories, records.records if record else [None] * len(trajectories)))
 
 

@@ -34,8 +34,10 @@ LEARNER = {
     "ppo": dict(batch_size=4, grad_accum=2, update_epochs=1),
     "filtered_bc": dict(batch_size=4, grad_accum=1, actor_steps=2),
     "bc": dict(batch_size=4, grad_accum=1, actor_steps=2, demo_episodes=3),
+    "grpo": dict(batch_size=4, grad_accum=2, group_size=2, beta=0.04),
 }
-LOSSES = {"archer": ["critic_loss", "actor_loss"], "chai": ["critic_loss"], "ppo": ["pg_loss", "value_loss"], "filtered_bc": ["bc_loss"], "bc": ["bc_loss"]}
+LOSSES = {"archer": ["critic_loss", "actor_loss"], "chai": ["critic_loss"], "ppo": ["pg_loss", "value_loss"], "filtered_bc": ["bc_loss"], "bc": ["bc_loss"],
+          "grpo": ["pg_loss"]}  # fmt: skip
 
 
 @pytest.mark.parametrize("algo", sorted(LEARNER))
@@ -69,9 +71,9 @@ def test_archer_actor_frozen_during_warmup_and_chai_always(tiny_actor, tmp_path)
     assert all(torch.equal(start[k], after[k]) for k in start)
 
 
-def command(actor: str, out, iterations: int) -> list[str]:
-    flags = {**SMALL, **LEARNER["archer"], "actor": actor, "out": str(out), "iterations": iterations, "checkpoint_every": 2}
-    return [sys.executable, "-m", "feedbackgym.learners.train", "archer", "--quiet"] + [
+def command(actor: str, out, iterations: int, algo: str = "archer") -> list[str]:
+    flags = {**SMALL, **LEARNER[algo], "actor": actor, "out": str(out), "iterations": iterations, "checkpoint_every": 2}
+    return [sys.executable, "-m", "feedbackgym.learners.train", algo, "--quiet"] + [
         x for k, v in flags.items() for x in (f"--{k.replace('_', '-')}", str(v))
     ]
 
@@ -96,10 +98,11 @@ def kill_after_first_checkpoint_and_resume(cmd: list[str], out, whole_lines: int
     assert resumed.returncode == 0, resumed.stderr
 
 
-def test_killed_and_resumed_run_matches_an_uninterrupted_run(tiny_actor, tmp_path):
+@pytest.mark.parametrize("algo", ["archer", "grpo"])
+def test_killed_and_resumed_run_matches_an_uninterrupted_run(algo, tiny_actor, tmp_path):
     whole, broken = tmp_path / "whole", tmp_path / "broken"
-    assert train.main(command(tiny_actor, whole, 6)[3:]) == 0  # uninterrupted, in this process (same code path)
-    kill_after_first_checkpoint_and_resume(command(tiny_actor, broken, 6), broken, 7)
+    assert train.main(command(tiny_actor, whole, 6, algo)[3:]) == 0  # uninterrupted, in this process (same code path)
+    kill_after_first_checkpoint_and_resume(command(tiny_actor, broken, 6, algo), broken, 7)
     expected = comparable(whole / "metrics.jsonl")
     assert [m["iteration"] for m in expected] == list(range(7))
     assert comparable(broken / "metrics.jsonl") == expected

@@ -1,7 +1,8 @@
 """The dialogue engine: roles, a turn schedule, a typed message log and episode state.
 
-One `Episode` is one run of a scenario with one seed. Everything that happens is a `Message`
-appended to ``episode.log``; every face (Gymnasium, PettingZoo, the TUI, records) is a view of
+One `Episode` is one run of a scenario with one seed (and a ``member``: episodes of one seed
+with different members share the task instance, while every seat draws afresh; GRPO's groups).
+Everything that happens is a `Message` appended to ``episode.log``; every face (Gymnasium, PettingZoo, the TUI, records) is a view of
 that log. The engine never imports gymnasium or pettingzoo.
 
 The schedule: ``protocol.order`` is one round (it opens with a moving role); it repeats
@@ -51,12 +52,16 @@ from feedbackgym.feedback.parse import read_feedback
 class Episode:
     """One episode of a scenario. ``submit(role, text)`` is the only way anything happens."""
 
-    def __init__(self, scenario: Scenario, seed: int, agents: Mapping[str, Agent] | None = None):
+    def __init__(self, scenario: Scenario, seed: int, agents: Mapping[str, Agent] | None = None, member: int = 0):
         self.scenario = scenario
-        self.seed = int(seed)
+        self.seed, self.member = int(seed), int(member)
+        if self.member < 0:
+            raise ValueError(f"member must be >= 0, got {member}")
         roles = list(scenario.roles)
         # One independent stream per consumer, so that who plays a role never shifts another's draws.
         streams = np.random.SeedSequence(self.seed).spawn(1 + len(roles))
+        if self.member:  # another member of the seed's group: the same task instance, fresh draws in every seat
+            streams = streams[:1] + np.random.SeedSequence([self.seed, self.member]).spawn(len(roles))
         self.task_rng = np.random.default_rng(streams[0])
         self.rngs = {role: np.random.default_rng(s) for role, s in zip(roles, streams[1:])}
         task = TASKS[scenario.task.family]

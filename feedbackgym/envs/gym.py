@@ -178,16 +178,17 @@ class InfoMapping(Mapping):
         return (InfoMapping, (dict(self._data),))
 
 
-def start_episode(scenario: Scenario, seed: int, agents, rng: np.random.Generator, stop: Collection[str]) -> Episode:
+def start_episode(scenario: Scenario, seed: int, agents, rng: np.random.Generator, stop: Collection[str], member: int = 0) -> Episode:
     """The episode a reset hands out: ``scenario`` from ``seed``, played by the built-in ``agents``
     until a role in ``stop`` is due. If it ends before that (guess_number's expert guessing
     right before the learner in the user's seat has said a word), the next seed is drawn from
     ``rng``, the face's generator, which ``reset(seed=s)`` has just seeded with ``s``, and the
     episode starts over, so the same ``s`` always gives the same episode; the episode played
-    says its seed (``episode.seed``). Refused with a clear error after `MAX_REDRAWS` draws."""
+    says its seed (``episode.seed``). Refused with a clear error after `MAX_REDRAWS` draws.
+    ``member``: the `Episode`'s member of its seed's group (kept on a redraw)."""
     tried = []
     for _ in range(MAX_REDRAWS + 1):
-        episode = Episode(scenario, seed, agents)
+        episode = Episode(scenario, seed, agents, member)
         play(episode, stop)
         if not episode.done:
             return episode
@@ -197,6 +198,14 @@ def start_episode(scenario: Scenario, seed: int, agents, rng: np.random.Generato
         f"scenario {scenario.name!r}: {len(tried)} episodes in a row ended ({episode.terminate_reason}) before "
         f"{sorted(stop)} had a turn (seeds {tried[:3]}...): that seat never gets to act"
     )
+
+
+def member_option(options: dict[str, Any] | None) -> int:
+    """``reset(options={"member": m})``: the episode's member of its seed's group (`Episode`); 0 if not given."""
+    member = (options or {}).get("member", 0)
+    if type(member) is not int or member < 0:
+        raise ValueError(f"reset options: member must be an integer >= 0, got {member!r}")
+    return member
 
 
 def check_obs_format(obs_format: str) -> str:
@@ -248,6 +257,8 @@ class FeedbackEnv(gym.Env):
     user's seat), the next seed is drawn from the env's generator, which `reset(seed=s)` seeds
     with `s`, and the episode starts over (`start_episode`); the same `s` always gives the same
     episode, and `env.unwrapped.episode.seed` says which seed was played.
+    `reset(seed=s, options={"member": m})` plays member m of seed s's group: the same instance,
+    fresh draws in every seat (`Episode`'s ``member``; GRPO collects its groups this way).
 
     ## Rewards
     Per the scenario's `rewards` for the learner's role, accrued since the learner last acted:
@@ -315,7 +326,7 @@ class FeedbackEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         ep_seed = seed if seed is not None else int(self.np_random.integers(2**31 - 1))
-        self.episode = start_episode(self.scenario, ep_seed, self.agents, self.np_random, (self.learner,))
+        self.episode = start_episode(self.scenario, ep_seed, self.agents, self.np_random, (self.learner,), member_option(options))
         private = self.episode.instance.private_view(self.learner)
         self._instruction = shown(self.episode.instance.instruction + (f"\n{private}" if private else ""))
         self._mark = 0

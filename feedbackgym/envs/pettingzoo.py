@@ -62,6 +62,7 @@ from feedbackgym.envs.engine import Episode, play
 from feedbackgym.envs.gym import (
     action_text,
     check_obs_format,
+    member_option,
     messages_observation,
     messages_space,
     obs_text,
@@ -148,7 +149,7 @@ class raw_env(AECEnv):
         if seed is not None:
             self._rng = np.random.default_rng(seed)
         ep_seed = seed if seed is not None else int(self._rng.integers(2**31 - 1))
-        self.episode = start_episode(self.scenario, ep_seed, self._builtin, self._rng, self.external)
+        self.episode = start_episode(self.scenario, ep_seed, self._builtin, self._rng, self.external, member_option(options))
         self.agents = self.possible_agents[:]
         self.rewards = {a: 0.0 for a in self.agents}
         self._cumulative_rewards = {a: 0.0 for a in self.agents}

@@ -66,6 +66,7 @@ ALGOS = {
     "chai": "feedbackgym.learners.chai:CHAI",
     "ppo": "feedbackgym.learners.ppo:PPO",
     "filtered_bc": "feedbackgym.learners.filtered_bc:FilteredBC",
+    "grpo": "feedbackgym.learners.grpo:GRPO",
     "bc": "feedbackgym.learners.bc:BC",
     "sb3_ppo": "feedbackgym.learners.sb3:SB3PPO",
     "maskable_ppo": "feedbackgym.learners.sb3:SB3MaskablePPO",
@@ -292,13 +293,14 @@ class LMSession:
         if args.lora < 0:
             raise ValueError(f"--lora must be 0 (no adapters) or a rank >= 1, got {args.lora}")
 
-    def collect(self, seeds: list[int], writer=None):
-        """The learner's trajectories on ``seeds`` (a fresh KV cache: the weights may have changed).
-        With ``--workers`` N > 1 they are played on Ray actors by `Replica`s of the policy."""
+    def collect(self, seeds: list[int], writer=None, members: int = 1):
+        """The learner's trajectories on ``seeds`` (a fresh KV cache: the weights may have changed),
+        ``members`` episodes a seed (`rollout`'s groups). With ``--workers`` N > 1 they are played
+        on Ray actors by `Replica`s of the policy."""
         a = self.args
         self.policy.forget()
         agent = self.learner if a.workers <= 1 else Replica(self.load_args, self.policy.model.state_dict())
-        return rollout(agent, a.scenario, a.num_envs, seeds=seeds, face=a.face, writer=writer, workers=a.workers, **self.seats)
+        return rollout(agent, a.scenario, a.num_envs, seeds=seeds, face=a.face, writer=writer, workers=a.workers, members=members, **self.seats)
 
     @property
     def load_args(self) -> dict:
@@ -314,7 +316,8 @@ class LMSession:
         """One iteration; returns (episodes, env steps, metrics) of it. ``cost_s``: its seconds
         per phase, collection and update (and the learner's own breakdown of the update)."""
         t0 = time.perf_counter()
-        trajs = self.collect([self.args.seed * 10**7 + episodes + k for k in range(self.args.rollout_size)])
+        k = getattr(self.learner, "group_size", 1)  # a group learner (GRPO): rollout_size / k seeds, k members each
+        trajs = self.collect([self.args.seed * 10**7 + episodes + g for g in range(self.args.rollout_size // k)], members=k)
         t1 = time.perf_counter()
         metrics = self.learner.update(trajs, it)
         cost = {"collect": round(t1 - t0, 3), "update": round(time.perf_counter() - t1, 3), **metrics.pop("cost_s", {})}
