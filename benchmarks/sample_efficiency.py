@@ -38,7 +38,7 @@ import numpy as np
 
 from feedbackgym.learners import bootstrap, train
 
-LEARNERS = ("archer", "ppo", "filtered_bc", "chai")
+LEARNERS = ("archer", "ppo", "filtered_bc", "chai", "grpo")
 THRESHOLDS = {"twenty_questions": -12.0, "guess_number": 0.75}
 
 

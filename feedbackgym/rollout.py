@@ -82,6 +82,9 @@ class Step:
     """the episode ended here by the task's rules (no bootstrapping from next_prompt)"""
     truncated: bool = False
     """the episode was cut here (a turn budget): bootstrap from next_prompt"""
+    feedback: str = ""
+    """what the other roles said after the utterance, until the learner's next turn or the end, one
+    ``role: text`` line each (the critique, reply or verdict a feedback-conditioned learner reads)"""
 
 
 @dataclass
@@ -174,6 +177,11 @@ class LearnerAgent:
         if hasattr(out, "token_ids"):
             return Step(out.prompt, out.text, list(out.token_ids), list(out.logprobs))
         return Step(self.prompt(view), out if isinstance(out, str) else out.text, [], [])
+
+
+def replies(view, learner: str) -> str:
+    """What the other roles said since ``learner`` last spoke, as ``role: text`` lines."""
+    return "\n".join(f"{role}: {text}" for role, _, text in view.new if role != learner)
 
 
 # ---------------------------------------------------------------------- slots
@@ -341,6 +349,7 @@ def _rollout(agent: Any, scenario: Scenario, learner: str, n_envs: int, keys: li
         if steps:  # the previous step's reward is complete: the learner is due again
             steps[-1].reward += slots[e].take_reward(learner)
             steps[-1].next_prompt = step.prompt
+            steps[-1].feedback = replies(view, learner)
         steps.append(step)
         return step.action
 
@@ -355,6 +364,7 @@ def _rollout(agent: Any, scenario: Scenario, learner: str, n_envs: int, keys: li
                 last = traj.steps[-1]
                 last.reward += slot.take_reward(learner)
                 last.next_prompt = seat.prompt(slot.view(learner))
+                last.feedback = replies(slot.view(learner), learner)
                 last.terminated, last.truncated = slot.terminated, slot.truncated
             traj.success = slot.episode.terminate_reason == "success"
             if writer is not None:

@@ -35,9 +35,10 @@ LEARNER = {
     "filtered_bc": dict(batch_size=4, grad_accum=1, actor_steps=2),
     "bc": dict(batch_size=4, grad_accum=1, actor_steps=2, demo_episodes=3),
     "grpo": dict(batch_size=4, grad_accum=2, group_size=2, beta=0.04),
+    "fcp": dict(batch_size=4, grad_accum=1, actor_steps=2),
 }
 LOSSES = {"archer": ["critic_loss", "actor_loss"], "chai": ["critic_loss"], "ppo": ["pg_loss", "value_loss"], "filtered_bc": ["bc_loss"], "bc": ["bc_loss"],
-          "grpo": ["pg_loss"]}  # fmt: skip
+          "grpo": ["pg_loss"], "fcp": ["bc_loss"]}  # fmt: skip
 
 
 @pytest.mark.parametrize("algo", sorted(LEARNER))
@@ -98,7 +99,7 @@ def kill_after_first_checkpoint_and_resume(cmd: list[str], out, whole_lines: int
     assert resumed.returncode == 0, resumed.stderr
 
 
-@pytest.mark.parametrize("algo", ["archer", "grpo"])
+@pytest.mark.parametrize("algo", ["archer", "grpo", "fcp"])
 def test_killed_and_resumed_run_matches_an_uninterrupted_run(algo, tiny_actor, tmp_path):
     whole, broken = tmp_path / "whole", tmp_path / "broken"
     assert train.main(command(tiny_actor, whole, 6, algo)[3:]) == 0  # uninterrupted, in this process (same code path)

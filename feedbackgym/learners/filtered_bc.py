@@ -51,11 +51,11 @@ class Imitator(Learner):
         super().__init__(policy, args, seed)
         self.opt = torch.optim.Adam(policy.model.parameters(), lr=args.learning_rate)
 
-    def imitate(self, data: list[tuple[str, list[int]]]) -> list[float]:
-        """``args.actor_steps`` clipped cross-entropy steps on (prompt, tokens) pairs drawn
-        uniformly with the learner's generator; the loss of each step."""
+    def imitate(self, data: list[tuple[str, list[int]]], steps: int | None = None) -> list[float]:
+        """``steps`` (default ``args.actor_steps``) clipped cross-entropy steps on (prompt, tokens)
+        pairs drawn uniformly with the learner's generator; the loss of each step."""
         a, losses = self.args, []
-        for _ in range(a.actor_steps):
+        for _ in range(a.actor_steps if steps is None else steps):
             micro = [[data[i] for i in self.rng.integers(0, len(data), a.batch_size)] for _ in range(a.grad_accum)]
             losses.append(accumulate(micro, lambda mb: nll(self.policy, [p for p, _ in mb], [t for _, t in mb])))
             clipped_step(self.opt, self.policy.model.parameters(), a.max_grad_norm)

@@ -67,6 +67,7 @@ ALGOS = {
     "ppo": "feedbackgym.learners.ppo:PPO",
     "filtered_bc": "feedbackgym.learners.filtered_bc:FilteredBC",
     "grpo": "feedbackgym.learners.grpo:GRPO",
+    "fcp": "feedbackgym.learners.fcp:FCP",
     "bc": "feedbackgym.learners.bc:BC",
     "sb3_ppo": "feedbackgym.learners.sb3:SB3PPO",
     "maskable_ppo": "feedbackgym.learners.sb3:SB3MaskablePPO",
