@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TESTS = ["tests/test_update_rules.py", "tests/test_learners.py", "tests/test_grpo.py"]
+TESTS = ["tests/test_update_rules.py", "tests/test_learners.py", "tests/test_grpo.py", "tests/test_fcp.py"]
 
 
 @dataclass(frozen=True)
@@ -129,6 +129,15 @@ EDITS = [
          ("out[i][t] += args.turn_weight * a", "out[i][t] += 0 * a")),
     edit("grpo_singleton_state", "a state group of one gets a nonzero turn advantage (its own return)", "learners/grpo.py",
          ("        return [0.0] * len(values)", "        return list(values)")),
+    # ------------------------------------------------------------------ FCP
+    edit("fcp_positive_condition", "online triples keep the positive condition they were sampled under", "learners/fcp.py",
+         ("self.pool.append((conditioned(c, unconditioned(s.prompt)), list(s.token_ids)))", "self.pool.append((s.prompt, list(s.token_ids)))")),
+    edit("fcp_outcome_flipped", "a won episode's last turn conditioned on failure", "learners/fcp.py",
+         ('("success" if t.success else "failure")', '("failure" if t.success else "success")')),
+    edit("fcp_no_offline_stage", "the records' triples never trained on", "learners/fcp.py",
+         ("metrics[\"offline_loss\"] = float(np.mean(self.imitate(self.offline, a.offline_steps)))", "pass")),
+    edit("fcp_condition_from_the_turn_before", "a record's condition taken from what came before the turn", "learners/fcp.py",
+         ('said = "\\n".join(f"{m.role}: {m.text}" for m in log[i + 1 : end])', 'said = "\\n".join(f"{m.role}: {m.text}" for m in log[max(0, i - 1) : i])')),
 ]  # fmt: skip
 
 

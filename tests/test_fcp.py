@@ -86,9 +86,10 @@ def test_train_fcp_offline_stage_from_records_raises_their_likelihood(tiny_actor
     before = loss(policy)
     args = train.TrainArgs(scenario="judged_qa_critic", actor=f"lm:{tiny_actor}", out=str(tmp_path / "run"), iterations=1,
                            rollout_size=2, num_envs=2, max_new_tokens=8, eval_every=1, eval_episodes=2)  # fmt: skip
-    lines = train.run("fcp", args, fcp.Args(records=str(tmp_path / "data.jsonl"), offline_steps=30, learning_rate=3e-3, batch_size=8, grad_accum=1), quiet=True)
+    learner = fcp.Args(records=str(tmp_path / "data.jsonl"), offline_steps=30, actor_steps=0, learning_rate=3e-3, batch_size=8, grad_accum=1)
+    lines = train.run("fcp", args, learner, quiet=True)
     assert lines[1]["triples"] > len(data)  # the offline triples and the iteration's own
-    after = loss(Policy.load(str(tmp_path / "run" / "actor")))
+    after = loss(Policy.load(str(tmp_path / "run" / "actor")))  # no online steps (actor_steps 0): the offline stage's doing
     assert after < before - 0.5, (before, after)
 
 
