@@ -1,4 +1,4 @@
-"""Sample efficiency: ArCHer, token PPO, online filtered BC and CHAI from the same bootstrapped actor.
+"""Sample efficiency: ArCHer, token PPO, online filtered BC, CHAI, GRPO and FCP from the same bootstrapped actor.
 
     feedbackgym bootstrap twenty_questions --out models/actor
     python benchmarks/sample_efficiency.py --out runs/sample_efficiency --tasks twenty_questions \\
@@ -38,7 +38,7 @@ import numpy as np
 
 from feedbackgym.learners import bootstrap, train
 
-LEARNERS = ("archer", "ppo", "filtered_bc", "chai", "grpo")
+LEARNERS = ("archer", "ppo", "filtered_bc", "chai", "grpo", "fcp")
 THRESHOLDS = {"twenty_questions": -12.0, "guess_number": 0.75}
 
 
@@ -71,10 +71,22 @@ def result(task: str, algo: str, seed: int, lines: list[dict], threshold: float)
     }  # fmt: skip
 
 
+def t_interval(vals: list[float]) -> list[float] | None:
+    """The 95% Student-t interval of the mean over the seeds (None for fewer than 2 values)."""
+    if len(vals) < 2:
+        return None
+    from scipy import stats
+
+    m, se = float(np.mean(vals)), float(np.std(vals, ddof=1)) / np.sqrt(len(vals))
+    h = float(stats.t.ppf(0.975, len(vals) - 1)) * se
+    return [m - h, m + h]
+
+
 def summarize(runs: list[dict]) -> dict:
     def stat(key):
         vals = [r[key] for r in runs if r[key] is not None]
-        return {"mean": float(np.mean(vals)) if vals else None, "sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else None, "n": len(vals)}
+        sd = float(np.std(vals, ddof=1)) if len(vals) > 1 else None
+        return {"mean": float(np.mean(vals)) if vals else None, "sd": sd, "n": len(vals), "ci95": t_interval(vals)}
 
     out = {k: stat(k) for k in ("samples_to_threshold", "steps_to_threshold", "start_return", "final_return", "wall_s")}
     final, start = out["final_return"], out["start_return"]["mean"]
@@ -130,18 +142,22 @@ def main(argv=None) -> int:
 
 
 def table(results: dict) -> str:
-    def fmt(s, digits=2):
+    def fmt(s, digits=2, ci=False):
         if s["mean"] is None:
             return "-"
-        return f"{s['mean']:.{digits}f}" + (f" ± {s['sd']:.{digits}f}" if s["sd"] is not None else "")
+        text = f"{s['mean']:.{digits}f}" + (f" ± {s['sd']:.{digits}f}" if s["sd"] is not None else "")
+        if ci and s.get("ci95"):
+            text += f" [{s['ci95'][0]:.{digits}f}, {s['ci95'][1]:.{digits}f}]"
+        return text
 
-    rows = ["| task / learner | start return | final return (mean ± sd) | gain in sd | reached threshold | episodes to threshold | wall s |",
+    rows = ["| task / learner | start return | final return (mean ± sd [95% t-interval]) | gain in sd | reached threshold | "
+            "episodes to threshold (mean ± sd [95% t-interval], of the seeds that reached it) | wall s |",
             "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for key, s in results["summary"].items():
         task = key.split("/")[0]
         gain = "-" if s["gain_sd"] is None else f"{s['gain_sd']:.1f}"
-        reach = fmt(s["samples_to_threshold"], 0) if s["reached"] else f"> {s['max_episodes']}"
-        rows.append(f"| {key} (threshold {results['thresholds'][task]}) | {s['start_return']['mean']:.2f} | {fmt(s['final_return'])} | "
+        reach = fmt(s["samples_to_threshold"], 0, ci=True) if s["reached"] else f"> {s['max_episodes']}"
+        rows.append(f"| {key} (threshold {results['thresholds'][task]}) | {s['start_return']['mean']:.2f} | {fmt(s['final_return'], ci=True)} | "
                     f"{gain} | {s['reached']}/{s['runs']} | {reach} | {fmt(s['wall_s'], 0)} |")  # fmt: skip
     return "\n".join(rows)
 
