@@ -132,8 +132,8 @@ EDITS = [
     # ------------------------------------------------------------------ FCP
     edit("fcp_positive_condition", "online triples keep the positive condition they were sampled under", "learners/fcp.py",
          ("self.pool.append((conditioned(c, unconditioned(s.prompt)), list(s.token_ids)))", "self.pool.append((s.prompt, list(s.token_ids)))")),
-    edit("fcp_outcome_flipped", "a won episode's last turn conditioned on failure", "learners/fcp.py",
-         ('("success" if t.success else "failure")', '("failure" if t.success else "success")')),
+    edit("fcp_outcome_dropped", "the last turn's condition without how the episode ended", "learners/fcp.py",
+         ("c = condition(s.feedback, t.end if last and t.end else None)", "c = condition(s.feedback, None)")),
     edit("fcp_no_offline_stage", "the records' triples never trained on", "learners/fcp.py",
          ("metrics[\"offline_loss\"] = float(np.mean(self.imitate(self.offline, a.offline_steps)))", "pass")),
     edit("fcp_condition_from_the_turn_before", "a record's condition taken from what came before the turn", "learners/fcp.py",

@@ -96,6 +96,8 @@ class Trajectory:
     success: bool = False
     member: int = 0
     """its member of the seed's group (``rollout(members=k)``: the same instance, fresh draws)"""
+    end: str | None = None
+    """why the episode ended (the engine's ``terminate_reason``: success, max_turns, protocol_end, ...)"""
 
     @property
     def total_reward(self) -> float:
@@ -366,7 +368,8 @@ def _rollout(agent: Any, scenario: Scenario, learner: str, n_envs: int, keys: li
                 last.next_prompt = seat.prompt(slot.view(learner))
                 last.feedback = replies(slot.view(learner), learner)
                 last.terminated, last.truncated = slot.terminated, slot.truncated
-            traj.success = slot.episode.terminate_reason == "success"
+            traj.end = slot.episode.terminate_reason
+            traj.success = traj.end == "success"
             if writer is not None:
                 ended[k] = slot.episode
                 while written in ended:

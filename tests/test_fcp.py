@@ -51,7 +51,7 @@ def test_a_persons_critiques_become_the_conditions_of_the_actor_s_turns(tiny_act
     actor_turns = [m for m in rec.messages if m.role == "actor"]
     assert [y for _, _, y in found] == [m.text for m in actor_turns]
     assert [c for c, _, _ in found[:-1]] == [f"critic: {PERSON}"] * (len(found) - 1)  # what the person typed is the condition
-    assert found[-1][0] == "outcome: " + ("success" if rec.terminate_reason == "success" else "failure")  # no critique after the last answer
+    assert found[-1][0] == f"outcome: {rec.terminate_reason}"  # no critique after the last answer: how the episode ended
     assert PERSON not in found[0][1] and all(x.endswith(f"critic: {PERSON}\nactor:") for _, x, _ in found[1:])  # the prompt: what came before
 
 
@@ -60,12 +60,12 @@ def test_online_triples_carry_the_feedback_each_response_got_not_the_positive_on
     learner = fcp.FCP(policy, fcp.Args(actor_steps=0), seed=0)
     first = Step(fcp.conditioned("outcome: success", "x0"), "50", [5], [0.0], feedback="user: 50 is too high.")
     last = Step(fcp.conditioned("outcome: success", "x1"), "20", [6], [0.0], reward=1.0, terminated=True)
-    learner.update([Trajectory(1, [first, last], success=True)], 0)
+    learner.update([Trajectory(1, [first, last], success=True, end="success")], 0)
     assert learner.pool == [("Feedback: user: 50 is too high.\nx0", [5]), ("Feedback: outcome: success\nx1", [6])]
     learner.pool.clear()
     lost = Step(fcp.conditioned("outcome: success", "x2"), "7", [7], [0.0], feedback="user: 7 is too low.", truncated=True)
-    learner.update([Trajectory(2, [lost])], 1)
-    assert learner.pool == [("Feedback: user: 7 is too low. | outcome: failure\nx2", [7])]
+    learner.update([Trajectory(2, [lost], end="max_turns")], 1)
+    assert learner.pool == [("Feedback: user: 7 is too low. | outcome: max_turns\nx2", [7])]
     assert learner.prompt(None) == "Feedback: outcome: success\nP"  # it acts under the positive condition
 
 

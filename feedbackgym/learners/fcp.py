@@ -8,8 +8,8 @@ response received as a condition, learn pi(y | x, c) by maximum likelihood on (f
 prompt x, response y) triples, and act under a *positive* condition. Here x is the learner's
 prompt at one of its turns, y its utterance there, and c what came back (`condition`): every
 other role's messages until the learner's next turn (a critique, a judge's verdict, a user's
-"too high", an oracle's "No."; `Step.feedback`), and, on an episode's last turn, its outcome
-(``outcome: success`` or ``outcome: failure``). The condition is one line put before the prompt
+"too high", an oracle's "No."; `Step.feedback`), and, on an episode's last turn, how it ended
+in the engine's words (``outcome: success``, ``outcome: max_turns``, ``outcome: protocol_end``...). The condition is one line put before the prompt
 (``Feedback: c``, the recipe's prefix). No scalar reward is read anywhere (the outcome is the
 words the episode ended with, not its return).
 
@@ -86,9 +86,8 @@ def triples(policy, records, role: str) -> list[tuple[str, str, str]]:
             end = mine[n + 1] if n + 1 < len(mine) else len(log)
             said = "\n".join(f"{m.role}: {m.text}" for m in log[i + 1 : end])
             last = n + 1 == len(mine)
-            outcome = None if not last else ("success" if rec.terminate_reason == "success" else "failure")
-            if last and rec.terminate_reason in (None, ABORTED):  # left before its end: no outcome to read
-                outcome = None
+            ended = last and rec.terminate_reason not in (None, ABORTED)  # one left before its end has no outcome
+            outcome = rec.terminate_reason if ended else None
             c = condition(said, outcome)
             if c:
                 view = View(role, None, instance, log[:i], 0, ())
@@ -136,7 +135,7 @@ class FCP(Imitator):
         for t in trajectories:
             for k, s in enumerate(t.steps):
                 last = k + 1 == len(t.steps)
-                c = condition(s.feedback, ("success" if t.success else "failure") if last and (s.terminated or s.truncated) else None)
+                c = condition(s.feedback, t.end if last and t.end else None)
                 if s.token_ids and c:
                     self.pool.append((conditioned(c, unconditioned(s.prompt)), list(s.token_ids)))
         losses = self.imitate(self.pool) if self.pool else []
