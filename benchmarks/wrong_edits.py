@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TESTS = ["tests/test_update_rules.py", "tests/test_learners.py", "tests/test_grpo.py", "tests/test_fcp.py"]
+TESTS = ["tests/test_update_rules.py", "tests/test_learners.py", "tests/test_grpo.py", "tests/test_fcp.py", "tests/test_critique_grpo.py"]
 
 
 @dataclass(frozen=True)
@@ -138,6 +138,24 @@ EDITS = [
          ("metrics[\"offline_loss\"] = float(np.mean(self.imitate(self.offline, a.offline_steps)))", "pass")),
     edit("fcp_condition_from_the_turn_before", "a record's condition taken from what came before the turn", "learners/fcp.py",
          ('said = "\\n".join(f"{m.role}: {m.text}" for m in log[i + 1 : end])', 'said = "\\n".join(f"{m.role}: {m.text}" for m in log[max(0, i - 1) : i])')),
+    # ------------------------------------------------------------------ Critique-GRPO and its refinement step
+    edit("cgrpo_refinement_own_prompt", "a refinement trained at its own prompt (critique in view), not its draft's", "learners/critique_grpo.py",
+         ("prompt = t.steps[k - 1].prompt if refinement else s.prompt", "prompt = s.prompt")),
+    edit("cgrpo_worst_refinement", "the worst-scored refinements kept", "learners/critique_grpo.py",
+         ("key=lambda x: -x.score)", "key=lambda x: x.score)")),
+    edit("cgrpo_ratio_for_refinements", "refinement tokens get the clipped ratio, not the shaping", "learners/critique_grpo.py",
+         ("per_token = torch.where(off[:, None], shaped, on)", "per_token = on")),
+    edit("cgrpo_unshaped", "refinement tokens weighted by pi itself, not pi / (pi + gamma)", "learners/critique_grpo.py",
+         ("shaped = -a * (p / (p + gamma))", "shaped = -a * p")),
+    edit("cgrpo_unreadable_unscored", "an unreadable move gets no verdict (left out) instead of 0", "rollout.py",
+         ('return False if m.kind == "invalid" or m.labels.get("valid") is False else m.labels.get("is_correct")',
+          'return m.labels.get("is_correct")')),
+    edit("refine_draft_spends_a_turn", "a draft counted against the turn budget", "envs/engine.py",
+         ("        parsed = self.instance.parse(role, text)\n        self._last_invalid = not parsed.valid",
+          "        parsed = self.instance.parse(role, text)\n        self.actor_turns += 1\n        self._last_invalid = not parsed.valid")),
+    edit("refine_critique_of_the_move_before", "the critic handed the move before the draft", "envs/engine.py",
+         ("        if parsed.valid:\n            self._last_parsed = parsed\n            labels = {",
+          "        if parsed.valid:\n            labels = {")),
 ]  # fmt: skip
 
 

@@ -145,7 +145,10 @@ class Feedback(NamedTuple):
 
 #: The kinds of message the engine itself makes; a move's kind is the task's (answer, question,
 #: guess, solution, verdict, offer, accept, walk, talk ...).
-ENGINE_KINDS = ("feedback", "reply", "invalid", "env", "candidates")
+ENGINE_KINDS = ("feedback", "reply", "invalid", "env", "candidates", "draft")
+#: The kinds of a mover's message that are not moves: a CGI candidate list, a draft written for a
+#: critique before the move that counts (``protocol.refine``)
+NOT_MOVES = ("candidates", "draft")
 
 
 class Message(NamedTuple):
@@ -304,18 +307,19 @@ class View:
     ``last_move`` is the last valid move as the task parsed it (public: it is what was said), and
     ``last_invalid`` whether the latest move was unreadable; ``candidates`` how many candidate
     moves this turn should list (CGI), 0 for a real move; ``moves`` whether this role's text is a
-    move the task parses, ``final`` whether this is its turn in the protocol's final phase; ``ask``
+    move the task parses, ``final`` whether this is its turn in the protocol's final phase,
+    ``refining`` whether this turn refines the role's draft after its critique; ``ask``
     what this turn asks of the role, in words (a model in a chat is asked it last).
     """
 
     __slots__ = (
         "role", "rng", "world", "last_move", "last_invalid", "candidates", "feedback_kinds", "paraphrase",
-        "moves", "final", "_log", "_since", "_transcript",
+        "moves", "final", "refining", "_log", "_since", "_transcript",
     )  # fmt: skip
 
     def __init__(
         self, role, rng, world, log, since, feedback_kinds, last_move=None, last_invalid=False, candidates=0,
-        paraphrase="random", moves=False, final=False,
+        paraphrase="random", moves=False, final=False, refining=False,
     ):  # fmt: skip
         self.role = role
         self.rng: np.random.Generator = rng
@@ -327,6 +331,7 @@ class View:
         self.paraphrase: str | int = paraphrase  # the scenario's choice of paraphrase
         self.moves: bool = moves
         self.final: bool = final
+        self.refining: bool = refining
         self._log: list[Message] = log
         self._since = since
         self._transcript: str | None = None

@@ -85,6 +85,11 @@ class Step:
     feedback: str = ""
     """what the other roles said after the utterance, until the learner's next turn or the end, one
     ``role: text`` line each (the critique, reply or verdict a feedback-conditioned learner reads)"""
+    verdict: bool | None = None
+    """the task's verdict on the utterance as a move (``is_correct``; False when it was unreadable;
+    None for a move that is neither right nor wrong, a question, or for a role that does not move)"""
+    refines: bool = False
+    """it refines the step before it, a draft, after that draft's critique (``protocol.refine``)"""
 
 
 @dataclass
@@ -184,6 +189,20 @@ class LearnerAgent:
 def replies(view, learner: str) -> str:
     """What the other roles said since ``learner`` last spoke, as ``role: text`` lines."""
     return "\n".join(f"{role}: {text}" for role, _, text in view.new if role != learner)
+
+
+def verdict(view) -> bool | None:
+    """The task's verdict on what ``view``'s role said last (`Step.verdict`)."""
+    if not view.since:
+        return None
+    m = view._log[view.since - 1]
+    return False if m.kind == "invalid" or m.labels.get("valid") is False else m.labels.get("is_correct")
+
+
+def closed(step: Step, view, learner: str) -> None:
+    """Fill in what ``step`` learns once the learner is due again or the episode is over."""
+    step.feedback = replies(view, learner)
+    step.verdict = verdict(view)
 
 
 # ---------------------------------------------------------------------- slots
@@ -351,7 +370,8 @@ def _rollout(agent: Any, scenario: Scenario, learner: str, n_envs: int, keys: li
         if steps:  # the previous step's reward is complete: the learner is due again
             steps[-1].reward += slots[e].take_reward(learner)
             steps[-1].next_prompt = step.prompt
-            steps[-1].feedback = replies(view, learner)
+            closed(steps[-1], view, learner)
+        step.refines = view.refining
         steps.append(step)
         return step.action
 
@@ -366,7 +386,7 @@ def _rollout(agent: Any, scenario: Scenario, learner: str, n_envs: int, keys: li
                 last = traj.steps[-1]
                 last.reward += slot.take_reward(learner)
                 last.next_prompt = seat.prompt(slot.view(learner))
-                last.feedback = replies(slot.view(learner), learner)
+                closed(last, slot.view(learner), learner)
                 last.terminated, last.truncated = slot.terminated, slot.truncated
             traj.end = slot.episode.terminate_reason
             traj.success = traj.end == "success"

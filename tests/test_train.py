@@ -36,15 +36,18 @@ LEARNER = {
     "bc": dict(batch_size=4, grad_accum=1, actor_steps=2, demo_episodes=3),
     "grpo": dict(batch_size=4, grad_accum=2, group_size=2, beta=0.04),
     "fcp": dict(batch_size=4, grad_accum=1, actor_steps=2),
+    "critique_grpo": dict(batch_size=4, grad_accum=2, group_size=2),
 }
+#: a learner's scenario where it needs its own (Critique-GRPO: one with a refinement step)
+SCENARIO = {"critique_grpo": "guess_number_refine"}
 LOSSES = {"archer": ["critic_loss", "actor_loss"], "chai": ["critic_loss"], "ppo": ["pg_loss", "value_loss"], "filtered_bc": ["bc_loss"], "bc": ["bc_loss"],
-          "grpo": ["pg_loss"], "fcp": ["bc_loss"]}  # fmt: skip
+          "grpo": ["pg_loss"], "fcp": ["bc_loss"], "critique_grpo": ["pg_loss"]}  # fmt: skip
 
 
 @pytest.mark.parametrize("algo", sorted(LEARNER))
 def test_each_learner_runs_two_iterations_with_finite_losses(algo, tiny_actor, tmp_path):
     cls = train.learner_class(algo)
-    args = train.TrainArgs(actor=tiny_actor, out=str(tmp_path / algo), iterations=2, **SMALL)
+    args = train.TrainArgs(actor=tiny_actor, out=str(tmp_path / algo), iterations=2, **{**SMALL, "scenario": SCENARIO.get(algo, SMALL["scenario"])})
     lines = train.run(algo, args, cls.Args(**LEARNER[algo]), quiet=True)
     assert [m["iteration"] for m in lines] == [0, 1, 2]
     last = lines[-1]
@@ -73,7 +76,8 @@ def test_archer_actor_frozen_during_warmup_and_chai_always(tiny_actor, tmp_path)
 
 
 def command(actor: str, out, iterations: int, algo: str = "archer") -> list[str]:
-    flags = {**SMALL, **LEARNER[algo], "actor": actor, "out": str(out), "iterations": iterations, "checkpoint_every": 2}
+    flags = {**SMALL, "scenario": SCENARIO.get(algo, SMALL["scenario"]), **LEARNER[algo]}
+    flags |= {"actor": actor, "out": str(out), "iterations": iterations, "checkpoint_every": 2}
     return [sys.executable, "-m", "feedbackgym.learners.train", algo, "--quiet"] + [
         x for k, v in flags.items() for x in (f"--{k.replace('_', '-')}", str(v))
     ]
@@ -99,7 +103,7 @@ def kill_after_first_checkpoint_and_resume(cmd: list[str], out, whole_lines: int
     assert resumed.returncode == 0, resumed.stderr
 
 
-@pytest.mark.parametrize("algo", ["archer", "grpo", "fcp"])
+@pytest.mark.parametrize("algo", ["archer", "grpo", "fcp", "critique_grpo"])
 def test_killed_and_resumed_run_matches_an_uninterrupted_run(algo, tiny_actor, tmp_path):
     whole, broken = tmp_path / "whole", tmp_path / "broken"
     assert train.main(command(tiny_actor, whole, 6, algo)[3:]) == 0  # uninterrupted, in this process (same code path)

@@ -7,6 +7,8 @@ that log. The engine never imports gymnasium or pettingzoo.
 
 The schedule: ``protocol.order`` is one round (it opens with a moving role); it repeats
 ``protocol.rounds`` times (forever if None), then each role in ``protocol.final`` speaks once.
+With ``protocol.refine`` (Critique-GRPO's refinement step) each actor move is a *draft* first:
+the refining role critiques it and the actor speaks again, and only that refinement counts.
 Which roles *move* (their text is parsed and scored: the actor; a buyer and a seller) is the
 task's to say; the others give feedback or replies.
 The episode *terminates* when the task is solved (reason ``success``), the schedule is done
@@ -92,6 +94,9 @@ class Episode:
         self._max_proposals = scenario.protocol.max_proposals
         self._countdown = scenario.protocol.countdown
         self._candidates = scenario.protocol.candidates
+        self._refine = scenario.protocol.refine
+        self._queue: list[str] = []  # slots put in after a draft: the critique, then the refinement
+        self._refining = False
         self.proposals = 0
         self._last_answer: dict[str, Any] = {}
         self._last_parsed: Parsed | None = None
@@ -119,6 +124,11 @@ class Episode:
     def _next_slot(self) -> None:
         """Advance the schedule to the next slot the task does not skip; end the episode when the
         schedule or the budget runs out."""
+        if self._queue:  # the draft's critique, then its refinement: in no round, under no budget
+            self._current = self._queue.pop(0)
+            self._refining = not self._queue
+            return
+        self._refining = False
         while True:
             self._pos += 1
             if not self._in_final:
@@ -166,6 +176,7 @@ class Episode:
             role, self.rngs[role], self.instance, self.log, self._spoke_at.get(role, 0), self._kinds,
             self._last_parsed, self._last_invalid, self._candidates and role == self._current and self.candidates_due(),
             self._paraphrase, role in self.movers, self._in_final and role == self._current,
+            self._refining and role == self._current,
         )
 
     # ------------------------------------------------------------------ moves
@@ -187,6 +198,8 @@ class Episode:
         if not text.isascii():  # surrogate pairs joined: every text the engine holds records as is
             text = whole_text(text)
         moved = role in self.movers
+        if moved and self._refine is not None and role == "actor" and not self._refining:
+            return self._draft(role, text, source)
         if moved:
             msg = self._move(len(log), role, text, source)
         else:
@@ -219,6 +232,29 @@ class Episode:
             self.pending[r] += v
             self.returns[r] += v
         return _new(StepResult, (msg, rewards, self.terminated, self.truncated))
+
+    def _draft(self, role: str, text: str, source: str | None) -> StepResult:
+        """The actor's draft (``protocol.refine``): read and given the task's verdict (so that a
+        learner can compare it with its refinement), then handed to the refining role. It spends
+        no turn, no proposal and no reward, and cannot solve the task."""
+        log = self.log
+        parsed = self.instance.parse(role, text)
+        self._last_invalid = not parsed.valid
+        if parsed.valid:
+            self._last_parsed = parsed
+            labels = {"valid": True, "is_correct": self.instance.score(parsed)[0]}
+        else:
+            labels = {"valid": False, "reason": parsed.reason}
+        if source:
+            labels["source"] = source
+        msg = Message(len(log), role, text, "draft", None, FrozenDict(labels))
+        log.append(msg)
+        self._spoke_at[role] = len(log)
+        if not parsed.valid:
+            log.append(Message(len(log), "env", f"Invalid move: {parsed.reason}", "env"))
+        self._queue = [self._refine, role]
+        self._next_slot()
+        return _new(StepResult, (msg, {}, False, False))
 
     def take_reward(self, role: str) -> float:
         """The reward accrued for ``role`` since it last took it (the Gymnasium per-step reward)."""
@@ -321,8 +357,14 @@ class Episode:
 
     def metrics(self) -> dict[str, Any]:
         """The per-episode metrics (`feedback.metrics`) plus the task's own (a deal price, SPC's
-        detection...)."""
-        return {**log_metrics(self.log, self.terminate_reason, self.instance.mode), **self.instance.extra_metrics(self.log)}
+        detection...) and, with ``protocol.refine``, ``draft_correct``: whether the first draft
+        was right (aggregated as ``draft_correct_rate``)."""
+        out = {**log_metrics(self.log, self.terminate_reason, self.instance.mode), **self.instance.extra_metrics(self.log)}
+        if self._refine is not None:  # the first draft's verdict, beside the refinement's (final_correct)
+            draft = next((m for m in self.log if m.kind == "draft"), None)
+            if draft is not None:
+                out["draft_correct"] = bool(draft.labels.get("is_correct"))
+        return out
 
     def hidden(self) -> dict[str, Any]:
         """The hidden truth of the instance (for info, records and the TUI; never for agents)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from feedbackgym.core import REWARDS, Message
+from feedbackgym.core import NOT_MOVES, REWARDS, Message
 from feedbackgym.feedback import metrics
 
 
@@ -45,7 +45,7 @@ class StepPenalty(Scheme):
     (LMRL-Gym / ArCHer twenty questions: the return lies in [-max_turns, 0])."""
 
     def on_message(self, ep, msg):
-        if msg.role != "actor" or msg.kind == "candidates":  # a CGI candidate list is no move
+        if msg.role != "actor" or msg.kind in NOT_MOVES:  # a CGI candidate list, a draft: no move
             return 0.0
         return 0.0 if msg.labels.get("solved") else -1.0
 
@@ -87,12 +87,15 @@ class TaskReward(Scheme):
 class Improvement(Scheme):
     """A critic's reward (WaltzRL's Dynamic Improvement Reward): for each actor answer that
     follows its feedback, +1 if it went from wrong to right, -1 if from right to wrong; after a
-    graded candidate list (CGI), the quality of the final move minus that of the first candidate."""
+    graded candidate list (CGI), the quality of the final move minus that of the first candidate;
+    for a refinement (``protocol.refine``), its verdict minus its draft's, whatever came between."""
 
     def on_message(self, ep, msg):
-        if msg.role != "actor" or msg.kind in ("candidates", "invalid") or len(ep.log) < 3:
+        if msg.role != "actor" or msg.kind in (*NOT_MOVES, "invalid") or len(ep.log) < 3:
             return 0.0
         listed = next((m for m in reversed(ep.log[:-1]) if m.role == "actor"), None)
+        if listed is not None and listed.kind == "draft":  # a refinement: its verdict against its draft's
+            return float(bool(msg.labels.get("is_correct"))) - float(bool(listed.labels.get("is_correct")))
         if listed is not None and listed.kind == "candidates" and ep.last_parsed is not None:
             before = ep.log[: listed.turn]
             first = ep.instance.parse("actor", listed.labels["candidates"][0])

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_serializer, model_validator
 
 from feedbackgym.core import FEEDBACK_KINDS, REWARDS, SCRIPTED, TASKS, check_params, check_spec
 from feedbackgym.envs import rewards as _rewards  # noqa: F401  (registers the reward schemes)
@@ -239,9 +239,24 @@ class ProtocolSpec(_Strict):
     """Cap on the actor's answers; a wrong one that reaches it ends the episode (MINT: 2)."""
     countdown: bool = False
     """Before each actor turn, the env says how many turns and proposals are left (MINT)."""
+    refine: str | None = None
+    """Critique-guided refinement (Critique-GRPO): a role (a critic, a judge) that critiques each
+    of the actor's moves before it counts. The actor's move is first a *draft* (kind ``draft``:
+    parsed and given the task's verdict, never counted against ``max_turns`` or ``max_proposals``,
+    never solving the task); then this role speaks; then the actor writes its refinement, the move
+    that counts. Usable in any scenario whose task the actor moves in."""
     candidates: int | None = Field(default=None, ge=2, le=10)
     """CGI: the mover's first turn of each round lists this many candidate moves, one a line, for
     a critic to grade before the mover makes its real move."""
+
+    @model_serializer(mode="wrap")
+    def _unset_refine_left_out(self, handler):
+        """``refine`` came after records were first written: left out when unset, so that a
+        scenario without it dumps (into records, their hashes, journals) as it always did."""
+        data = handler(self)
+        if isinstance(data, dict) and data.get("refine") is None:
+            data.pop("refine", None)
+        return data
 
 
 class FeedbackSpec(_Strict):
@@ -290,7 +305,17 @@ class Scenario(_Strict):
                 problems.append(("roles", sorted(self.roles), f"a {role!r} role: it moves in {self.task.family}"))
         if self.protocol.order[0] not in movers:
             problems.append(("protocol.order.0", self.protocol.order[0], f"a moving role ({', '.join(movers)}) to open each round"))
-        scheduled = set(self.protocol.order) | set(self.protocol.final)
+        refine = self.protocol.refine
+        if refine is not None:
+            if refine not in self.roles:
+                problems.append(("protocol.refine", refine, f"a role declared under roles: {sorted(self.roles)}"))
+            elif refine in movers:
+                problems.append(("protocol.refine", refine, "a role that gives feedback, not one that moves"))
+            if "actor" not in movers:
+                problems.append(("protocol.refine", refine, f"a task the actor moves in ({self.task.family}'s movers: {', '.join(movers)})"))
+            if self.protocol.candidates is not None:
+                problems.append(("protocol.refine", refine, "no protocol.candidates beside it (one preliminary message a move)"))
+        scheduled = set(self.protocol.order) | set(self.protocol.final) | ({refine} if refine else set())
         for role, spec in self.roles.items():
             try:
                 err = check_spec(spec.agent, role, self.task.family)
@@ -305,7 +330,7 @@ class Scenario(_Strict):
                 if not named:
                     problems += _agent_param_problems(spec.agent, role, spec.params)
             if role not in scheduled:
-                problems.append((f"roles.{role}", spec.agent, "a role the protocol schedules (in order or final)"))
+                problems.append((f"roles.{role}", spec.agent, "a role the protocol schedules (in order, final or refine)"))
         learners = [r for r, s in self.roles.items() if s.agent == "learner"]
         if len(learners) > 1:
             problems.append(("roles", learners, "at most one role with agent: learner"))
@@ -340,6 +365,8 @@ class Scenario(_Strict):
                 roles.pop(role, None)
                 data["protocol"]["order"] = [r for r in data["protocol"]["order"] if r != role]
                 data["protocol"]["final"] = [r for r in data["protocol"]["final"] if r != role]
+                if data["protocol"].get("refine") == role:  # no critique: each move is written once
+                    data["protocol"]["refine"] = None
                 data["rewards"].pop(role, None)
             else:  # params belong to the agent they were written for
                 old = roles.get(role, {})

@@ -56,7 +56,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from feedbackgym.core import Message
+from feedbackgym.core import NOT_MOVES, Message
 from feedbackgym.feedback.parse import acknowledges_ambiguity
 
 ANSWER_KINDS = ("answer", "guess")
@@ -101,7 +101,7 @@ def correctness(log: Sequence[Message]) -> list[bool]:
     """Whether each of the actor's stated answers is correct, in order. An unreadable last move
     after an answer counts as one more, wrong answer: a final reply the task cannot read is not
     scored as keeping the previous answer (``invalid_final`` counts these)."""
-    return _correctness([m for m in log if m.role == "actor" and m.kind != "candidates"])
+    return _correctness([m for m in log if m.role == "actor" and m.kind not in NOT_MOVES])
 
 
 def _correctness(actor: Sequence[Message]) -> list[bool]:
@@ -179,8 +179,8 @@ def read_log(log: Sequence[Message]) -> _Read:
     for m in log:
         kind = m.kind
         if m.role == "actor":
-            if kind == "candidates":
-                candidates = True
+            if kind in NOT_MOVES:
+                candidates = candidates or kind == "candidates"
                 continue
             labels = m.labels
             if first_success is None and labels.get("is_correct"):
@@ -224,7 +224,7 @@ def _last_actor_move(log: Sequence[Message]) -> int:
     """The index of the actor's last move in ``log`` (-1 if it has none)."""
     for i in range(len(log) - 1, -1, -1):
         m = log[i]
-        if m.role == "actor" and m.kind != "candidates":
+        if m.role == "actor" and m.kind not in NOT_MOVES:
             return i
     return -1
 

@@ -120,6 +120,14 @@ def grpo_loss(logp, old, ref, adv, mask, clip: float, beta: float) -> tuple[torc
     return loss, clipped
 
 
+def aligned(rows: list[int], table: dict, width: int) -> torch.Tensor:
+    """The rows of ``table`` (`GRPO.fixed`) right-aligned in one (len(rows), width) tensor."""
+    out = torch.zeros(len(rows), width)
+    for j, r in enumerate(rows):
+        out[j, width - len(table[r]) :] = table[r]
+    return out
+
+
 # ---------------------------------------------------------------------- the learner
 class GRPO(Learner):
     name = "grpo"
@@ -132,7 +140,8 @@ class GRPO(Learner):
         if args.group_size < 2:
             raise ValueError(f"--group-size must be >= 2 (a group of one has no relative advantage), got {args.group_size}")
         self.group_size = args.group_size  # what `feedbackgym train` collects per seed
-        self.ref = copy.deepcopy(policy.model).requires_grad_(False).eval() if args.beta else None
+        beta = getattr(args, "beta", 0.0)  # Critique-GRPO has none
+        self.ref = copy.deepcopy(policy.model).requires_grad_(False).eval() if beta else None
         self.opt = torch.optim.Adam(policy.model.parameters(), lr=args.learning_rate)
 
     def prepare(self, train_args, seats: dict) -> None:
@@ -141,6 +150,26 @@ class GRPO(Learner):
 
     def _logprobs(self, model, prompts, actions):
         return token_logprobs(Tempered(model, sampling_temperature(self.policy)), prompts, actions, self.policy.pad_id)
+
+    def fixed(self, model, prompts: list, actions: list) -> dict[int, torch.Tensor]:
+        """Each row's log-probs under ``model`` without gradient (pi_old, pi_ref), its tokens
+        alone (the padding of its block cut off), in blocks of ``batch_size`` x ``grad_accum``."""
+        chunk = self.args.batch_size * self.args.grad_accum
+        with torch.no_grad():
+            blocks = [self._logprobs(model, prompts[s : s + chunk], actions[s : s + chunk])[0] for s in range(0, len(actions), chunk)]
+        return {i: row[row.shape[0] - len(actions[i]) :] for i, row in enumerate(r for block in blocks for r in block)}
+
+    def descend(self, n: int, loss) -> None:
+        """``update_epochs`` passes over the ``n`` rows in a fresh order, a step per block of
+        ``batch_size`` x ``grad_accum`` rows (``loss(rows)``: a micro-batch's mean loss)."""
+        a = self.args
+        chunk = a.batch_size * a.grad_accum
+        for _ in range(a.update_epochs):
+            order = self.rng.permutation(n).tolist()
+            for s in range(0, len(order), chunk):
+                rows = order[s : s + chunk]
+                accumulate([rows[j : j + a.batch_size] for j in range(0, len(rows), a.batch_size)], loss)
+                clipped_step(self.opt, self.policy.model.parameters(), a.max_grad_norm)
 
     def update(self, trajectories: list, iteration: int) -> dict:
         a = self.args
@@ -152,20 +181,8 @@ class GRPO(Learner):
         actions = [list(s.token_ids) for s, _ in turns]
         A = torch.tensor([x for _, x in turns], dtype=torch.float32)
         stats: dict[str, list[float]] = {"pg_loss": [], "clipfrac": []}
-        chunk = a.batch_size * a.grad_accum
-        with torch.no_grad():  # pi_old (and pi_ref), each row's tokens right-aligned in its own width
-            old = [self._logprobs(self.policy.model, prompts[s : s + chunk], actions[s : s + chunk])[0] for s in range(0, len(turns), chunk)]
-            old = {i: row[row.shape[0] - len(actions[i]) :] for i, row in enumerate(r for block in old for r in block)}
-            ref = None
-            if self.ref is not None:
-                ref = [self._logprobs(self.ref, prompts[s : s + chunk], actions[s : s + chunk])[0] for s in range(0, len(turns), chunk)]
-                ref = {i: row[row.shape[0] - len(actions[i]) :] for i, row in enumerate(r for block in ref for r in block)}
-
-        def aligned(rows: list[int], table: dict, width: int) -> torch.Tensor:
-            out = torch.zeros(len(rows), width)
-            for j, r in enumerate(rows):
-                out[j, width - len(table[r]) :] = table[r]
-            return out
+        old = self.fixed(self.policy.model, prompts, actions)
+        ref = self.fixed(self.ref, prompts, actions) if self.ref is not None else None
 
         def loss(rows: list[int]) -> torch.Tensor:
             lp, m = self._logprobs(self.policy.model, [prompts[r] for r in rows], [actions[r] for r in rows])
@@ -176,12 +193,7 @@ class GRPO(Learner):
             stats["clipfrac"].append(float(clipped))
             return value
 
-        for _ in range(a.update_epochs):
-            order = self.rng.permutation(len(turns)).tolist()
-            for s in range(0, len(order), chunk):
-                rows = order[s : s + chunk]
-                accumulate([rows[j : j + a.batch_size] for j in range(0, len(rows), a.batch_size)], loss)
-                clipped_step(self.opt, self.policy.model.parameters(), a.max_grad_norm)
+        self.descend(len(turns), loss)
         self.policy.forget()
         groups = len({t.seed for t in trajectories})
         flat = np.asarray([x for _, x in turns])

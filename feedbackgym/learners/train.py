@@ -68,6 +68,7 @@ ALGOS = {
     "filtered_bc": "feedbackgym.learners.filtered_bc:FilteredBC",
     "grpo": "feedbackgym.learners.grpo:GRPO",
     "fcp": "feedbackgym.learners.fcp:FCP",
+    "critique_grpo": "feedbackgym.learners.critique_grpo:CritiqueGRPO",
     "bc": "feedbackgym.learners.bc:BC",
     "sb3_ppo": "feedbackgym.learners.sb3:SB3PPO",
     "maskable_ppo": "feedbackgym.learners.sb3:SB3MaskablePPO",

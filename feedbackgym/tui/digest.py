@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from feedbackgym.core import NOT_MOVES
 from feedbackgym.envs.engine import Episode, Message
 from feedbackgym.feedback.metrics import answer_moves, correctness, turn_metrics
 from feedbackgym.records import Record
@@ -54,7 +55,7 @@ def scored_answers(messages: Sequence[Message]) -> list[tuple[Message, bool]]:
     unreadable last move after an answer counts as one more, wrong, answer)."""
     answers, correct = answer_moves(messages), correctness(messages)
     if len(correct) > len(answers):
-        answers.append(next(m for m in reversed(messages) if m.role == "actor" and m.kind != "candidates"))
+        answers.append(next(m for m in reversed(messages) if m.role == "actor" and m.kind not in NOT_MOVES))
     return list(zip(answers, correct))
 
 

@@ -87,10 +87,13 @@ class Instance(ABC):
         """What this turn asks of ``view.role``, said last to a model in a chat so that it is asked
         rather than left to continue a transcript ('' when the instruction already says it):
         a mover's first move is what the instruction asks; later it is asked for its next move,
-        and in the protocol's final phase for its final answer; the oracle for its reply to the
+        in the protocol's final phase for its final answer, and after the critique of its draft
+        (``protocol.refine``) for its refined move; the oracle for its reply to the
         last move; a feedback giver for its feedback on it. Tasks may word their own."""
         form = f": {self.move_form}." if self.move_form else "."
         if view.moves:
+            if view.refining:
+                return "Refine your draft in light of the feedback on it, and give your move" + form
             if view.final:
                 return "Give your final answer" + form
             return "Your next move" + form if view.since else ""
