@@ -1,0 +1,131 @@
+"""Learning from what is said: FCP against GRPO and filtered BC, which feedback kinds FCP learns
+from, and whether a deceptive judge's feedback poisons it.
+
+    feedbackgym bootstrap guess_number --out models/actor_gn
+    feedbackgym bootstrap judged_qa --out models/actor_qa
+    python benchmarks/language_feedback.py equal --out runs/lf --actor models/actor_gn --seeds 0,1,2
+    python benchmarks/language_feedback.py equal --scenario judged_qa --out runs/lf --actor models/actor_qa --seeds 0,1,2
+    python benchmarks/language_feedback.py kinds --out runs/lf --actor models/actor_gn --seeds 0,1,2
+    python benchmarks/language_feedback.py deception --out runs/lf --actor models/actor_qa --seeds 0,1,2
+
+Experiments (every run is `feedbackgym train` with the learner's defaults unless said, from the
+one actor given, ``--iterations`` (30) of 16 episodes, evaluated every ``--eval-every`` (10)
+iterations on ``--eval-episodes`` (256) fixed seeds; ``--jobs`` runs side by side, one torch
+thread each):
+
+- ``equal``: fcp, grpo and filtered_bc at equal episodes on ``--scenario`` (guess_number, or
+  judged_qa, the knowledge task, with its judge constructive and FCP's positive condition the
+  judge's approval): FCP reads only the other seats' words and the ending, GRPO and filtered BC
+  only the return;
+- ``kinds``: FCP on guess_number_critic (a unary user, so that only the critic informs) with
+  the critic giving one LLF-Bench kind each (r, hp, hn, fp, fn) and with no critic at all:
+  which kind carries the most learning signal to a feedback-conditional learner;
+- ``deception``: FCP on judged_qa (answer, the judge's critique, final answer) with the judge
+  ``--judges`` (constructive, malicious-grounded: quotes the evidence corpus to attack,
+  malicious-none: no evidence), its positive condition the judge's approval: does a deceptive
+  judge's feedback poison what FCP learns, and does evidence make it worse?
+
+Each prints a table (final evaluation return: mean ± sd over seeds, its 95% t-interval, the
+start, and the gain) and writes ``OUT/EXPERIMENT.json``. Finished runs are read back and
+interrupted ones resumed, so a command can be run again after a stop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import yaml
+from sample_efficiency import t_interval, train_one
+
+from feedbackgym.envs.scenario import load_scenario
+from feedbackgym.learners import train
+
+KINDS = ("r", "hp", "hn", "fp", "fn")
+#: FCP's positive condition in judged_qa: a judge's approval (the first answer's feedback; the
+#: final answer's ending is always protocol_end)
+APPROVAL = "judge: Having checked it, that looks right to me. Keep it."
+
+
+def kind_scenario(out: Path, kind: str | None) -> str:
+    """guess_number_critic with its critic giving only ``kind`` (None: no critic), as a YAML file."""
+    data = load_scenario("guess_number_critic").model_dump(mode="json")
+    data["name"] = f"guess_number_critic_{kind or 'none'}"
+    if kind is None:
+        del data["roles"]["critic"]
+        data["protocol"]["order"] = [r for r in data["protocol"]["order"] if r != "critic"]
+    else:
+        data["feedback"]["kinds"] = [kind]
+    path = out / "scenarios" / f"{data['name']}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return str(path)
+
+
+def cells(a) -> list[tuple[str, str, str, dict]]:
+    """(cell name, algo, scenario, extra train/learner fields) of the experiment."""
+    if a.experiment == "equal":
+        extra = {}
+        if load_scenario(a.scenario).task.family == "judged_qa":  # the knowledge task, its judge constructive
+            extra = {"seats": "judge=scripted:constructive"}
+        return [(algo, algo, a.scenario, {**extra, **({"positive": APPROVAL} if algo == "fcp" and extra else {})})
+                for algo in ("fcp", "grpo", "filtered_bc")]  # fmt: skip
+    if a.experiment == "kinds":
+        return [(f"fcp/{k or 'no critic'}", "fcp", kind_scenario(Path(a.out), k), {}) for k in (*KINDS, None)]
+    return [(f"fcp/{j}", "fcp", "judged_qa", {"seats": f"judge=scripted:{j}", "positive": APPROVAL}) for j in a.judges.split(",")]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("experiment", choices=("equal", "kinds", "deception"))
+    p.add_argument("--out", default="runs/lf")
+    p.add_argument("--actor", required=True, help="the starting actor (a folder of feedbackgym bootstrap)")
+    p.add_argument("--scenario", default="guess_number", help="the equal experiment's scenario")
+    p.add_argument("--judges", default="constructive,malicious-grounded,malicious-none")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--iterations", type=int, default=30)
+    p.add_argument("--eval-every", type=int, default=10)
+    p.add_argument("--eval-episodes", type=int, default=256)
+    p.add_argument("--jobs", type=int, default=2)
+    a = p.parse_args(argv)
+    out = Path(a.out)
+    experiment = a.experiment if a.experiment != "equal" else f"equal_{Path(a.scenario).stem}"
+    out.mkdir(parents=True, exist_ok=True)
+    seeds = [int(s) for s in a.seeds.split(",")]
+    jobs = {}
+    with ProcessPoolExecutor(max_workers=a.jobs) as pool:
+        for name, algo, scenario, extra in cells(a):
+            learner = {k: v for k, v in extra.items() if k != "seats"}
+            for seed in seeds:
+                folder = out / experiment / f"{name.replace('/', '_').replace(' ', '_')}_s{seed}"
+                args = train.TrainArgs(scenario=scenario, actor=f"lm:{a.actor}", out=str(folder), iterations=a.iterations,
+                                       seed=seed, eval_every=a.eval_every, eval_episodes=a.eval_episodes, checkpoint_every=5,
+                                       threads=1, seats=extra.get("seats", ""))  # fmt: skip
+                jobs[name, seed] = pool.submit(train_one, algo, args, learner)
+        runs = []
+        for (name, seed), job in jobs.items():
+            ev = [m for m in job.result() if "eval_return" in m]
+            runs.append({"cell": name, "seed": seed, "start": ev[0]["eval_return"], "final": ev[-1]["eval_return"],
+                         "final_success": ev[-1]["eval_success"], "episodes": ev[-1]["episodes"]})  # fmt: skip
+            print(json.dumps(runs[-1]), file=sys.stderr)
+    rows = ["| cell | start return | final return (mean ± sd) | 95% t-interval | gain | n |", "|---|---:|---:|---:|---:|---:|"]
+    summary = {}
+    for name in dict.fromkeys(r["cell"] for r in runs):
+        finals = [r["final"] for r in runs if r["cell"] == name]
+        start = [r["start"] for r in runs if r["cell"] == name][0]
+        m, sd, ci = float(np.mean(finals)), float(np.std(finals, ddof=1)) if len(finals) > 1 else 0.0, t_interval(finals)
+        summary[name] = {"start": start, "mean": m, "sd": sd, "ci95": ci, "n": len(finals)}
+        ci_text = f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "-"
+        rows.append(f"| {name} | {start:.3f} | {m:.3f} ± {sd:.3f} | {ci_text} | {m - start:+.3f} | {len(finals)} |")
+    result = {"command": " ".join(["python", *sys.argv]), "runs": runs, "summary": summary}
+    (out / f"{experiment}.json").write_text(json.dumps(result, indent=2) + "\n")
+    print("\n".join(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
