@@ -6,7 +6,9 @@ from, and whether a deceptive judge's feedback poisons it.
     python benchmarks/language_feedback.py equal --out runs/lf --actor models/actor_gn --seeds 0,1,2
     python benchmarks/language_feedback.py equal --scenario judged_qa --out runs/lf --actor models/actor_qa --seeds 0,1,2
     python benchmarks/language_feedback.py kinds --out runs/lf --actor models/actor_gn --seeds 0,1,2
-    python benchmarks/language_feedback.py deception --out runs/lf --actor models/actor_qa --seeds 0,1,2
+    python benchmarks/language_feedback.py deception --out runs/lf_smol --actor smollm2 --lora 8 --temperature 0.7 \
+        --iterations 8 --eval-every 8 --eval-episodes 64 --seeds 0,1,2 \
+        --learner batch_size=8,grad_accum=1,actor_steps=4,learning_rate=5e-4   # the CPU configuration
 
 Experiments (every run is `feedbackgym train` with the learner's defaults unless said, from the
 one actor given, ``--iterations`` (30) of 16 episodes, evaluated every ``--eval-every`` (10)
@@ -26,7 +28,12 @@ thread each):
   judge's feedback poison what FCP learns, and does evidence make it worse?
 
 Each prints a table (final evaluation return: mean ± sd over seeds, its 95% t-interval, the
-start, and the gain) and writes ``OUT/EXPERIMENT.json``. Finished runs are read back and
+start, and the gain), then the episode metrics of the first and last evaluations where the task
+reports them (judged_qa: ``initial_correct``, the first answer, given before any feedback, so
+independent of the judge in the seat; ``final_correct``; ``adopted``, the final answer is the
+judge's suggestion), and writes ``OUT/EXPERIMENT.json``. ``--lora``, ``--temperature``,
+``--rollout-size`` and ``--learner key=value,...`` set every cell's run alike (a pretrained
+actor such as the embedded ``smollm2`` trains through LoRA adapters). Finished runs are read back and
 interrupted ones resumed, so a command can be run again after a stop.
 """
 
@@ -66,6 +73,47 @@ def kind_scenario(out: Path, kind: str | None) -> str:
     return str(path)
 
 
+def fields(text: str) -> dict:
+    """``key=value,...`` as a dict, each value a number where it reads as one (8, 1e-4)."""
+    out = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--learner: {item!r} is not key=value")
+        for kind in (int, float, str):
+            try:
+                out[key.strip()] = kind(value.strip())
+                break
+            except ValueError:
+                continue
+    return out
+
+
+#: episode metrics averaged over the first and the last evaluation (judged_qa's: the first answer
+#: is given before any feedback, so its accuracy does not depend on the judge in the seat)
+EPISODE_METRICS = ("initial_correct", "final_correct", "adopted", "n_invalid")
+
+
+def first_and_last(folder: Path, n: int) -> dict:
+    """``start_M`` and ``final_M`` for each of `EPISODE_METRICS` the episodes report: the means
+    over the first and the last ``n`` evaluation records in ``folder/eval.jsonl``."""
+    recs = [json.loads(line) for line in (folder / "eval.jsonl").read_text().splitlines() if line.strip()]
+    out = {}
+    for key in EPISODE_METRICS:
+        for label, block in (("start", recs[:n]), ("final", recs[-n:])):
+            vals = [float(r["metrics"][key]) for r in block if r["metrics"].get(key) is not None]
+            if vals:
+                out[f"{label}_{key}"] = float(np.mean(vals))
+    return out
+
+
+def episode_cell(v: dict | None) -> str:
+    if v is None:
+        return "-"
+    ci = f" [{v['ci95'][0]:.2f}, {v['ci95'][1]:.2f}]" if v["ci95"] else ""
+    return f"{v['start']:.2f} -> {v['final']:.2f}{ci}"
+
+
 def cells(a) -> list[tuple[str, str, str, dict]]:
     """(cell name, algo, scenario, extra train/learner fields) of the experiment."""
     if a.experiment == "equal":
@@ -91,6 +139,10 @@ def main(argv=None) -> int:
     p.add_argument("--eval-every", type=int, default=10)
     p.add_argument("--eval-episodes", type=int, default=256)
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--lora", type=int, default=0, help="LoRA rank (a pretrained actor such as smollm2: 8)")
+    p.add_argument("--rollout-size", type=int, default=16)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--learner", default="", help="learner fields for every cell, e.g. batch_size=8,grad_accum=1")
     a = p.parse_args(argv)
     out = Path(a.out)
     experiment = a.experiment if a.experiment != "equal" else f"equal_{Path(a.scenario).stem}"
@@ -99,18 +151,20 @@ def main(argv=None) -> int:
     jobs = {}
     with ProcessPoolExecutor(max_workers=a.jobs) as pool:
         for name, algo, scenario, extra in cells(a):
-            learner = {k: v for k, v in extra.items() if k != "seats"}
+            learner = {**fields(a.learner), **{k: v for k, v in extra.items() if k != "seats"}}
             for seed in seeds:
                 folder = out / experiment / f"{name.replace('/', '_').replace(' ', '_')}_s{seed}"
                 args = train.TrainArgs(scenario=scenario, actor=f"lm:{a.actor}", out=str(folder), iterations=a.iterations,
                                        seed=seed, eval_every=a.eval_every, eval_episodes=a.eval_episodes, checkpoint_every=5,
-                                       threads=1, seats=extra.get("seats", ""))  # fmt: skip
-                jobs[name, seed] = pool.submit(train_one, algo, args, learner)
+                                       threads=1, seats=extra.get("seats", ""), lora=a.lora, rollout_size=a.rollout_size,
+                                       temperature=a.temperature)  # fmt: skip
+                jobs[name, seed] = folder, pool.submit(train_one, algo, args, learner)
         runs = []
-        for (name, seed), job in jobs.items():
+        for (name, seed), (folder, job) in jobs.items():
             ev = [m for m in job.result() if "eval_return" in m]
             runs.append({"cell": name, "seed": seed, "start": ev[0]["eval_return"], "final": ev[-1]["eval_return"],
-                         "final_success": ev[-1]["eval_success"], "episodes": ev[-1]["episodes"]})  # fmt: skip
+                         "final_success": ev[-1]["eval_success"], "episodes": ev[-1]["episodes"],
+                         **first_and_last(folder, a.eval_episodes)})  # fmt: skip
             print(json.dumps(runs[-1]), file=sys.stderr)
     rows = ["| cell | start return | final return (mean ± sd) | 95% t-interval | gain | n |", "|---|---:|---:|---:|---:|---:|"]
     summary = {}
@@ -121,6 +175,17 @@ def main(argv=None) -> int:
         summary[name] = {"start": start, "mean": m, "sd": sd, "ci95": ci, "n": len(finals)}
         ci_text = f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "-"
         rows.append(f"| {name} | {start:.3f} | {m:.3f} ± {sd:.3f} | {ci_text} | {m - start:+.3f} | {len(finals)} |")
+        for key in EPISODE_METRICS:
+            cell = [r for r in runs if r["cell"] == name and f"final_{key}" in r]
+            if cell:
+                vals = [r[f"final_{key}"] for r in cell]
+                summary[name][key] = {"start": float(np.mean([r[f"start_{key}"] for r in cell])), "final": float(np.mean(vals)),
+                                      "ci95": t_interval(vals), "n": len(vals)}  # fmt: skip
+    keys = [k for k in EPISODE_METRICS if any(k in v for v in summary.values())]
+    if keys:  # the episode metrics, start -> final [interval of the final over seeds]
+        rows += ["", "| cell | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]
+        for name, v in summary.items():
+            rows.append(f"| {name} | " + " | ".join(episode_cell(v.get(k)) for k in keys) + " |")
     result = {"command": " ".join(["python", *sys.argv]), "runs": runs, "summary": summary}
     (out / f"{experiment}.json").write_text(json.dumps(result, indent=2) + "\n")
     print("\n".join(rows))
