@@ -19,6 +19,12 @@ thread a run; ``--jobs`` runs go side by side, so their wall times compare). Rep
   reaches it counts as "more than the episodes it collected";
 - ``wall_s``: training wall time (collection + updates + evaluation).
 
+``--variant NAME=LEARNER:key=value,...`` defines a row ``NAME`` (listed in ``--learners`` like a
+learner) that trains ``LEARNER`` with those fields changed: fields of `feedbackgym train`'s
+arguments (``rollout_size``, ``temperature``, ...) or of the learner's own (``warmup_iters``,
+``batch_size``, ...). So ``--variant ppo_r32=ppo:rollout_size=32 --variant archer=archer:warmup_iters=3``
+adds token PPO at twice the episodes an update and gives ArCHer a warm-up sized to a short budget.
+
 Thresholds (``--threshold task=value`` to change): twenty_questions −12.0 (the anchor's −17 is
 below where our bootstrapped actor starts, about −13.6), guess_number 0.75 (success is its
 return). Results go to ``OUT/results.json`` and a markdown table on stdout. A finished run is
@@ -31,7 +37,7 @@ import argparse
 import json
 import sys
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +46,32 @@ from feedbackgym.learners import bootstrap, train
 
 LEARNERS = ("archer", "ppo", "filtered_bc", "chai", "grpo", "fcp")
 THRESHOLDS = {"twenty_questions": -12.0, "guess_number": 0.75}
+
+
+def variant(text: str) -> tuple[str, str, dict, dict]:
+    """``NAME=LEARNER:key=value,...`` as (name, learner, train fields, learner fields); each value a
+    number where it reads as one. A key that is neither a train nor a learner field is an error."""
+    name, sep, rest = text.partition("=")
+    algo, _, items = rest.partition(":")
+    if not sep or not name.strip() or algo.strip() not in LEARNERS:
+        raise SystemExit(f"--variant {text!r}: expected NAME=LEARNER:key=value,... with LEARNER one of {', '.join(LEARNERS)}")
+    algo = algo.strip()
+    train_names = {f.name for f in fields(train.TrainArgs)}
+    learner_names = {f.name for f in fields(train.learner_class(algo).Args)}
+    train_kw: dict = {}
+    learner_kw: dict = {}
+    for item in filter(None, (t.strip() for t in items.split(","))):
+        key, eq, value = (part.strip() for part in item.partition("="))
+        if not eq or key not in train_names | learner_names:
+            raise SystemExit(f"--variant {text!r}: {item!r} is not key=value with key a field of train or of {algo}")
+        for kind in (int, float, str):
+            try:
+                parsed = kind(value)
+                break
+            except ValueError:
+                continue
+        (learner_kw if key in learner_names else train_kw)[key] = parsed
+    return name.strip(), algo, train_kw, learner_kw
 
 
 def first_reaching(lines: list[dict], threshold: float) -> tuple[int | None, int | None]:
@@ -109,6 +141,7 @@ def main(argv=None) -> int:
     p.add_argument("--eval-episodes", type=int, default=128)
     p.add_argument("--embedder", default="hashing", help="critic features of archer/chai: hashing or minilm")
     p.add_argument("--threshold", action="append", default=[], metavar="TASK=VALUE")
+    p.add_argument("--variant", action="append", default=[], metavar="NAME=LEARNER:key=value,...", help="a row NAME: LEARNER with those fields")
     p.add_argument("--jobs", type=int, default=1, help="runs side by side, one torch thread each")
     a = p.parse_args(argv)
     out = Path(a.out)
@@ -116,6 +149,13 @@ def main(argv=None) -> int:
     thresholds = {**THRESHOLDS, **{t.split("=")[0]: float(t.split("=")[1]) for t in a.threshold}}
     actors = dict(t.split("=", 1) for t in a.actor)
     tasks, algos, seeds = a.tasks.split(","), a.learners.split(","), [int(s) for s in a.seeds.split(",")]
+    variants = {name: (name, {}, {}) for name in LEARNERS}
+    for text in a.variant:
+        name, algo, train_kw, learner_kw = variant(text)
+        variants[name] = (algo, train_kw, learner_kw)
+    unknown = [g for g in algos if g not in variants]
+    if unknown:
+        raise SystemExit(f"--learners: {', '.join(unknown)} neither a learner ({', '.join(LEARNERS)}) nor a --variant")
     for task in tasks:
         actors.setdefault(task, str(out / f"actor_{task}"))
         if not (Path(actors[task]) / "config.json").exists():
@@ -123,17 +163,20 @@ def main(argv=None) -> int:
     jobs = {}
     with ProcessPoolExecutor(max_workers=a.jobs) as pool:
         for task in tasks:
-            for algo in algos:
+            for name in algos:
+                algo, train_kw, learner_kw = variants[name]
                 for seed in seeds:
-                    args = train.TrainArgs(scenario=task, actor=f"lm:{actors[task]}", out=str(out / f"{task}_{algo}_s{seed}"),
+                    args = train.TrainArgs(scenario=task, actor=f"lm:{actors[task]}", out=str(out / f"{task}_{name}_s{seed}"),
                                            iterations=a.iterations, seed=seed, rollout_size=a.rollout_size, eval_every=a.eval_every,
                                            eval_episodes=a.eval_episodes, checkpoint_every=5, threads=1)  # fmt: skip
-                    learner = {"embedder": a.embedder} if algo in ("archer", "chai") else {}
-                    jobs[task, algo, seed] = (pool.submit(train_one, algo, args, learner), args)
+                    args = replace(args, **train_kw)
+                    learner = {**({"embedder": a.embedder} if algo in ("archer", "chai") else {}), **learner_kw}
+                    jobs[task, name, seed] = (pool.submit(train_one, algo, args, learner), args, learner)
         runs = []
-        for (task, algo, seed), (job, args) in jobs.items():
-            runs.append({**result(task, algo, seed, job.result(), thresholds[task]), "train_args": asdict(args)})
-            print(json.dumps({k: v for k, v in runs[-1].items() if k != "train_args"}), file=sys.stderr)
+        for (task, name, seed), (job, args, learner) in jobs.items():
+            row = result(task, name, seed, job.result(), thresholds[task])
+            runs.append({**row, "learner_args": learner, "train_args": asdict(args)})
+            print(json.dumps({k: v for k, v in runs[-1].items() if k not in ("train_args", "learner_args")}), file=sys.stderr)
     summary = {f"{t}/{g}": summarize([r for r in runs if (r["task"], r["learner"]) == (t, g)]) for t in tasks for g in algos}
     results = {"command": " ".join(["python", *sys.argv]), "thresholds": thresholds, "actors": actors, "runs": runs, "summary": summary}
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TESTS = ["tests/test_update_rules.py", "tests/test_learners.py", "tests/test_grpo.py", "tests/test_fcp.py", "tests/test_critique_grpo.py"]
+TESTS = ["tests/test_update_rules.py", "tests/test_multitoken.py", "tests/test_learners.py",
+         "tests/test_grpo.py", "tests/test_fcp.py", "tests/test_critique_grpo.py"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,11 @@ EDITS = [
     edit("ppo_no_truncation_bootstrap", "a truncated episode not bootstrapped (V(s') = 0)", "learners/ppo.py",
          ("final_v.get(id(t), 0.0)", "0.0")),
     edit("ppo_value_head_off_by_one", "the value read one position late (at the token, not where it is predicted)", "learners/_policy.py",
-         ("return logp, amask, h[:, -width_a - 1 : -1], h[:, -width_a - 1]", "return logp, amask, h[:, -width_a:], h[:, -width_a - 1]")),
+         ("h[row_idx[:, None], cols], h[row_idx", "h[row_idx[:, None], (cols + 1).clamp(max=width - 1)], h[row_idx")),
+    edit("packed_position_off_by_one", "a packed turn's tokens read one position late in its episode's pass", "learners/_policy.py",
+         ("+ len(prompts[i]) - 1 for i in range", "+ len(prompts[i]) for i in range")),
+    edit("ppo_episode_order_ignored", "PPO's micro-batches in a fixed episode order, not the drawn one", "learners/ppo.py",
+         ("    for e in order:\n", "    for e in sorted(order):\n")),
     edit("ppo_temperature_1", "old (and new) log-probs at temperature 1 whatever the sampling temperature", "learners/ppo.py",
          ("return token_logprobs(Tempered(model, sampling_temperature(self.policy)), ", "return token_logprobs(model, ")),
     edit("ppo_tokenless_dropped", "a step without tokens dropped with its reward", "learners/ppo.py",

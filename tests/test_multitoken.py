@@ -16,8 +16,8 @@ from conftest import save_tiny_lm  # noqa: E402
 
 from feedbackgym.agents.lm import plain_prompt  # noqa: E402
 from feedbackgym.envs.scenario import load_scenario  # noqa: E402
-from feedbackgym.learners import archer  # noqa: E402
-from feedbackgym.learners._policy import Policy, shared_prefix_plan  # noqa: E402
+from feedbackgym.learners import archer, ppo  # noqa: E402
+from feedbackgym.learners._policy import Policy, packing_plan, shared_prefix_plan, token_logprobs  # noqa: E402
 from feedbackgym.learners.bootstrap import actor_segments, collect  # noqa: E402
 from feedbackgym.rollout import Step, Trajectory  # noqa: E402
 
@@ -116,6 +116,45 @@ def test_a_request_other_than_announced_is_drawn_afresh(tiny, episodes):
     learner.fill()
     gens = learner.sample_actions(prompts[2:5], 2)
     assert [len(g) for g in gens] == [2, 2, 2] and not learner._prefetched
+
+
+# ---------------------------------------------------------------------- scoring an episode in one pass
+def test_packing_plan_reads_each_turn_off_its_episode_s_last_turn():
+    seqs = [[1, 2], [7], [1, 2, 3, 4], [1, 2, 3], [7, 8], [1, 2, 3, 4]]
+    roots, root_of = packing_plan(seqs)
+    assert roots == [2, 4, 5]  # in their order; equal rows are both roots
+    assert root_of == [root_of[0], 4, 2, root_of[3], 4, 5] and {root_of[0], root_of[3]} <= {2, 5}
+
+
+def test_packed_scoring_equals_one_pass_per_turn(tiny, episodes):
+    """Every turn of several episodes in one call (one forward pass per episode) gives each
+    token the log-prob, and each predicting position the hidden state, that a pass of its turn
+    alone gives; and the packing does happen (the turns are prefixes of their episode's last)."""
+    policy = Policy.load(tiny)
+    P, A = [], []
+    for ep in episodes[:3]:
+        ids = [policy.encode(p) for p in actor_prompts(ep)][:5]  # turns whose prompt is not cut to the tiny context
+        for cur, nxt in zip(ids, ids[1:]):  # the tokens the next prompt adds: the utterance, the replies
+            assert nxt[: len(cur)] == cur
+            P, A = P + [cur], A + [nxt[len(cur) : len(cur) + 5]]
+        P, A = P + [ids[-1]], A + [policy.tokenizer.encode(" Is it a cat?\n")]
+    roots, _ = packing_plan([p + a for p, a in zip(P, A)])
+    assert len(roots) == 3 < len(P)
+    with torch.no_grad():
+        logp, mask, h, h_prompt = token_logprobs(policy.model, P, A, policy.pad_id, hidden=True)
+        w = logp.shape[1]
+        for i, (p, a) in enumerate(zip(P, A)):
+            lp1, m1, h1, hp1 = token_logprobs(policy.model, [p], [a], policy.pad_id, hidden=True)
+            assert mask[i, w - len(a) :].tolist() == [1.0] * len(a) and mask[i, : w - len(a)].sum() == 0
+            assert torch.allclose(logp[i, w - len(a) :], lp1[0], atol=1e-5), i
+            assert torch.allclose(h[i, w - len(a) :], h1[0], atol=1e-5), i
+            assert torch.allclose(h_prompt[i], hp1[0], atol=1e-5), i
+
+
+def test_ppo_micro_batches_are_whole_episodes_in_the_drawn_order():
+    episode = [0, 0, 0, 1, 1, 2, 2, 2, 2, 3]
+    assert ppo.episode_batches(episode, [2, 0, 3, 1], size=5) == [[5, 6, 7, 8], [0, 1, 2, 9], [3, 4]]
+    assert ppo.episode_batches(episode, [2, 0, 3, 1], size=2) == [[5, 6, 7, 8], [0, 1, 2], [9], [3, 4]]
 
 
 # ---------------------------------------------------------------------- a pretrained start with LoRA

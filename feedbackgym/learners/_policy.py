@@ -45,16 +45,35 @@ def token_logprobs(model, prompts: Sequence[Sequence[int]], actions: Sequence[Se
     Returns ``(logp, amask)`` of shape ``(n, A)`` with ``A`` the longest action: actions are
     right-aligned (row i's tokens fill its last ``len(actions[i])`` columns, ``amask`` marks them).
     With ``hidden=True`` also the last layer's states at the positions that *predict* those
-    tokens ``(n, A, d)`` and at the prompt's last token ``(n, d)`` (for a value head)."""
+    tokens ``(n, A, d)`` and at the prompt's last token ``(n, d)`` (for a value head).
+
+    **Packed**: a row whose ``prompt + action`` is a prefix of another row's (an earlier turn of
+    the same episode, whose transcript the later prompt extends) is read off that row's forward
+    pass: a causal LM's outputs at a position depend only on the tokens up to it, so the model
+    runs once per chain of turns, not once per turn (`packing_plan`). The values are those of a
+    pass per row up to float rounding (matrix shapes differ); rows that share no prefix run as
+    before, in their order."""
     device = next(model.parameters()).device
     width_a = max(1, max(len(a) for a in actions))
-    ids, mask, pos = left_pad([list(p) + list(a) for p, a in zip(prompts, actions)], pad_id)
+    seqs = [list(p) + list(a) for p, a in zip(prompts, actions)]
+    roots, root_of = packing_plan(seqs)
+    ids, mask, pos = left_pad([seqs[r] for r in roots], pad_id)
     ids, mask, pos = ids.to(device), mask.to(device), pos.to(device)
-    extra = {"logits_to_keep": width_a + 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+    width = ids.shape[1]
+    slot = {r: k for k, r in enumerate(roots)}
+    # row i's action token j sits at column (pad of its root) + len(prompt) + j of its root's row;
+    # it is predicted at the column before. Columns of a row's unused (left) action slots repeat
+    # its first predicting column and are masked out.
+    row_idx = torch.tensor([slot[root_of[i]] for i in range(len(seqs))], device=device)
+    starts = [width - len(seqs[root_of[i]]) + len(prompts[i]) - 1 for i in range(len(seqs))]
+    cols = torch.tensor([[max(0, s + max(0, j - (width_a - len(a)))) for j in range(width_a)] for s, a in zip(starts, actions)], device=device)
+    keep = width - min(min(starts), width - width_a - 1)
+    extra = {"logits_to_keep": keep} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
     out = model(input_ids=ids, attention_mask=mask, position_ids=pos, output_hidden_states=hidden, **extra)
-    logits = out.logits[:, -width_a - 1 : -1].float()
-    targets = ids[:, -width_a:]
-    logp = torch.log_softmax(logits, -1).gather(-1, targets[..., None]).squeeze(-1)
+    logits = out.logits[:, -keep:] if out.logits.shape[1] > keep else out.logits
+    picked = logits[row_idx[:, None], cols - (width - logits.shape[1])].float()
+    targets = ids[row_idx[:, None], (cols + 1).clamp(max=width - 1)]
+    logp = torch.log_softmax(picked, -1).gather(-1, targets[..., None]).squeeze(-1)
     amask = torch.zeros_like(logp)
     for i, a in enumerate(actions):
         if len(a):
@@ -63,7 +82,19 @@ def token_logprobs(model, prompts: Sequence[Sequence[int]], actions: Sequence[Se
     if not hidden:
         return logp, amask
     h = out.hidden_states[-1]
-    return logp, amask, h[:, -width_a - 1 : -1], h[:, -width_a - 1]
+    return logp, amask, h[row_idx[:, None], cols], h[row_idx, torch.tensor(starts, device=device)]
+
+
+def packing_plan(seqs: Sequence[Sequence[int]]) -> tuple[list[int], list[int]]:
+    """``(roots, root_of)``: the rows to run (no strict prefix of another row; in their order) and,
+    for each row, the root whose sequence starts with its own (itself for a root)."""
+    plan = shared_prefix_plan(seqs, batch_tokens=2**62, max_rows=2**62)
+    roots = sorted(r for batch, _ in plan for r in batch)
+    root_of = list(range(len(seqs)))
+    for _, followers in plan:
+        for i, r in followers.items():
+            root_of[i] = r
+    return roots, root_of
 
 
 class Policy:

@@ -16,7 +16,9 @@ Every token is an action. Per iteration, on the episodes just collected (on-poli
    and ``gae_lambda`` from an utterance's last token to the next utterance's first; after the last
    utterance the next value is 0 when the episode terminated and V(s') when it was truncated;
    returns = advantages + values; advantages whitened over the iteration's tokens;
-4. ``update_epochs`` passes over utterance minibatches (`PPO.loss`): the clipped ratio loss on
+4. ``update_epochs`` passes over micro-batches of whole episodes (`episode_batches`; LMRL-Gym's
+   PPO trains on whole trajectories too), so that the model runs once per episode and each turn
+   is read off the last turn's pass (`token_logprobs` packs them), with `PPO.loss`: the clipped ratio loss on
    the whitened advantages (`policy_loss`) plus ``vf_coef`` x the value loss (`value_loss`;
    unclipped unless ``clip_vloss``: returns here span about -13..0 and a ±0.2 clip on each value
    change slowed the head, see docs/learners.md).
@@ -43,7 +45,7 @@ class Args(PPOArgs, LMOptimArgs):
     GPT-2; see docs/learners.md for the measurement behind this one), ``gamma`` 0.95 per
     utterance (as ArCHer's; tokens inside an utterance are not discounted), ``gae_lambda`` 0.95 and
     ``clip_coef`` 0.2 (LMRL-Gym), ``update_epochs`` 2 passes over the iteration's utterances,
-    ``vf_coef`` 0.5, ``batch_size`` 16 utterances per micro-batch, ``grad_accum`` 2,
+    ``vf_coef`` 0.5, ``batch_size`` 16 utterances per micro-batch (whole episodes, at least one), ``grad_accum`` 2,
     ``max_grad_norm`` 1.0."""
 
     critic_lr: float = 1e-3
@@ -168,6 +170,25 @@ class Batch:
     returns: torch.Tensor
     """GAE advantages (before whitening) + values: the value head's targets"""
     kl: list[float]
+    episode: list[int]
+    """the episode each utterance belongs to (its trajectory's index in the iteration)"""
+
+
+def episode_batches(episode: list[int], order: list[int], size: int) -> list[list[int]]:
+    """Micro-batches of utterance rows, each of whole episodes taken in ``order`` (episode indices):
+    an episode joins the current micro-batch while its utterances stay within ``size`` (one episode
+    longer than ``size`` is a micro-batch of its own)."""
+    rows: dict[int, list[int]] = {}
+    for r, e in enumerate(episode):
+        rows.setdefault(e, []).append(r)
+    out: list[list[int]] = [[]]
+    for e in order:
+        if e not in rows:
+            continue
+        if out[-1] and len(out[-1]) + len(rows[e]) > size:
+            out.append([])
+        out[-1].extend(rows[e])
+    return [mb for mb in out if mb]
 
 
 # ---------------------------------------------------------------------- the learner
@@ -207,6 +228,7 @@ class PPO(Learner):
         a = self.args
         episodes = [fold_tokenless(t.steps, a.gamma) for t in trajectories]
         steps = [s for ep in episodes for s in ep]
+        episode = [e for e, ep in enumerate(episodes) for _ in ep]
         if not steps:
             return None
         prompts = [self.policy.encode(s.prompt) for s, _, _ in steps]
@@ -241,7 +263,7 @@ class PPO(Learner):
         for j in range(len(steps)):
             A[j, A.shape[1] - n[j] :] = (torch.tensor(adv_rows[j]) - mu) / sd
             R[j, R.shape[1] - n[j] :] = torch.tensor(ret_rows[j])
-        return Batch(prompts, actions, n, old, values, A, R, kls)
+        return Batch(prompts, actions, n, old, values, A, R, kls, episode)
 
     def loss(self, b: Batch, rows: list[int], stats: dict | None = None) -> torch.Tensor:
         """Step 4's loss on the utterances ``rows`` of ``b``: policy loss + vf_coef * value loss."""
@@ -264,13 +286,11 @@ class PPO(Learner):
             return {}
         stats = {"pg_loss": [], "value_loss": [], "clipfrac": []}
         params = list(self.policy.model.parameters()) + list(self.value.parameters())
-        chunk = a.batch_size * a.grad_accum
         for _ in range(a.update_epochs):
-            order = self.rng.permutation(len(b.n)).tolist()
-            for s in range(0, len(order), chunk):
-                rows = order[s : s + chunk]
-                micro = [rows[j : j + a.batch_size] for j in range(0, len(rows), a.batch_size)]
-                accumulate(micro, lambda mb: self.loss(b, mb, stats))
+            order = self.rng.permutation(max(b.episode) + 1).tolist()
+            micro = episode_batches(b.episode, order, a.batch_size)
+            for s in range(0, len(micro), a.grad_accum):
+                accumulate(micro[s : s + a.grad_accum], lambda mb: self.loss(b, mb, stats))
                 clipped_step(self.opt, params, a.max_grad_norm)
         self.policy.forget()
         return {**{k: float(np.mean(v)) for k, v in stats.items()}, "kl": float(np.mean(b.kl)), "explained_variance": explained_variance(b)}

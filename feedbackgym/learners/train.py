@@ -505,8 +505,10 @@ def cmd_train(ns: argparse.Namespace) -> int:
         lines = run(ns.algo, args, cls.Args(**given(ns, cls.Args)), quiet=ns.quiet)
     ev = [m for m in read_metrics(Path(args.out) / "metrics.jsonl") if "eval_return" in m]
     if ev:
+        n_eval = json.loads((Path(args.out) / "args.json").read_text())["train"]["eval_episodes"]
         print(f"{ns.algo}: evaluation return {ev[0]['eval_return']:.2f} -> {ev[-1]['eval_return']:.2f} "
-              f"(success {ev[0]['eval_success']:.0%} -> {ev[-1]['eval_success']:.0%}) over {ev[-1]['episodes']} episodes; "
+              f"(success {ev[0]['eval_success']:.0%} -> {ev[-1]['eval_success']:.0%}; {n_eval} evaluation episodes each) "
+              f"after {ev[-1]['episodes']} training episodes; "
               f"{len(lines)} new metric lines in {args.out}/metrics.jsonl, curve in {args.out}/curve.png")  # fmt: skip
     return 0
 
