@@ -47,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from sample_efficiency import t_interval, train_one
+from sample_efficiency import key_values, t_interval, train_one
 
 from feedbackgym.envs.scenario import load_scenario
 from feedbackgym.learners import train
@@ -71,22 +71,6 @@ def kind_scenario(out: Path, kind: str | None) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return str(path)
-
-
-def fields(text: str) -> dict:
-    """``key=value,...`` as a dict, each value a number where it reads as one (8, 1e-4)."""
-    out = {}
-    for item in filter(None, (t.strip() for t in text.split(","))):
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--learner: {item!r} is not key=value")
-        for kind in (int, float, str):
-            try:
-                out[key.strip()] = kind(value.strip())
-                break
-            except ValueError:
-                continue
-    return out
 
 
 #: episode metrics averaged over the first and the last evaluation (judged_qa's: the first answer
@@ -151,7 +135,7 @@ def main(argv=None) -> int:
     jobs = {}
     with ProcessPoolExecutor(max_workers=a.jobs) as pool:
         for name, algo, scenario, extra in cells(a):
-            learner = {**fields(a.learner), **{k: v for k, v in extra.items() if k != "seats"}}
+            learner = {**key_values(a.learner, "--learner"), **{k: v for k, v in extra.items() if k != "seats"}}
             for seed in seeds:
                 folder = out / experiment / f"{name.replace('/', '_').replace(' ', '_')}_s{seed}"
                 args = train.TrainArgs(scenario=scenario, actor=f"lm:{a.actor}", out=str(folder), iterations=a.iterations,

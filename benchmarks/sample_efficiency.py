@@ -48,6 +48,22 @@ LEARNERS = ("archer", "ppo", "filtered_bc", "chai", "grpo", "fcp")
 THRESHOLDS = {"twenty_questions": -12.0, "guess_number": 0.75}
 
 
+def key_values(text: str, flag: str) -> dict:
+    """``key=value,...`` as a dict, each value a number where it reads as one (8, 1e-4)."""
+    out = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"{flag}: {item!r} is not key=value")
+        for kind in (int, float, str):
+            try:
+                out[key.strip()] = kind(value.strip())
+                break
+            except ValueError:
+                continue
+    return out
+
+
 def variant(text: str) -> tuple[str, str, dict, dict]:
     """``NAME=LEARNER:key=value,...`` as (name, learner, train fields, learner fields); each value a
     number where it reads as one. A key that is neither a train nor a learner field is an error."""
@@ -58,19 +74,12 @@ def variant(text: str) -> tuple[str, str, dict, dict]:
     algo = algo.strip()
     train_names = {f.name for f in fields(train.TrainArgs)}
     learner_names = {f.name for f in fields(train.learner_class(algo).Args)}
-    train_kw: dict = {}
-    learner_kw: dict = {}
-    for item in filter(None, (t.strip() for t in items.split(","))):
-        key, eq, value = (part.strip() for part in item.partition("="))
-        if not eq or key not in train_names | learner_names:
-            raise SystemExit(f"--variant {text!r}: {item!r} is not key=value with key a field of train or of {algo}")
-        for kind in (int, float, str):
-            try:
-                parsed = kind(value)
-                break
-            except ValueError:
-                continue
-        (learner_kw if key in learner_names else train_kw)[key] = parsed
+    given = key_values(items, f"--variant {text!r}")
+    unknown = [k for k in given if k not in train_names | learner_names]
+    if unknown:
+        raise SystemExit(f"--variant {text!r}: {', '.join(unknown)} not a field of train or of {algo}")
+    train_kw = {k: v for k, v in given.items() if k not in learner_names}
+    learner_kw = {k: v for k, v in given.items() if k in learner_names}
     return name.strip(), algo, train_kw, learner_kw
 
 
