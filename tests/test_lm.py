@@ -111,6 +111,28 @@ def test_prompt_cache_changes_nothing(lm_dir):
     assert set(cached._kv) == {"a", "b", "c"} and not fresh._kv
 
 
+def test_the_reserved_cache_layer_holds_what_concatenation_would_and_grows_past_its_room():
+    """Decoding writes each new position into room reserved ahead (no copy of the cache a
+    token); past the room it grows; either way it holds what `DynamicLayer` would."""
+    from transformers.cache_utils import DynamicLayer
+
+    from feedbackgym.agents.lm import ReservedLayer
+
+    g = torch.Generator().manual_seed(0)
+    k0, v0 = torch.randn(3, 2, 5, 4, generator=g), torch.randn(3, 2, 5, 4, generator=g)
+    plain, reserved = DynamicLayer(), ReservedLayer.around(k0, v0, room=2)
+    plain.update(k0, v0)
+    buffer = reserved._buf[0].data_ptr()
+    for new in (1, 1, 3, 1):  # the third step is past the room
+        k, v = torch.randn(3, 2, new, 4, generator=g), torch.randn(3, 2, new, 4, generator=g)
+        want, got = plain.update(k, v), reserved.update(k, v)
+        assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+        assert reserved.get_seq_length() == plain.get_seq_length()
+        if new == 1 and plain.get_seq_length() <= 7:
+            assert reserved._buf[0].data_ptr() == buffer  # written in place
+    assert reserved._buf[0].data_ptr() != buffer
+
+
 def test_logprobs_of_greedy_output_match_a_separate_forward_pass(greedy):
     for g in greedy.generate_text(PROMPTS, seeds=[0, 0, 0]):
         ids = torch.tensor([greedy.encode(g.prompt) + g.token_ids])

@@ -55,10 +55,11 @@ def test_shared_prefix_plan_groups_each_prompt_under_its_longest_extension():
     plan = shared_prefix_plan(ids, batch_tokens=8, max_rows=256)
     roots = [r for batch, _ in plan for r in batch]
     followers = {i: r for _, f in plan for i, r in f.items()}
-    # [1,2] and [1,2,3] are prefixes of [1,2,3,4] (rows 1 and 4, both roots: equal prompts);
-    # [5] of [5,6,7]; [9,9] stands alone. Roots go by length, cut at 8 tokens a batch (rows x longest).
-    assert sorted(roots) == [1, 4, 5, 6] and followers == {0: 1, 3: 1, 2: 5}
-    assert [batch for batch, _ in plan] == [[6, 5], [1, 4]]
+    # [1,2] and [1,2,3] are prefixes of [1,2,3,4] (rows 1 and 4: one root for the equal prompts,
+    # the first); [5] of [5,6,7]; [9,9] stands alone. Roots go by length, cut at 8 tokens a batch
+    # (rows x longest).
+    assert sorted(roots) == [1, 5, 6] and followers == {0: 1, 3: 1, 4: 1, 2: 5}
+    assert [batch for batch, _ in plan] == [[6, 5], [1]]
     for batch, f in plan:  # a follower is in its root's batch
         assert all(r in batch for r in f.values())
 
@@ -122,8 +123,8 @@ def test_a_request_other_than_announced_is_drawn_afresh(tiny, episodes):
 def test_packing_plan_reads_each_turn_off_its_episode_s_last_turn():
     seqs = [[1, 2], [7], [1, 2, 3, 4], [1, 2, 3], [7, 8], [1, 2, 3, 4]]
     roots, root_of = packing_plan(seqs)
-    assert roots == [2, 4, 5]  # in their order; equal rows are both roots
-    assert root_of == [root_of[0], 4, 2, root_of[3], 4, 5] and {root_of[0], root_of[3]} <= {2, 5}
+    assert roots == [2, 4]  # in their order; of equal rows the first is the root
+    assert root_of == [2, 4, 2, 2, 4, 2]
 
 
 def test_packed_scoring_equals_one_pass_per_turn(tiny, episodes):

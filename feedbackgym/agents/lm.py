@@ -321,7 +321,8 @@ class LMAgent:
             mask[i, width_c - c : width_c] = 1
             mask[i, width_c + width_m - len(f) :] = 1
             positions[i, width_m - len(f) :] = torch.arange(c, c + len(f))
-        past = self._batch_cache(reuse, width_c) if width_c else None
+        room = width_m + opts.max_new_tokens  # positions this call adds to the cache at most
+        past = self._batch_cache(reuse, width_c, room) if width_c else None
         # One uniform draw per row and token, from the row's own generator: row i's sample does
         # not depend on the other rows of the batch.
         uniforms = torch.stack(
@@ -333,6 +334,8 @@ class LMAgent:
         out = self.model(
             input_ids=ids, attention_mask=mask, position_ids=positions, cache=past, use_cache=True, **extra
         )
+        if past is None and _plain_cache(out.cache):  # decode into reserved room, not by concatenation
+            out.cache.layers = [ReservedLayer.around(la.keys, la.values, opts.max_new_tokens) for la in out.cache.layers]
         tokens: list[list[int]] = [[] for _ in range(n)]
         logprobs: list[list[float]] = [[] for _ in range(n)]
         live, fed = list(range(n)), 0  # fed: decoding steps whose tokens went into the cache
@@ -360,28 +363,31 @@ class LMAgent:
         self._keep(keys, prompts, tokens, reuse, fresh, out.cache, width_c, width_m, fed)
         return tokens, logprobs
 
-    def _batch_cache(self, reuse: list[tuple[int, torch.Tensor | None]], width: int) -> DynamicCache:
-        """The rows' cached prefixes as one left-padded cache ``width`` positions long."""
+    def _batch_cache(self, reuse: list[tuple[int, torch.Tensor | None]], width: int, room: int) -> DynamicCache:
+        """The rows' cached prefixes as one left-padded cache ``width`` positions long, with
+        ``room`` more reserved."""
         kv0 = next(kv for _, kv in reuse if kv is not None)  # (layers, 2, heads, length, head_dim)
         layers, _, heads, _, dim = kv0.shape
-        buf = kv0.new_zeros((layers, 2, len(reuse), heads, width, dim))
+        buf = kv0.new_zeros((layers, 2, len(reuse), heads, width + room, dim))
         for i, (c, kv) in enumerate(reuse):
             if c:
-                buf[:, :, i, :, width - c :] = kv
-        return DynamicCache(ddp_cache_data=[(buf[layer, 0], buf[layer, 1]) for layer in range(layers)])
+                buf[:, :, i, :, width - c : width] = kv
+        cache = DynamicCache()
+        cache.layers = [ReservedLayer(buf[layer, 0], buf[layer, 1], width) for layer in range(layers)]
+        return cache
 
     def _keep(self, keys, prompts, tokens, reuse, fresh, cache, width_c: int, width_m: int, fed: int) -> None:
         """Store each keyed row's KV, real positions only: its prompt and the generated tokens that
         were fed back, for the conversation's next turn (whose prompt starts with them)."""
         if not self.options.prompt_cache or not _plain_cache(cache) or all(k is None for k in keys):
             return
-        kv = torch.stack([torch.stack([layer.keys, layer.values]) for layer in cache.layers])  # (L, 2, B, H, T, D)
         end = width_c + width_m
         for i, key in enumerate(keys):
             if key is None:
                 continue
             (c, _), f, g = reuse[i], len(fresh[i]), min(len(tokens[i]), fed)
-            row = torch.cat([kv[:, :, i, :, width_c - c : width_c], kv[:, :, i, :, end - f : end + g]], dim=3)
+            real = torch.cat([torch.arange(width_c - c, width_c), torch.arange(end - f, end + g)]).to(self.device)
+            row = torch.stack([torch.stack([la.keys[i], la.values[i]]).index_select(2, real) for la in cache.layers])
             self._kv[key] = (prompts[i] + tokens[i][:g], row)
             self._kv.move_to_end(key)
         while len(self._kv) > self.options.prompt_cache:
@@ -391,7 +397,40 @@ class LMAgent:
 def _plain_cache(cache) -> bool:
     """A cache of full-attention layers, whose rows can be cut out and padded back together
     (sliding-window, hybrid and recurrent caches cannot)."""
-    return isinstance(cache, DynamicCache) and all(type(layer) is DynamicLayer for layer in cache.layers)
+    return isinstance(cache, DynamicCache) and all(type(layer) in (DynamicLayer, ReservedLayer) for layer in cache.layers)
+
+
+class ReservedLayer(DynamicLayer):
+    """A full-attention cache layer that writes new positions into room reserved ahead instead
+    of concatenating them (`DynamicLayer` copies the whole cache at every decoded token; for a
+    small model that copying, not the arithmetic, was most of a batch's decoding time).
+    ``keys``/``values`` are views of the filled part of the ``(batch, heads, capacity, head_dim)``
+    buffers; out of room, it grows as `DynamicLayer` would."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, length: int):
+        super().__init__()
+        self.device, self.is_initialized = keys.device, True
+        self._buf, self._n = (keys, values), length
+        self.keys, self.values = keys[..., :length, :], values[..., :length, :]
+
+    @classmethod
+    def around(cls, keys: torch.Tensor, values: torch.Tensor, room: int) -> ReservedLayer:
+        """A layer holding ``keys``/``values`` (copied once) with ``room`` positions to spare."""
+        b, h, t, d = keys.shape
+        buf = keys.new_empty((2, b, h, t + room, d))
+        buf[0, :, :, :t], buf[1, :, :, :t] = keys, values
+        return cls(buf[0], buf[1], t)
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+        n, new = self._n, key_states.shape[-2]
+        if n + new > self._buf[0].shape[-2]:
+            grown = ReservedLayer.around(self.keys, self.values, max(new, n))
+            self._buf = grown._buf
+        k, v = self._buf
+        k[..., n : n + new, :], v[..., n : n + new, :] = key_states, value_states
+        self._n = n + new
+        self.keys, self.values = k[..., : self._n, :], v[..., : self._n, :]
+        return self.keys, self.values
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:

@@ -211,11 +211,13 @@ def _frozen_not_missing(module, incompatible) -> None:
 
 
 def shared_prefix_plan(ids: Sequence[Sequence[int]], batch_tokens: int, max_rows: int = 256) -> list[tuple[list[int], dict[int, int]]]:
-    """Batches for sampling many prompts (token ids) at once: ``[(roots, followers)]``. A root is
-    a row whose prompt is no strict prefix of another row's; roots are sorted by length and cut
-    into batches of at most ``max_rows`` rows and ``batch_tokens`` tokens (rows x the longest
-    prompt). ``followers`` maps each other row to a root of the same batch whose prompt starts
-    with its own: the longest of its chain (an episode's latest drawn turn).
+    """Batches for sampling many prompts (token ids) at once: ``[(roots, followers)]``. A root is a
+    row whose prompt is no strict prefix of another row's, one per distinct prompt (the first
+    row that has it); roots are sorted by length and cut into batches of at most ``max_rows``
+    rows and ``batch_tokens`` tokens (rows x the longest prompt). ``followers`` maps each other
+    row to a root of the same batch whose prompt starts with its own: the longest of its chain
+    (an episode's latest drawn turn), or the root of an equal prompt (CHAI's and GRPO's k draws
+    of one state run its prompt through the model once).
 
     Sorted, a prompt that is a prefix of others comes right before them, so each distinct
     prompt's chain is its run of neighbours that each extend the one before."""
@@ -227,7 +229,7 @@ def shared_prefix_plan(ids: Sequence[Sequence[int]], batch_tokens: int, max_rows
     end: dict[tuple[int, ...], tuple[int, ...]] = {}
     for u in reversed(uniq):
         end[u] = end[longer[u]] if u in longer else u
-    roots = sorted((i for u in uniq if end[u] == u for i in groups[u]), key=lambda i: (len(ids[i]), i))
+    roots = sorted((groups[u][0] for u in uniq if end[u] == u), key=lambda i: (len(ids[i]), i))
     batches: list[list[int]] = [[]]
     for r in roots:
         if batches[-1] and (len(batches[-1]) >= max_rows or (len(batches[-1]) + 1) * len(ids[r]) > batch_tokens):
@@ -236,9 +238,9 @@ def shared_prefix_plan(ids: Sequence[Sequence[int]], batch_tokens: int, max_rows
     where = {r: k for k, batch in enumerate(batches) for r in batch}
     plan: list[tuple[list[int], dict[int, int]]] = [(batch, {}) for batch in batches]
     for u in uniq:
-        if end[u] != u:
-            root = groups[end[u]][0]
-            for i in groups[u]:
+        root = groups[end[u]][0]
+        for i in groups[u]:
+            if i != root:
                 plan[where[root]][1][i] = root
     return plan
 

@@ -38,12 +38,14 @@ class CHAI(archer.ArCHer):
     def actor_frozen(self, iteration: int) -> bool:
         return True  # whatever warmup_iters says
 
-    def best_of_k(self, prompts: list[str], seeds_: list[int]) -> list:
+    def best_of_k(self, prompts: list[str], seeds_: list[int], keys: list | None = None) -> list:
         """Per prompt, the best of ``k`` samples of the frozen actor by min(Qbar1, Qbar2); the
-        candidates of prompt i are drawn with seeds derived from ``seeds_[i]``."""
+        candidates of prompt i are drawn with seeds derived from ``seeds_[i]``. With ``keys``
+        (conversations, in a rollout) the k candidates of a turn share its conversation's KV
+        cache, which then feeds only the tokens new since the turn before."""
         k = self.args.k
         sub = [int(x) for s in seeds_ for x in np.random.SeedSequence(int(s) % 2**63).generate_state(k, np.uint64)]
-        gens = self.policy.sample([p for p in prompts for _ in range(k)], sub)
+        gens = self.policy.sample([p for p in prompts for _ in range(k)], sub, None if keys is None else [key for key in keys for _ in range(k)])
         with torch.no_grad():
             es = self.features(self.target, [p for p in prompts for _ in range(k)])
             q1, q2 = self.target.q(es, self.features(self.target, [g.text for g in gens]))
@@ -52,7 +54,7 @@ class CHAI(archer.ArCHer):
         return [gens[i * k + b] for i, b in enumerate(best)]
 
     def act(self, prompts, seeds_, keys=None):
-        return self.best_of_k(list(prompts), list(seeds_))
+        return self.best_of_k(list(prompts), list(seeds_), None if keys is None else list(keys))
 
     def v_sample_requests(self, batch: list) -> list:
         """None to draw ahead: a best-of-k choice needs the target critic as it is when the
