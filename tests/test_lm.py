@@ -133,6 +133,24 @@ def test_the_reserved_cache_layer_holds_what_concatenation_would_and_grows_past_
     assert reserved._buf[0].data_ptr() != buffer
 
 
+def test_decoding_into_reserved_room_draws_what_concatenation_draws(lm_dir, monkeypatch):
+    """The same sampled tokens and log-probs from a conversation's cached turns, with the cache
+    reserved ahead (the default) or grown by concatenation (transformers' own)."""
+    runs = {}
+    for reserve in (True, False):
+        monkeypatch.setattr(LMAgent, "reserve_cache", reserve)
+        agent = LMAgent.from_pretrained(lm_dir, temperature=1.0, max_new_tokens=6, stop=["zzz"])
+        conversations, got = list(PROMPTS), []
+        for _ in range(3):
+            gens = agent.generate_text(conversations, seeds=[4, 5, 6], keys=["a", "b", "c"])
+            got.append([(g.token_ids, g.logprobs) for g in gens])
+            conversations = [c + " " + g.text + "\nuser: No.\nactor:" for c, g in zip(conversations, gens)]
+        runs[reserve] = got
+    for turn_a, turn_b in zip(runs[True], runs[False]):
+        assert [t for t, _ in turn_a] == [t for t, _ in turn_b]
+        assert [lp for _, lp in turn_a] == [pytest.approx(lp, abs=1e-5) for _, lp in turn_b]
+
+
 def test_logprobs_of_greedy_output_match_a_separate_forward_pass(greedy):
     for g in greedy.generate_text(PROMPTS, seeds=[0, 0, 0]):
         ids = torch.tensor([greedy.encode(g.prompt) + g.token_ids])

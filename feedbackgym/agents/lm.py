@@ -196,6 +196,10 @@ def with_model_defaults(options: LMOptions, generation_config) -> LMOptions:
 class LMAgent:
     """A causal LM in any role; ``generate`` also returns token ids and log-probs."""
 
+    #: decode into a KV cache with room reserved ahead (`ReservedLayer`); False: transformers'
+    #: `DynamicLayer`, which concatenates at every token (benchmarks/decode_cost.py compares them)
+    reserve_cache = True
+
     def __init__(self, model, tokenizer, options: LMOptions = LMOptions(), name: str = "lm"):
         options = with_model_defaults(options, getattr(model, "generation_config", None))
         settle_threads(sum(p.numel() for p in model.parameters()))
@@ -334,7 +338,7 @@ class LMAgent:
         out = self.model(
             input_ids=ids, attention_mask=mask, position_ids=positions, cache=past, use_cache=True, **extra
         )
-        if past is None and _plain_cache(out.cache):  # decode into reserved room, not by concatenation
+        if past is None and self.reserve_cache and _plain_cache(out.cache):  # decode into reserved room
             out.cache.layers = [ReservedLayer.around(la.keys, la.values, opts.max_new_tokens) for la in out.cache.layers]
         tokens: list[list[int]] = [[] for _ in range(n)]
         logprobs: list[list[float]] = [[] for _ in range(n)]
@@ -372,6 +376,8 @@ class LMAgent:
         for i, (c, kv) in enumerate(reuse):
             if c:
                 buf[:, :, i, :, width - c : width] = kv
+        if not self.reserve_cache:
+            return DynamicCache(ddp_cache_data=[(buf[layer, 0, ..., :width, :], buf[layer, 1, ..., :width, :]) for layer in range(layers)])
         cache = DynamicCache()
         cache.layers = [ReservedLayer(buf[layer, 0], buf[layer, 1], width) for layer in range(layers)]
         return cache
