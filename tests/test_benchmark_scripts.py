@@ -4,6 +4,7 @@ finished run back instead of training it again and resumes an interrupted one.""
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import sys
@@ -97,3 +98,38 @@ def test_a_finished_run_is_read_back_and_an_interrupted_one_resumed(tmp_path, ti
     again = (run / "metrics.jsonl").read_text()
     assert again.startswith(first) and [json.loads(x)["iteration"] for x in again.splitlines()] == [0, 1, 2]
     assert json.loads((out / "results.json").read_text())["runs"][0]["episodes"] == 4
+
+
+# ---------------------------------------------------------------------- language_feedback.py
+sys.path.insert(0, str(ROOT / "benchmarks"))  # it imports sample_efficiency as its neighbour
+lf = script("language_feedback")
+
+
+def test_the_kinds_experiment_s_scenarios_give_one_feedback_kind_each_or_no_critic(tmp_path):
+    from feedbackgym.envs.scenario import load_scenario
+
+    for kind in lf.KINDS:
+        scenario = load_scenario(lf.kind_scenario(tmp_path, kind))
+        assert scenario.feedback.kinds == [kind] and "critic" in scenario.protocol.order
+    bare = load_scenario(lf.kind_scenario(tmp_path, None))
+    assert "critic" not in bare.roles and "critic" not in bare.protocol.order
+
+
+def test_each_experiment_s_cells_put_the_judge_and_the_positive_condition_where_they_belong(tmp_path):
+    def cells(**kw):
+        ns = argparse.Namespace(**{"experiment": "equal", "scenario": "guess_number", "out": str(tmp_path), "judges": "constructive,malicious-none", **kw})
+        return lf.cells(ns)
+
+    assert [(n, algo, extra) for n, algo, _, extra in cells()] == [("fcp", "fcp", {}), ("grpo", "grpo", {}), ("filtered_bc", "filtered_bc", {})]
+    qa = {n: extra for n, _, _, extra in cells(scenario="judged_qa")}
+    assert qa["fcp"] == {"seats": "judge=scripted:constructive", "positive": lf.APPROVAL} and qa["grpo"] == {"seats": "judge=scripted:constructive"}
+    deception = cells(experiment="deception")
+    assert [extra["seats"] for *_, extra in deception] == ["judge=scripted:constructive", "judge=scripted:malicious-none"]
+    assert [n for n, *_ in cells(experiment="kinds")] == [f"fcp/{k}" for k in lf.KINDS] + ["fcp/no critic"]
+
+
+def test_first_and_last_average_the_first_and_last_evaluations_episode_metrics(tmp_path):
+    records = [{"metrics": {"initial_correct": float(i < 2), "n_invalid": i}} for i in range(4)] + [{"metrics": {"n_invalid": 9}}]
+    (tmp_path / "eval.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    got = lf.first_and_last(tmp_path, 2)  # the first two records, the last two
+    assert got == {"start_initial_correct": 1.0, "final_initial_correct": 0.0, "start_n_invalid": 0.5, "final_n_invalid": 6.0}
