@@ -123,3 +123,7 @@ def test_lm_learners_need_an_actor_and_a_known_face(tmp_path, capsys):
     assert train.main(["archer", "--actor", "lm:x", "--face", "parallel", "--out", str(tmp_path / "b")]) == 2
     assert "--face 'parallel': expected one of gymnasium, pettingzoo" in capsys.readouterr().err
     assert not (tmp_path / "a" / "args.json").exists()  # refused before the run folder holds a run
+    for device, says in (("tpu", "not a torch device"), ("cuda:99", "torch sees"), ("meta", "expected cpu, cuda or cuda:N")):
+        assert train.main(["grpo", "--actor", "lm:x", "--device", device, "--out", str(tmp_path / "c")]) == 2
+        assert f"--device {device!r}: " in (err := capsys.readouterr().err) and says in err, err
+    assert not (tmp_path / "c").exists()

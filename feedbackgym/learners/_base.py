@@ -50,6 +50,12 @@ class Learner:
         self.policy, self.args = policy, args
         self.rng = np.random.default_rng(np.random.SeedSequence([seed, 0x1EA2]))
 
+    @property
+    def device(self) -> torch.device:
+        """Where the policy's weights are (`feedbackgym train --device`): the learner's own
+        modules and tensors go there too."""
+        return next(self.policy.model.parameters()).device
+
     def act(self, prompts: Sequence[str], seeds_: Sequence[int], keys: Sequence | None = None):
         return self.policy.sample(prompts, seeds_, keys)
 

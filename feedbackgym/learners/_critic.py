@@ -52,6 +52,7 @@ class MiniLMEncoder(nn.Module):
 
     def forward(self, texts: Sequence[str]) -> torch.Tensor:
         batch = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        batch = batch.to(self.model.device)
         states = self.model(**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
         return nn.functional.normalize((states * mask).sum(1) / mask.sum(1).clamp(min=1), dim=-1)
@@ -96,7 +97,7 @@ class Features:
     def __call__(self, critic: DoubleCritic, texts: Sequence[str]) -> torch.Tensor:
         if critic.encoder is not None:
             return critic.encoder(texts)
-        return self.cache(texts)
+        return self.cache(texts).to(next(critic.parameters()).device)
 
 
 @torch.no_grad()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import inspect
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -108,7 +109,7 @@ class Policy:
 
     def __init__(self, model, tokenizer, max_new_tokens: int = 24, temperature: float = 1.0, name: str = "lm"):
         # top_p 1: a learner's samples come from the distribution its log-probs are computed under
-        options = LMOptions(max_new_tokens=max_new_tokens, temperature=temperature, top_p=1.0, device="cpu")
+        options = LMOptions(max_new_tokens=max_new_tokens, temperature=temperature, top_p=1.0, device=str(next(model.parameters()).device))
         self.agent = LMAgent(model, tokenizer, options, name=name)
         self.peft = None
         self.model, self.tokenizer = model, tokenizer
@@ -116,10 +117,11 @@ class Policy:
         self.pad_id = self.agent.pad_id
 
     @classmethod
-    def load(cls, name: str | Path, lora: int = 0, seed: int = 0, **kw) -> Policy:
+    def load(cls, name: str | Path, lora: int = 0, seed: int = 0, device: str = "cpu", **kw) -> Policy:
         """A private copy (not the cache `lm:` agents share) of ``lm:NAME``'s model: a folder
         written by save_pretrained, or anything `agents.models.locate` finds (``smollm2``, a GGUF
-        file: read through its dequantized copy, a hub name in the local cache). ``lora`` > 0
+        file: read through its dequantized copy, a hub name in the local cache), on ``device``
+        (``cpu``, ``cuda``, ``cuda:1``). ``lora`` > 0
         adds LoRA adapters of that rank (`add_lora`, initialised from ``seed``) and trains only them."""
         where = locate(str(name))
         path = str(dequantized(Path(where.path) / where.gguf_file)) if where.gguf_file else where.path
@@ -128,8 +130,14 @@ class Policy:
             model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch.float32)
         policy = cls(model, tok, name=f"lm:{name}", **kw)
         if lora:
-            policy.add_lora(lora, seed)
-        return policy
+            policy.add_lora(lora, seed)  # on the CPU: the same initial adapters on every device
+        return policy.to(device)
+
+    def to(self, device: str | torch.device) -> Policy:
+        """Move the model (and its adapters) to ``device``; sampling and scoring then run there."""
+        self.model.to(device)
+        self.agent = LMAgent(self.model, self.tokenizer, replace(self.agent.options, device=str(device)), name=self.agent.name)
+        return self
 
     def add_lora(self, rank: int, seed: int) -> None:
         """Wrap the model in peft LoRA adapters of rank ``rank`` (alpha 2 x rank, no dropout: sampled

@@ -120,6 +120,7 @@ class ArCHer(Learner):
             cache = features or FeatureCache(make_embedder(args.embedder))
             self.features = Features(cache)
             self.critic = seeded_init(seed, lambda: DoubleCritic(cache.dim, args.hidden))
+        self.critic.to(self.device)  # drawn on the CPU: the same initial weights on every device
         self.target = copy.deepcopy(self.critic).requires_grad_(False)
         groups = [{"params": [p for n, p in self.critic.named_parameters() if not n.startswith("encoder.")], "lr": args.critic_lr}]
         if self.critic.encoder is not None:
@@ -178,8 +179,8 @@ class ArCHer(Learner):
         """The critic's regression targets for a batch of transitions: (yQ1, yQ2), (yV1, yV2)."""
         a = self.args
         f = self.features
-        r = torch.tensor([t.reward for t in batch], dtype=torch.float32)
-        term = torch.tensor([t.terminated for t in batch], dtype=torch.float32)
+        r = torch.tensor([t.reward for t in batch], dtype=torch.float32, device=self.device)
+        term = torch.tensor([t.terminated for t in batch], dtype=torch.float32, device=self.device)
         states = [t.prompt for t in batch]
         fresh = self.sample_actions(states, a.v_samples)
         with torch.no_grad():

@@ -136,8 +136,8 @@ class CritiqueGRPO(GRPO):
             return {"samples": 0}
         prompts = [self.policy.encode(x.prompt) for x, _ in scored]
         actions = [list(x.tokens) for x, _ in scored]
-        A = torch.tensor([v for _, v in scored], dtype=torch.float32)
-        off = torch.tensor([x.refinement for x, _ in scored])
+        A = torch.tensor([v for _, v in scored], dtype=torch.float32, device=self.device)
+        off = torch.tensor([x.refinement for x, _ in scored], device=self.device)
         stats: dict[str, list[float]] = {"pg_loss": [], "clipfrac": []}
         old = self.fixed(self.policy.model, prompts, actions)
 
@@ -153,7 +153,7 @@ class CritiqueGRPO(GRPO):
         drafts = [x.score for x, _ in scored if not x.refinement]
         refined = [x.score for x, _ in scored if x.refinement]
         out = {k: float(np.mean(v)) for k, v in stats.items()}
-        out.update(samples=len(scored), refinements=len(refined), zero_adv_share=float(np.mean(np.abs(A.numpy()) < 1e-9)))
+        out.update(samples=len(scored), refinements=len(refined), zero_adv_share=float(np.mean(np.abs(A.cpu().numpy()) < 1e-9)))
         if drafts:
             out["draft_score"] = float(np.mean(drafts))
         if refined:

@@ -122,7 +122,7 @@ def grpo_loss(logp, old, ref, adv, mask, clip: float, beta: float) -> tuple[torc
 
 def aligned(rows: list[int], table: dict, width: int) -> torch.Tensor:
     """The rows of ``table`` (`GRPO.fixed`) right-aligned in one (len(rows), width) tensor."""
-    out = torch.zeros(len(rows), width)
+    out = torch.zeros(len(rows), width, device=table[rows[0]].device)
     for j, r in enumerate(rows):
         out[j, width - len(table[r]) :] = table[r]
     return out
@@ -179,7 +179,7 @@ class GRPO(Learner):
             return {}
         prompts = [self.policy.encode(s.prompt) for s, _ in turns]
         actions = [list(s.token_ids) for s, _ in turns]
-        A = torch.tensor([x for _, x in turns], dtype=torch.float32)
+        A = torch.tensor([x for _, x in turns], dtype=torch.float32, device=self.device)
         stats: dict[str, list[float]] = {"pg_loss": [], "clipfrac": []}
         old = self.fixed(self.policy.model, prompts, actions)
         ref = self.fixed(self.ref, prompts, actions) if self.ref is not None else None

@@ -149,7 +149,7 @@ def explained_variance(b: Batch) -> float | None:
     m = torch.zeros_like(b.old, dtype=torch.bool)
     for i, k in enumerate(b.n):
         m[i, m.shape[1] - k :] = True
-    ret, val = b.returns[m].numpy(), b.values[m].numpy()
+    ret, val = b.returns[m].cpu().numpy(), b.values[m].cpu().numpy()
     var = float(ret.var())
     return None if var == 0 else 1.0 - float((ret - val).var()) / var
 
@@ -202,7 +202,7 @@ class PPO(Learner):
             raise ValueError("token PPO needs a sampling policy (temperature > 0): a greedy one has no probability ratio")
         self.ref = copy.deepcopy(policy.model).requires_grad_(False).eval()
         width = policy.model.config.hidden_size
-        self.value = seeded_init(seed, lambda: nn.Linear(width, 1))
+        self.value = seeded_init(seed, lambda: nn.Linear(width, 1)).to(self.device)
         self.opt = torch.optim.Adam([
             {"params": list(policy.model.parameters()), "lr": args.learning_rate},
             {"params": list(self.value.parameters()), "lr": args.critic_lr},
@@ -219,7 +219,7 @@ class PPO(Learner):
     @torch.no_grad()
     def _state_value(self, prompts: list[str]) -> torch.Tensor:
         """V at each prompt's last position (where the next utterance's first token is predicted)."""
-        ids, m, pos = left_pad([self.policy.encode(p) for p in prompts], self.policy.pad_id)
+        ids, m, pos = (t.to(self.device) for t in left_pad([self.policy.encode(p) for p in prompts], self.policy.pad_id))
         h = self.policy.model(input_ids=ids, attention_mask=m, position_ids=pos, output_hidden_states=True).hidden_states[-1]
         return self.value(h[:, -1]).squeeze(-1)
 
@@ -261,8 +261,8 @@ class PPO(Learner):
         mu, sd = whiten(np.concatenate([np.asarray(r) for r in adv_rows]))
         A, R = torch.zeros_like(old), torch.zeros_like(old)
         for j in range(len(steps)):
-            A[j, A.shape[1] - n[j] :] = (torch.tensor(adv_rows[j]) - mu) / sd
-            R[j, R.shape[1] - n[j] :] = torch.tensor(ret_rows[j])
+            A[j, A.shape[1] - n[j] :] = (torch.tensor(adv_rows[j], device=A.device) - mu) / sd
+            R[j, R.shape[1] - n[j] :] = torch.tensor(ret_rows[j], device=R.device)
         return Batch(prompts, actions, n, old, values, A, R, kls, episode)
 
     def loss(self, b: Batch, rows: list[int], stats: dict | None = None) -> torch.Tensor:

@@ -268,7 +268,7 @@ class SB3PPO:
         self.model = self.algorithm()(
             policy, self.venv, n_steps=a.num_steps, batch_size=a.batch_size, n_epochs=a.update_epochs,
             learning_rate=a.learning_rate, gamma=a.gamma, gae_lambda=a.gae_lambda, clip_range=a.clip_coef,
-            ent_coef=a.ent_coef, vf_coef=a.vf_coef, max_grad_norm=a.max_grad_norm, device="cpu", verbose=0,
+            ent_coef=a.ent_coef, vf_coef=a.vf_coef, max_grad_norm=a.max_grad_norm, device=args.device, verbose=0,
         )  # fmt: skip
         # SB3's default logger makes a folder SB3-<date> in the system temp folder on every learn
         # setup; this one keeps the values (what `iterate` reads) and writes nothing anywhere

@@ -113,6 +113,9 @@ class TrainArgs(RunArgs):
     workers: int = 1
     """processes that collect and evaluate the LM learners' episodes: N > 1 plays them on N Ray actors, each with a copy
     of the current policy (the ray extra; the same episodes as one process)"""
+    device: str = "cpu"
+    """where the LM learners' policy, critics and value heads train: cpu, cuda, cuda:N (initial weights are drawn on the
+    CPU, so a seed starts from the same weights on every device; --workers collect on the CPU; SB3: SB3's device)"""
     report_to: str = "none"
     """also log each metrics line to tensorboard, wandb (offline unless WANDB_MODE says otherwise) or both,
     comma-separated, under --out (feedbackgym.tracking); none: metrics.jsonl only"""
@@ -121,6 +124,21 @@ class TrainArgs(RunArgs):
         if self.face not in FACES:
             raise ValueError(f"--face {self.face!r}: expected one of {', '.join(FACES)}")
         parse_report_to(self.report_to)
+        check_device(self.device)
+
+
+def check_device(name: str) -> None:
+    """A clear error for a device torch cannot parse or does not have, before any model loads."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"--device {name!r}: not a torch device (cpu, cuda, cuda:N): {e}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name!r}: torch sees no CUDA device here (torch.cuda.is_available() is False)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {name!r}: torch sees {torch.cuda.device_count()} CUDA device(s)")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {name!r}: expected cpu, cuda or cuda:N")
 
 
 def learner_class(algo: str):
@@ -282,7 +300,7 @@ class LMSession:
 
     def __init__(self, cls, args: TrainArgs, algo_args, seats: dict):
         self.args, self.seats = args, seats
-        self.policy = Policy.load(actor_path(args.actor), lora=args.lora, seed=args.seed, max_new_tokens=args.max_new_tokens, temperature=args.temperature)
+        self.policy = Policy.load(**self.load_args, device=args.device)
         self.learner = cls(self.policy, algo_args, args.seed)
         if hasattr(self.learner, "prepare"):
             self.learner.prepare(args, seats)
@@ -301,7 +319,7 @@ class LMSession:
         on Ray actors by `Replica`s of the policy."""
         a = self.args
         self.policy.forget()
-        agent = self.learner if a.workers <= 1 else Replica(self.load_args, self.policy.model.state_dict())
+        agent = self.learner if a.workers <= 1 else Replica(self.load_args, self.policy.model.state_dict())  # workers: CPU
         return rollout(agent, a.scenario, a.num_envs, seeds=seeds, face=a.face, writer=writer, workers=a.workers, members=members, **self.seats)
 
     @property
@@ -348,7 +366,7 @@ class Replica:
     _loaded: dict[str, tuple[Policy, str]] = {}  # in each worker: load arguments -> (policy, version of its weights)
 
     def __init__(self, load_args: dict, weights: dict):
-        self.load_args, self.weights = load_args, {k: v.detach().clone() for k, v in weights.items()}
+        self.load_args, self.weights = load_args, {k: v.detach().to("cpu", copy=True) for k, v in weights.items()}
         self.version = uuid.uuid4().hex  # one a collection: a worker loads these weights once
         self._seat: Learner | None = None
 
