@@ -131,6 +131,13 @@ def test_the_reserved_cache_layer_holds_what_concatenation_would_and_grows_past_
         if new == 1 and plain.get_seq_length() <= 7:
             assert reserved._buf[0].data_ptr() == buffer  # written in place
     assert reserved._buf[0].data_ptr() != buffer
+    # DynamicLayer's own methods replace the views; the next update goes on from what they left
+    for change in (lambda la: la.crop(-2), lambda la: la.batch_select_indices(torch.tensor([2, 0])), lambda la: la.reset()):
+        change(plain), change(reserved)
+        k, v = torch.randn(len(plain.keys) if plain.keys is not None else 2, 2, 1, 4, generator=g), None
+        v = torch.randn_like(k)
+        want, got = plain.update(k, v), reserved.update(k, v)
+        assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
 
 
 def test_decoding_into_reserved_room_draws_what_concatenation_draws(lm_dir, monkeypatch):

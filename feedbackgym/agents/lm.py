@@ -411,7 +411,8 @@ class ReservedLayer(DynamicLayer):
     of concatenating them (`DynamicLayer` copies the whole cache at every decoded token; for a
     small model that copying, not the arithmetic, was most of a batch's decoding time).
     ``keys``/``values`` are views of the filled part of the ``(batch, heads, capacity, head_dim)``
-    buffers; out of room, it grows as `DynamicLayer` would."""
+    buffers; out of room, it grows as `DynamicLayer` would. `DynamicLayer`'s other methods (crop,
+    reset, reindexing) replace ``keys``/``values``; the next update then starts from those."""
 
     def __init__(self, keys: torch.Tensor, values: torch.Tensor, length: int):
         super().__init__()
@@ -427,11 +428,19 @@ class ReservedLayer(DynamicLayer):
         buf[0, :, :, :t], buf[1, :, :, :t] = keys, values
         return cls(buf[0], buf[1], t)
 
+    def _take(self, other: ReservedLayer) -> None:
+        self._buf, self._n, self.keys, self.values = other._buf, other._n, other.keys, other.values
+        self.device, self.is_initialized = other.device, True
+
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
-        n, new = self._n, key_states.shape[-2]
+        new = key_states.shape[-2]
+        if self.keys is None or not self.is_initialized:  # reset: start from these positions
+            self._take(ReservedLayer.around(key_states[..., :0, :], value_states[..., :0, :], 2 * new))
+        elif self.keys.shape[-2] != self._n or self.keys.data_ptr() != self._buf[0].data_ptr():  # cropped or reindexed
+            self._take(ReservedLayer.around(self.keys, self.values, 2 * new))
+        n = self._n
         if n + new > self._buf[0].shape[-2]:
-            grown = ReservedLayer.around(self.keys, self.values, max(new, n))
-            self._buf = grown._buf
+            self._take(ReservedLayer.around(self.keys, self.values, max(new, n)))
         k, v = self._buf
         k[..., n : n + new, :], v[..., n : n + new, :] = key_states, value_states
         self._n = n + new
