@@ -127,6 +127,7 @@ def main(argv=None) -> int:
     p.add_argument("--rollout-size", type=int, default=16)
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--learner", default="", help="learner fields for every cell, e.g. batch_size=8,grad_accum=1")
+    p.add_argument("--device", default="cpu", help="where each run trains: cpu, cuda, cuda:N (feedbackgym train --device)")
     a = p.parse_args(argv)
     out = Path(a.out)
     experiment = a.experiment if a.experiment != "equal" else f"equal_{Path(a.scenario).stem}"
@@ -141,7 +142,7 @@ def main(argv=None) -> int:
                 args = train.TrainArgs(scenario=scenario, actor=f"lm:{a.actor}", out=str(folder), iterations=a.iterations,
                                        seed=seed, eval_every=a.eval_every, eval_episodes=a.eval_episodes, checkpoint_every=5,
                                        threads=1, seats=extra.get("seats", ""), lora=a.lora, rollout_size=a.rollout_size,
-                                       temperature=a.temperature)  # fmt: skip
+                                       temperature=a.temperature, device=a.device)  # fmt: skip
                 jobs[name, seed] = folder, pool.submit(train_one, algo, args, learner)
         runs = []
         for (name, seed), (folder, job) in jobs.items():

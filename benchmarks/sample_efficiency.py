@@ -152,6 +152,7 @@ def main(argv=None) -> int:
     p.add_argument("--threshold", action="append", default=[], metavar="TASK=VALUE")
     p.add_argument("--variant", action="append", default=[], metavar="NAME=LEARNER:key=value,...", help="a row NAME: LEARNER with those fields")
     p.add_argument("--jobs", type=int, default=1, help="runs side by side, one torch thread each")
+    p.add_argument("--device", default="cpu", help="where each run trains: cpu, cuda, cuda:N (feedbackgym train --device)")
     a = p.parse_args(argv)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -177,7 +178,7 @@ def main(argv=None) -> int:
                 for seed in seeds:
                     args = train.TrainArgs(scenario=task, actor=f"lm:{actors[task]}", out=str(out / f"{task}_{name}_s{seed}"),
                                            iterations=a.iterations, seed=seed, rollout_size=a.rollout_size, eval_every=a.eval_every,
-                                           eval_episodes=a.eval_episodes, checkpoint_every=5, threads=1)  # fmt: skip
+                                           eval_episodes=a.eval_episodes, checkpoint_every=5, threads=1, device=a.device)  # fmt: skip
                     args = replace(args, **train_kw)
                     learner = {**({"embedder": a.embedder} if algo in ("archer", "chai") else {}), **learner_kw}
                     jobs[task, name, seed] = (pool.submit(train_one, algo, args, learner), args, learner)
