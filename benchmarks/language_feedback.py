@@ -42,12 +42,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import yaml
-from sample_efficiency import key_values, t_interval, train_one
+from sample_efficiency import key_values, pool_for, t_interval, train_one
 
 from feedbackgym.envs.scenario import load_scenario
 from feedbackgym.learners import train
@@ -134,7 +133,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     seeds = [int(s) for s in a.seeds.split(",")]
     jobs = {}
-    with ProcessPoolExecutor(max_workers=a.jobs) as pool:
+    with pool_for(a.jobs, a.device) as pool:
         for name, algo, scenario, extra in cells(a):
             learner = {**key_values(a.learner, "--learner"), **{k: v for k, v in extra.items() if k != "seats"}}
             for seed in seeds:

@@ -83,6 +83,14 @@ def variant(text: str) -> tuple[str, str, dict, dict]:
     return name.strip(), algo, train_kw, learner_kw
 
 
+def pool_for(jobs: int, device: str) -> ProcessPoolExecutor:
+    """Worker processes for the runs: forked on the CPU; started afresh (``spawn``) for a GPU, as
+    CUDA cannot be used in a process forked after the parent has touched it."""
+    import multiprocessing
+
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn") if device != "cpu" else None)
+
+
 def first_reaching(lines: list[dict], threshold: float) -> tuple[int | None, int | None]:
     for m in lines:
         if "eval_return" in m and m["eval_return"] >= threshold:
@@ -171,7 +179,7 @@ def main(argv=None) -> int:
         if not (Path(actors[task]) / "config.json").exists():
             bootstrap.run(bootstrap.Args(task=task, out=actors[task]))
     jobs = {}
-    with ProcessPoolExecutor(max_workers=a.jobs) as pool:
+    with pool_for(a.jobs, a.device) as pool:
         for task in tasks:
             for name in algos:
                 algo, train_kw, learner_kw = variants[name]
