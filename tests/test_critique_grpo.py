@@ -74,6 +74,43 @@ def test_the_refinement_turn_is_asked_to_refine():
     assert ep.actor_turns == 0
 
 
+@pytest.mark.parametrize("truth", [False, True])
+def test_the_template_critics_give_the_verdict_and_with_truth_the_right_answer(truth):
+    # Critique-GRPO's indicative ("correct/incorrect") and ground-truth critiques, on the draft
+    name = "judged_qa_refine_truth" if truth else "judged_qa_refine_verdict"
+    seen = set()
+    for seed in range(12):
+        ep = played(name, seed, actor="scripted:random")
+        draft, critique = ep.log[0], ep.log[1]
+        instance = ep.instance
+        right = draft.labels["is_correct"]
+        seen.add(right)
+        assert critique.role == "critic" and critique.text.startswith("Your answer is correct." if right else "Your answer is incorrect.")
+        assert critique.feedback.kind == ("critique" if truth else "binary") and critique.feedback.score == float(right)
+        gives = truth and not right
+        assert (instance.truth in critique.text) == gives  # the truth only where asked for and the draft is wrong
+        assert critique.feedback.labels["suggested_answer"] == (instance.truth if gives else None)
+    assert seen == {True, False}
+
+
+def test_the_verdict_critic_plays_in_a_multi_turn_game_and_names_the_secret():
+    ep = played("guess_number_refine", 2, actor="scripted:random", critic="scripted:verdict")
+    critiques = [m.text for m in ep.log if m.role == "critic"]
+    assert critiques and set(critiques) <= {"Your answer is correct.", "Your answer is incorrect."}
+    sc = scenario_for("twenty_questions", actor="scripted:random")
+    data = sc.model_dump(mode="json")
+    data["roles"]["critic"] = {"agent": "scripted:verdict", "params": {"truth": True}}
+    data["protocol"]["refine"] = "critic"
+    from feedbackgym.envs.scenario import Scenario
+
+    sc = Scenario.model_validate(data)
+    ep = Episode(sc, 5, agents_for(sc))
+    ep.submit("actor", "Is it an animal?")  # a question has no verdict: no answer yet, and the object follows
+    critic = agents_for(sc)["critic"].act(ep.view("critic"))
+    assert critic.text == f"That is not an answer. The correct answer is {ep.instance.object}."
+    assert critic.feedback.score is None and critic.feedback.labels["suggested_answer"] == ep.instance.object
+
+
 def test_refine_scenarios_are_checked_when_they_load(tmp_path):
     data = load_scenario("guess_number_refine").model_dump(mode="json")
     for value, expected in (("judge", "a role declared under roles"), ("actor", "a role that gives feedback")):

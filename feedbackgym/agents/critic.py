@@ -9,6 +9,7 @@ kinds apply and what they would say (``Instance.hint``), draws one of them with 
 | constructive | a truthful hint of one of the scenario's kinds |
 | noisy | like constructive, but with probability ``flip`` the opposite verdict (a mislabelled r/binary) |
 | cgi | grades each of the actor's candidate moves and suggests a revision (CGI) |
+| verdict | "correct" or "incorrect", and with ``truth`` the right move (Critique-GRPO's templates) |
 """
 
 from __future__ import annotations
@@ -136,3 +137,31 @@ class CGICritic(FeedbackGiver):
         labels = FrozenDict(case="cgi", truthful=True, suggested_answer=suggestion, source_role=view.role)
         return Utterance(text, Feedback("critique", text, top, labels))
 
+
+@register("critic", "verdict", requires="hints")
+class VerdictCritic(FeedbackGiver):
+    """Critique-GRPO's template critiques: the verdict on the actor's move alone ("correct" or
+    "incorrect": its *indicative* critique, kind ``binary``) or, with ``truth``, the verdict and
+    on a wrong move the right one (its critique *with ground truth*, kind ``critique``, the
+    right move as ``suggested_answer``). A move with no verdict (a twenty-questions question)
+    is said to be no answer; with ``truth`` the right move follows it too."""
+
+    name = "verdict"
+
+    def __init__(self, truth: bool = False):
+        self.truth = bool(truth)
+
+    def respond(self, view, last):
+        w = view.world
+        verdict = w.score(last).is_correct
+        case = "no_verdict" if verdict is None else "positive" if verdict else "negative"
+        text = {"no_verdict": "That is not an answer.", "positive": "Your answer is correct.", "negative": "Your answer is incorrect."}[case]
+        suggestion = None
+        if self.truth and not verdict:
+            suggestion = w.solution()
+            if suggestion is None:
+                raise ValueError(f"scripted:verdict with truth: task family {w.family!r} has no one right answer to give away")
+            text += f" The correct answer is {suggestion}."
+        labels = FrozenDict(truthful=True, case=case, suggested_answer=suggestion, source_role=view.role)
+        score = None if verdict is None else float(verdict)
+        return Utterance(text, Feedback("critique" if self.truth else "binary", text, score, labels))

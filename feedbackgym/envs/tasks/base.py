@@ -132,6 +132,12 @@ class Instance(ABC):
     def hidden(self) -> dict[str, Any]:
         """The hidden truth, for info, records and the TUI."""
 
+    def solution(self) -> Any:
+        """The right answer's value, as `parse` reads it from a move (what a critic that gives
+        the truth away names: Critique-GRPO's "incorrect, the truth is X"); None where the family
+        has no one right answer (a negotiation)."""
+        return None
+
     def hint(self, kind: str, last: Parsed, view: View) -> Hint | None:
         """What a truthful critic would say of kind ``kind`` about the actor's ``last`` valid move:
         the bank case, its slots and the answer it suggests; None when the kind does not apply."""
@@ -232,6 +238,9 @@ class AnswerInstance(Instance):
 
     def expert(self, view: View) -> str:
         return self.state(self.truth)
+
+    def solution(self) -> str:
+        return self.truth
 
     def noisy(self, view: View, rng: np.random.Generator) -> str:
         wrong = [o for o in self.options if o != self.truth]

@@ -85,6 +85,9 @@ class GuessNumberInstance(Instance):
     def answer_values(self) -> list[Any]:
         return [self.low]  # marks the answer space as numeric for the feedback parser
 
+    def solution(self) -> int:
+        return self.secret
+
     def hidden(self) -> dict[str, Any]:
         return {"secret": self.secret, "low": self.low, "high": self.high}
 

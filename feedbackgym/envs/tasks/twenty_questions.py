@@ -130,6 +130,9 @@ class TwentyQuestionsInstance(Instance):
         kb = self.kb
         return [a["questions"][0] for a in kb.attributes] + [self.state(name) for name in kb.names]
 
+    def solution(self) -> str:
+        return self.object
+
     def hidden(self) -> dict[str, Any]:
         return {"object": self.object, "attributes": dict(self.kb.objects[self.secret]["attributes"])}
 
