@@ -127,3 +127,12 @@ def test_lm_learners_need_an_actor_and_a_known_face(tmp_path, capsys):
         assert train.main(["grpo", "--actor", "lm:x", "--device", device, "--out", str(tmp_path / "c")]) == 2
         assert f"--device {device!r}: " in (err := capsys.readouterr().err) and says in err, err
     assert not (tmp_path / "c").exists()
+
+
+def test_a_learner_whose_seat_a_worker_cannot_play_refuses_workers(tiny_actor, tmp_path, capsys):
+    # CHAI acts best-of-k under its critic: a worker's Replica, which samples the policy alone,
+    # would collect with another policy than the one CHAI trains
+    argv = ["chai", "--actor", tiny_actor, "--scenario", "guess_number", "--workers", "2", "--out", str(tmp_path / "c")]
+    assert train.main(argv) == 2
+    assert "--workers 2: chai acts with more than its policy's samples" in capsys.readouterr().err
+    assert train.learner_class("fcp").replicable and train.learner_class("ppo").replicable

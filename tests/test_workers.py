@@ -49,15 +49,21 @@ def test_run_eval_and_rollout_on_two_workers_match_one_process(tmp_path, capsys)
     assert [asdict(t) for t in trajs[2]] == [asdict(t) for t in trajs[1]]
     assert [t.seed for t in trajs[1]] == list(range(5, 5 + 2 * CHUNK * 2 + 3))
     assert (tmp_path / "r2.jsonl").read_bytes() == (tmp_path / "r1.jsonl").read_bytes()
-    # feedbackgym train --workers: the policy's weights go to the workers each iteration (`Replica`)
-    lines = {}
-    for n in (1, 2):
-        args = train.TrainArgs(actor=f"lm:{lm}", out=str(tmp_path / f"t{n}"), iterations=2, workers=n, scenario="guess_number",
-                               rollout_size=2 * CHUNK * 2, num_envs=2, max_new_tokens=4, eval_every=1, eval_episodes=3)  # fmt: skip
-        train.run("ppo", args, train.learner_class("ppo").Args(batch_size=4, grad_accum=2, update_epochs=1), quiet=True)
-        lines[n] = [{k: v for k, v in m.items() if k not in train.CLOCK_FIELDS} for m in train.read_metrics(tmp_path / f"t{n}" / "metrics.jsonl")]
-    assert lines[2] == lines[1] and lines[1][-1]["pg_loss"] != 0  # the update ran on what the workers collected
-    assert (tmp_path / "t2" / "eval.jsonl").read_bytes() == (tmp_path / "t1" / "eval.jsonl").read_bytes()
+    # feedbackgym train --workers: the policy's weights go to the workers each iteration (`Replica`),
+    # and FCP's workers write under its positive condition, as the learner's own seat does
+    learners = {
+        "ppo": ({"batch_size": 4, "grad_accum": 2, "update_epochs": 1}, "pg_loss"),
+        "fcp": ({"batch_size": 4, "grad_accum": 1, "actor_steps": 2}, "bc_loss"),
+    }
+    for algo, (options, loss) in learners.items():
+        lines = {}
+        for n in (1, 2):
+            args = train.TrainArgs(actor=f"lm:{lm}", out=str(tmp_path / f"{algo}{n}"), iterations=2, workers=n, scenario="guess_number",
+                                   rollout_size=2 * CHUNK * 2, num_envs=2, max_new_tokens=4, eval_every=1, eval_episodes=3)  # fmt: skip
+            train.run(algo, args, train.learner_class(algo).Args(**options), quiet=True)
+            lines[n] = [{k: v for k, v in m.items() if k not in train.CLOCK_FIELDS} for m in train.read_metrics(tmp_path / f"{algo}{n}" / "metrics.jsonl")]
+        assert lines[2] == lines[1] and lines[1][-1][loss] != 0, algo  # the update ran on what the workers collected
+        assert (tmp_path / f"{algo}2" / "eval.jsonl").read_bytes() == (tmp_path / f"{algo}1" / "eval.jsonl").read_bytes(), algo
     # more workers than the cluster has CPUs (an actor a CPU) would wait forever: refused, saying why
     import ray
 

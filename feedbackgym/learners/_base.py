@@ -45,6 +45,9 @@ class Learner:
     """Base: sample with the policy as it is; subclasses override ``update`` (and ``act``)."""
 
     name = "learner"
+    #: whether a `Replica` of the policy can play this learner's seat on a worker (``--workers``):
+    #: true when it acts by sampling its policy at `replica_prompt`'s prompt (``act`` not overridden)
+    replicable = True
 
     def __init__(self, policy, args, seed: int):
         self.policy, self.args = policy, args
@@ -62,6 +65,11 @@ class Learner:
     # the agent in the learner's seat (what `rollout` asks)
     def prompt(self, view) -> str:
         return self.policy.prompt(view)
+
+    def replica_prompt(self) -> Callable[[str], str] | None:
+        """What this learner does to the policy's prompt before sampling (a picklable function, for
+        a `Replica` on a worker to do the same), or None: it samples at the policy's prompt."""
+        return None
 
     def generate(self, views: Sequence) -> list:
         """One utterance per view from ``act``, row i seeded with a draw from its view's

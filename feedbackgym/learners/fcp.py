@@ -25,6 +25,7 @@ words the episode ended with, not its return).
 
 from __future__ import annotations
 
+import functools
 import sys
 from dataclasses import dataclass
 
@@ -108,12 +109,13 @@ class FCP(Imitator):
     def prompt(self, view) -> str:
         return conditioned(self.args.positive, self.policy.prompt(view))
 
+    def replica_prompt(self):
+        return functools.partial(conditioned, self.args.positive)
+
     def prepare(self, train_args, seats: dict) -> None:
         from feedbackgym.records import read_records
         from feedbackgym.rollout import scenario_for
 
-        if train_args.workers > 1:
-            raise ValueError("fcp collects in one process for now (--workers 1): its prompts carry the positive condition")
         role = scenario_for(train_args.scenario, **seats).learner_role
         for path in filter(None, (p.strip() for p in self.args.records.split(","))):
             recs = read_records(path, on_error=lambda n, why, p=path: print(f"fcp: {p}:{n}: skipped: {why}", file=sys.stderr))

@@ -44,6 +44,7 @@ import random
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -299,6 +300,8 @@ class LMSession:
     policy through ``args.face``, then calls its ``update``."""
 
     def __init__(self, cls, args: TrainArgs, algo_args, seats: dict):
+        if args.workers > 1 and not cls.replicable:
+            raise ValueError(f"--workers {args.workers}: {cls.name} acts with more than its policy's samples, which a worker cannot play; use --workers 1")
         self.args, self.seats = args, seats
         self.policy = Policy.load(**self.load_args, device=args.device)
         self.learner = cls(self.policy, algo_args, args.seed)
@@ -319,7 +322,7 @@ class LMSession:
         on Ray actors by `Replica`s of the policy."""
         a = self.args
         self.policy.forget()
-        agent = self.learner if a.workers <= 1 else Replica(self.load_args, self.policy.model.state_dict())  # workers: CPU
+        agent = self.learner if a.workers <= 1 else Replica(self.load_args, self.policy.model.state_dict(), self.learner.replica_prompt())
         return rollout(agent, a.scenario, a.num_envs, seeds=seeds, face=a.face, writer=writer, workers=a.workers, members=members, **self.seats)
 
     @property
@@ -365,8 +368,9 @@ class Replica:
 
     _loaded: dict[str, tuple[Policy, str]] = {}  # in each worker: load arguments -> (policy, version of its weights)
 
-    def __init__(self, load_args: dict, weights: dict):
-        self.load_args, self.weights = load_args, {k: v.detach().to("cpu", copy=True) for k, v in weights.items()}
+    def __init__(self, load_args: dict, weights: dict, wrap: Callable[[str], str] | None = None):
+        self.load_args, self.weights = load_args, {k: v.detach().to("cpu", copy=True) for k, v in weights.items()}  # workers: CPU
+        self.wrap = wrap  # the learner's change to the prompt (`Learner.replica_prompt`: FCP's condition line)
         self.version = uuid.uuid4().hex  # one a collection: a worker loads these weights once
         self._seat: Learner | None = None
 
@@ -381,7 +385,7 @@ class Replica:
                 policy.model.load_state_dict(self.weights)
                 policy.forget()
             self._loaded[key] = (policy, self.version)
-            self._seat = Learner(policy, None, 0)
+            self._seat = Learner(policy, None, 0) if self.wrap is None else WrappedSeat(policy, self.wrap)
         return self._seat
 
     def prompt(self, view) -> str:
@@ -389,6 +393,17 @@ class Replica:
 
     def generate(self, views) -> list:
         return self.seat().generate(views)
+
+
+class WrappedSeat(Learner):
+    """A worker's seat that samples at ``wrap`` of the policy's prompt (`Learner.replica_prompt`)."""
+
+    def __init__(self, policy, wrap: Callable[[str], str]):
+        super().__init__(policy, None, 0)
+        self.wrap = wrap
+
+    def prompt(self, view) -> str:
+        return self.wrap(super().prompt(view))
 
 
 def session_class(cls):
