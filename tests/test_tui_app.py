@@ -61,8 +61,8 @@ async def test_choose_a_scenario_and_step_it_to_the_end():
         await until(pilot, lambda: home.scenario is not None and home.scenario.name == "judged_qa_critic")
         await pilot.click("#seed")
         await pilot.press("end", "backspace", "3", "enter")
+        await until(pilot, lambda: isinstance(app.screen, LiveScreen), timeout=30.0)  # the push waits on the scenario's set-up (slow under load)
         live = app.screen
-        assert isinstance(live, LiveScreen)
         transcript = live.query_one(Transcript)
         ep = live.session.play.episode
         assert ep.seed == 3
