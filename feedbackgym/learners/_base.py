@@ -46,8 +46,12 @@ class Learner:
 
     name = "learner"
     #: whether a `Replica` of the policy can play this learner's seat on a worker (``--workers``):
-    #: true when it acts by sampling its policy at `replica_prompt`'s prompt (``act`` not overridden)
+    #: whether it acts by sampling its policy (``act`` not overridden; set for every subclass)
     replicable = True
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.replicable = cls.act is Learner.act
 
     def __init__(self, policy, args, seed: int):
         self.policy, self.args = policy, args

@@ -34,7 +34,6 @@ class Args(archer.Args):
 class CHAI(archer.ArCHer):
     name = "chai"
     Args = Args
-    replicable = False  # it acts best-of-k under its critic, which a worker's Replica does not hold
 
     def actor_frozen(self, iteration: int) -> bool:
         return True  # whatever warmup_iters says
