@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import sys
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -105,6 +106,8 @@ def test_candidate_policy_starts_as_sb3s_and_its_shared_term_reaches_each_candid
         if terminated or truncated:
             break
     assert len(said) == len(set(said)) >= 2
+    started = cls(train.TrainArgs(out=str(tmp_path / "s"), **SMALL), cls.Args(**SB3, similarity="hashing", support_start=0.5), {})
+    assert started.model.policy.action_net.local.tolist() == [0.0, 0.0, 0.0, 0.5, 0.0]  # --support-start: that weight only
 
 
 @pytest.mark.slow
@@ -118,3 +121,51 @@ def test_maskable_ppo_with_the_shared_term_beats_the_random_policy_on_guess_numb
     lines = train.run("maskable_ppo", args, cls.Args(learning_rate=1e-3, update_epochs=10, transcript=False, similarity="hashing"), quiet=True)
     random = random_baseline("guess_number", episodes=200, masked=True)["eval_success"]
     assert lines[-1]["eval_success"] > random + 0.1, (lines[-1]["eval_success"], random)
+
+
+def test_hindsight_table_holds_the_training_wins_answers_and_resumes(tmp_path):
+    """--similarity hindsight on twenty_questions: the answer table holds every won training
+    episode (no evaluation one), each object's learned answer to each question agrees with the
+    knowledge base, and a run stopped with the table non-empty and resumed matches an
+    uninterrupted one."""
+    from feedbackgym.envs.tasks.twenty_questions import knowledge_base
+
+    extra = dict(scenario="twenty_questions", similarity="hindsight", num_envs=4, num_steps=64)
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    assert train.main(flags(whole, 4, **extra)[3:]) == 0
+    assert train.main(flags(parts, 2, **extra)[3:]) == 0
+    saved = train.load_checkpoint(train.newest_checkpoint(parts))["learner"]
+    counts, sums = np.asarray(saved["answers"]["counts"]), np.asarray(saved["answers"]["sums"])
+    lines = train.read_metrics(parts / "metrics.jsonl")
+    won = round(sum(m["success"] * (m["episodes"] - before["episodes"]) for before, m in zip(lines, lines[1:])))  # episodes: cumulative
+    kb = knowledge_base()
+    n_q = len(kb.attributes)
+    assert saved["answers"]["episodes"] == won >= 1 and any(env["actions"] for env in saved["envs"])
+    assert not counts[:n_q].any() and counts.sum() > 0  # only objects win
+    asked = counts[n_q:, :n_q] > 0
+    mean = sums[n_q:, :n_q][asked] / counts[n_q:, :n_q][asked]
+    np.testing.assert_array_equal(mean, np.where(kb.matrix[asked], 1.0, -1.0))  # what the oracle answered
+    assert train.main(["maskable_ppo", "--quiet", "--out", str(parts), "--resume", "--iterations", "4"]) == 0
+    assert comparable(parts / "metrics.jsonl") == comparable(whole / "metrics.jsonl")
+    assert (parts / "eval.jsonl").read_text() == (whole / "eval.jsonl").read_text()
+
+
+def test_merged_wins_reach_the_observations_the_next_rollout_starts_from(tmp_path):
+    """After a merge that changes what an env's answers support, SB3's saved last observation of
+    that env (where its next rollout starts) carries the new support, not the old."""
+    from test_sb3_views import replies_of
+
+    cls = train.learner_class("maskable_ppo")
+    session = cls(train.TrainArgs(out=str(tmp_path), **{**SMALL, "scenario": "twenty_questions", "num_envs": 2}),
+                  cls.Args(**SB3, similarity="hindsight"), {})  # fmt: skip
+    session.iterate(0, 0)
+    k = session.answers.relations.shape[0]
+    replies = session.envs[0].get_wrapper_attr("replies")
+    answered = {int(j): int(replies[j, 1]) for j in np.flatnonzero(replies[:, 0] * replies[:, 1])}
+    assert answered, "env 0 has no answer to relate"
+    session.answers.record(k - 1, replies_of(k, answered))  # two wins that tell apart by those answers
+    session.answers.record(k - 2, replies_of(k, {j: -p for j, p in answered.items()}))
+    before = session.model._last_obs["inferred"][0].copy()
+    session.merge_answers()
+    after = session.model._last_obs["inferred"][0]
+    assert not np.array_equal(after, before) and after.reshape(-1, 2)[k - 1, 0] > 0 > after.reshape(-1, 2)[k - 2, 0]

@@ -14,7 +14,7 @@ from stable_baselines3.common.env_checker import check_env  # noqa: E402
 import feedbackgym  # noqa: E402
 from feedbackgym.encoders import HashingEmbedder  # noqa: E402
 from feedbackgym.envs.registration import ENV_IDS  # noqa: E402
-from feedbackgym.envs.wrappers import CandidateActions, EmbedObservation  # noqa: E402
+from feedbackgym.envs.wrappers import AnswerTable, CandidateActions, EmbedObservation  # noqa: E402
 from feedbackgym.rollout import scenario_for  # noqa: E402
 
 
@@ -122,3 +122,55 @@ def test_inferred_support_follows_the_answer_and_the_similarity():
     support = obs["inferred"].reshape(-1, 2)[:, 0]
     dog, spoon = candidates.index("Is it a dog?"), candidates.index("Is it a spoon?")
     assert answer in (-1, 1) and np.sign(support[dog]) == answer and np.sign(support[spoon]) == -answer
+
+
+def replies_of(k: int, answers: dict[int, int]) -> np.ndarray:
+    """A `CandidateActions` replies table: candidate -> polarity of its answer (said)."""
+    table = np.zeros((k, 3), np.float32)
+    for i, polarity in answers.items():
+        table[i] = (1.0, polarity, 0.0)
+    return table
+
+
+def test_answer_table_learns_the_winners_answers_in_hindsight_and_contrasts_them():
+    """Candidates 0, 1 are questions, 2, 3 objects. Won by 2: "yes" to 0, "no" to 1 and to the
+    guess 3; won by 3: "no" to 0, 1 and 2. Question 1 was "no" for both (it tells them apart not
+    at all) and a wrong guess is "no" whoever won: only question 0 relates anything."""
+    table = AnswerTable(4)
+    table.record(2, replies_of(4, {0: 1, 1: -1, 3: -1, 2: 1}))
+    table.record(3, replies_of(4, {0: -1, 1: -1, 2: -1, 3: 1}))
+    assert not table.relations.any()  # kept aside until merged
+    assert table.merge() == 2 and table.merge() == 0
+    expected = np.zeros((4, 4), np.float32)
+    expected[2, 0], expected[3, 0] = 1.0, -1.0  # each winner's answer to 0, less the mean of both (0)
+    np.testing.assert_array_equal(table.relations, expected)
+    np.testing.assert_array_equal(table.support(replies_of(4, {0: 1, 1: -1})), [0, 0, 1, -1])  # a "yes" to 0 supports 2
+    np.testing.assert_array_equal(table.support(replies_of(4, {0: -1})), [0, 0, -1, 1])
+    np.testing.assert_array_equal(table.support(replies_of(4, {1: -1, 3: -1})), [0, 0, 0, 0])  # relates nothing
+    again = AnswerTable(4)
+    again.load_state_dict(table.state_dict())
+    np.testing.assert_array_equal(again.relations, table.relations)
+    table.record(2, replies_of(4, {0: 1}))
+    with pytest.raises(RuntimeError, match="not merged"):
+        table.state_dict()
+
+
+def test_answer_table_support_reaches_the_inferred_observation():
+    """Over twenty_questions, with the knowledge base's own answers as the relations: after "yes"
+    or "no" to a question, every object the answer fits has more support than every one it
+    contradicts."""
+    from feedbackgym.envs.tasks.twenty_questions import knowledge_base
+
+    kb = knowledge_base()
+    n_q = len(kb.attributes)
+    table = AnswerTable(n_q + len(kb.names))
+    for o in range(len(kb.names)):
+        table.record(n_q + o, replies_of(table.relations.shape[0], {j: 1 if kb.matrix[o, j] else -1 for j in range(n_q)}))
+    table.merge()
+    env = sb3_view("feedbackgym/TwentyQuestions-v0", inferred=table)
+    env.reset(seed=0)
+    obs, *_ = env.step(0)
+    yes = obs["replies"].reshape(-1, 3)[0, 1] > 0
+    support = obs["inferred"].reshape(-1, 2)[n_q:, 0]
+    fits = kb.matrix[:, 0] == yes
+    assert fits.any() and (~fits).any() and support[fits].min() > support[~fits].max()

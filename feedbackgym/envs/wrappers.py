@@ -242,11 +242,18 @@ class EmbedObservation(gym.ObservationWrapper):
             keys["replies"] = spaces.Box(-1.0, 1.0, (env.action_space.n * 3,), np.float32)
         self.inferred = inferred
         self._similarity: tuple[tuple[str, ...], np.ndarray, bool] = ((), np.zeros((0, 0), np.float32), False)
+        self.last: dict[str, str] | None = None
         if inferred is not None:
             keys["inferred"] = spaces.Box(-2.0, 2.0, (env.action_space.n * 2,), np.float32)
         self.observation_space = spaces.Dict(keys)
 
+    def refresh(self) -> dict[str, np.ndarray]:
+        """The last observation again, its ``inferred`` table from the relations as they are now
+        (an `AnswerTable` that merged new episodes since)."""
+        return self.observation(self.last)
+
     def observation(self, obs: dict[str, str]) -> dict[str, np.ndarray]:
+        self.last = obs
         texts = [obs[k] for k in self.TEXT_KEYS]
         if len(self.texts) > len(self.TEXT_KEYS):
             base = self.env.unwrapped
@@ -270,8 +277,12 @@ class EmbedObservation(gym.ObservationWrapper):
         of the answer's polarity times how much more alike the two candidates' ``inferred``
         embeddings are than the answered one is to candidates on average: a "yes" to "Is it an
         animal?" supports "Is it a dog?"), and whether a directional answer rules it out (in a
-        list of numbers in increasing order, "higher" to one rules out it and those before it)."""
+        list of numbers in increasing order, "higher" to one rules out it and those before it).
+        With an `AnswerTable` for ``inferred``, the support is `AnswerTable.support` (and
+        nothing is ruled out)."""
         table = self.env.get_wrapper_attr("replies")
+        if isinstance(self.inferred, AnswerTable):
+            return np.stack([self.inferred.support(table), np.zeros(table.shape[0], np.float32)], axis=1)
         cands = tuple(self.env.get_wrapper_attr("candidates"))
         if self._similarity[0] != cands:
             self._similarity = (cands, *_similarity(self.inferred, list(cands)))
@@ -286,6 +297,73 @@ class EmbedObservation(gym.ObservationWrapper):
                 out[: i + 1, 1] = np.where(table[i, 2] > 0, 1.0, out[: i + 1, 1])
                 out[i:n, 1] = np.where(table[i, 2] < 0, 1.0, out[i:n, 1])
         return out
+
+
+class AnswerTable:
+    """Relations between candidates learned in hindsight from won episodes: ``relations[i, j]``
+    is the mean polarity of the answers candidate ``j`` got in the episodes won by saying
+    candidate ``i`` (the winning move itself left out), less that mean over all the candidates
+    ``i`` seen with ``j`` (0 where none was seen). In twenty_questions the row of an object is its
+    column of the knowledge base, as far as the won episodes asked, contrasted with the other
+    objects; a wrong guess, "no" in every episode won by another, relates to nothing (its column
+    is 0). `support` reads "how well does each candidate agree with the answers so far". For
+    candidates that are the same every episode (K fixed, in the same order).
+
+    `record` keeps a won episode aside; `merge` adds those kept to the relations. A learner merges
+    between rollouts, so that within one the observations stay a function of the state, and then
+    has each env's last observation made again (`EmbedObservation.refresh`). The counts are its
+    whole state (`state_dict`)."""
+
+    def __init__(self, k: int):
+        self.sums = np.zeros((k, k), np.float64)
+        self.counts = np.zeros((k, k), np.int64)
+        self.relations = np.zeros((k, k), np.float32)
+        self.pending: list[tuple[int, np.ndarray]] = []
+        self.episodes = 0  # merged so far
+
+    def record(self, winner: int, replies: np.ndarray) -> None:
+        """An episode won by saying candidate ``winner``, with its ``(K, 3)`` replies table at the end."""
+        self.pending.append((int(winner), np.array(replies[:, :2], np.float64)))
+
+    def support(self, replies: np.ndarray) -> np.ndarray:
+        """``(K,)``: for each candidate ``i``, the mean of ``relations[i, j] * polarity_j`` over the
+        candidates ``j`` answered so far (``replies``: `CandidateActions`' table) whose column
+        relates to anything; 0 before any such answer."""
+        answered = np.flatnonzero(replies[:, 0] * replies[:, 1])
+        answered = answered[self.relations[:, answered].any(axis=0)]
+        if not answered.size:
+            return np.zeros(len(replies), np.float32)
+        return (self.relations[:, answered] @ replies[answered, 1] / answered.size).astype(np.float32)
+
+    def merge(self) -> int:
+        """Add the recorded episodes to the relations; how many there were."""
+        for winner, said_polarity in self.pending:
+            said = said_polarity[:, 0] > 0
+            said[winner] = False  # the winning move's own "yes" says nothing of the others
+            self.sums[winner, said] += said_polarity[said, 1]
+            self.counts[winner, said] += 1
+        merged, self.pending = len(self.pending), []
+        self.episodes += merged
+        self._relate()
+        return merged
+
+    def _relate(self) -> None:
+        seen = self.counts > 0
+        mean = np.where(seen, self.sums / np.maximum(self.counts, 1), 0.0)
+        column = mean.sum(axis=0) / np.maximum(seen.sum(axis=0), 1)
+        self.relations = np.where(seen, mean - column, 0.0).astype(np.float32)
+
+    def state_dict(self) -> dict:
+        if self.pending:
+            raise RuntimeError(f"{len(self.pending)} recorded episodes not merged: merge before saving")
+        return {"sums": self.sums.copy(), "counts": self.counts.copy(), "episodes": self.episodes}
+
+    def load_state_dict(self, state: dict) -> None:
+        sums, counts = np.asarray(state["sums"], np.float64), np.asarray(state["counts"], np.int64)
+        if sums.shape != self.sums.shape or counts.shape != self.counts.shape:
+            raise ValueError(f"an answer table of shape {sums.shape}, this one is {self.sums.shape}")
+        self.sums, self.counts, self.pending, self.episodes = sums, counts, [], int(state["episodes"])
+        self._relate()
 
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")

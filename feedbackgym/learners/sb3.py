@@ -41,7 +41,7 @@ import gymnasium as gym
 import numpy as np
 
 from feedbackgym.envs.gym import FeedbackEnv
-from feedbackgym.envs.wrappers import CandidateActions, EmbedObservation
+from feedbackgym.envs.wrappers import AnswerTable, CandidateActions, EmbedObservation
 from feedbackgym.learners.args import PPOArgs, from_saved
 from feedbackgym.learners.checkpoints import CheckpointError
 from feedbackgym.learners.train import TrainArgs, eval_seeds, learner_class, parse_seats, rng_states, set_rng_states, summary
@@ -71,7 +71,10 @@ class Args(PPOArgs):
     transcript: bool = True
     """also observe the embedded transcript (a bag of its words; costs most of an env step with hashing)"""
     similarity: str = ""
-    """minilm or hashing: observe the inferred table (candidate similarities by this encoder), add its shared term to the logits"""
+    """minilm or hashing: observe the inferred table (candidate similarities by this encoder), add its shared term to the logits;
+    hindsight: its support from the answers in this run's won training episodes instead (AnswerTable)"""
+    support_start: float = 0.0
+    """with --similarity: the shared weight of the support column at the start (0: SB3's initial policy; x10 logits per unit of support)"""
     num_steps: int = 64
     """env steps per env per iteration (SB3's n_steps; an iteration is num_steps * num_envs steps)"""
     ent_coef: float = 0.01
@@ -104,13 +107,14 @@ def observation_embedder(name: str):
 LOCAL_SCALE = 10.0
 
 
-def candidate_policy(base):
+def candidate_policy(base, support_start: float = 0.0):
     """``base`` (SB3's or sb3-contrib's multi-input actor-critic policy) with a per-candidate
     term: candidate ``i``'s logit is the MLP's plus ``w . local[i]``, where ``local[i]`` is row
     ``i`` of the ``replies`` and ``inferred`` tables and ``w`` (5 weights, zero at the start, so
     the initial policy is SB3's) is shared by all K candidates. The MLP alone learns a separate
     output weight per candidate from the few episodes that reach it (no learning on guess_number
-    in 90k steps); the shared term learns "what was said, supported or ruled out" once for all."""
+    in 90k steps); the shared term learns "what was said, supported or ruled out" once for all.
+    ``support_start``: the support weight's start (the others start at zero)."""
     import torch
     from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, MlpExtractor
     from torch import nn
@@ -153,7 +157,7 @@ def candidate_policy(base):
             self.linear = nn.Linear(latent_dim, k)
             nn.init.orthogonal_(self.linear.weight, gain=0.01)  # SB3's init of its action net
             nn.init.zeros_(self.linear.bias)
-            self.local = nn.Parameter(torch.zeros(5))
+            self.local = nn.Parameter(torch.tensor([0.0, 0.0, 0.0, support_start, 0.0]))
 
         def forward(self, latent):
             local = latent[:, self.latent_dim :].view(-1, self.k, 5)
@@ -182,9 +186,9 @@ class Episodes(gym.Wrapper):
     the current episode's seed and actions (all of the env's state: the env is deterministic given
     both) and the (return, success) of the episodes it finished. Its ``info`` is empty."""
 
-    def __init__(self, env: gym.Env, next_seed: Callable[[], int]):
+    def __init__(self, env: gym.Env, next_seed: Callable[[], int], answers: AnswerTable | None = None):
         super().__init__(env)
-        self.next_seed = next_seed
+        self.next_seed, self.answers = next_seed, answers
         self.seed, self.actions, self.ret = None, [], 0.0
         self.finished: list[tuple[float, bool]] = []
 
@@ -199,7 +203,10 @@ class Episodes(gym.Wrapper):
         obs, reward, terminated, truncated, _ = self.env.step(action)
         self.ret += float(reward)
         if terminated or truncated:
-            self.finished.append((self.ret, self.env.unwrapped.episode.terminate_reason == "success"))
+            won = self.env.unwrapped.episode.terminate_reason == "success"
+            self.finished.append((self.ret, won))
+            if won and self.answers is not None:  # a training episode, never an evaluation one
+                self.answers.record(int(action), self.env.get_wrapper_attr("replies"))
         # SB3 reads nothing of the env's info (the DummyVecEnv adds what it needs) and deep-copies
         # it every step: the messages and labels cost 37% of a step's time; an empty dict, nothing
         return obs, reward, terminated, truncated, {}
@@ -257,14 +264,19 @@ class SB3PPO:
         self.embedder = observation_embedder(algo_args.embedder)
         if algo_args.similarity and not algo_args.replies:
             raise ValueError("--similarity needs --replies (the inferred table is read from it); pass --similarity '' for SB3's own policy")
-        self.similarity = observation_embedder(algo_args.similarity) if algo_args.similarity else None
+        if algo_args.similarity == "hindsight":  # K x K, from the candidates of the scenario's task
+            k = CandidateActions(FeedbackEnv(scenario_for(args.scenario, **seats))).action_space.n
+            self.similarity = self.answers = AnswerTable(k)
+        else:
+            self.similarity = observation_embedder(algo_args.similarity) if algo_args.similarity else None
+            self.answers = None
         self.started = 0  # training episodes started so far
-        self.envs = [Episodes(self.make_env(), self.next_seed) for _ in range(args.num_envs)]
+        self.envs = [Episodes(self.make_env(), self.next_seed, self.answers) for _ in range(args.num_envs)]
         self.venv = DummyVecEnv([lambda e=e: e for e in self.envs])
         self.eval_env = self.make_env()
         set_random_seed(args.seed)  # python, numpy, torch: the policy's initial weights and every later draw
         a = algo_args
-        policy = candidate_policy(self.policy_base()) if self.similarity is not None else "MultiInputPolicy"
+        policy = candidate_policy(self.policy_base(), algo_args.support_start) if self.similarity is not None else "MultiInputPolicy"
         self.model = self.algorithm()(
             policy, self.venv, n_steps=a.num_steps, batch_size=a.batch_size, n_epochs=a.update_epochs,
             learning_rate=a.learning_rate, gamma=a.gamma, gae_lambda=a.gae_lambda, clip_range=a.clip_coef,
@@ -288,10 +300,19 @@ class SB3PPO:
     def iterate(self, it: int, episodes: int) -> tuple[int, int, dict]:
         steps = self.algo_args.num_steps * self.args.num_envs
         self.model.learn(steps, reset_num_timesteps=False)
+        if self.answers is not None:
+            self.merge_answers()
         finished = [r for env in self.envs for r in env.take_finished()]
         logged = self.model.logger.name_to_value
         losses = {name: _finite(logged[key]) for key, name in LOSSES.items() if key in logged}
         return len(finished), steps, {**summary(finished), **losses}
+
+    def merge_answers(self) -> None:
+        """The answer table takes in this rollout's wins; the next rollout starts from the envs'
+        last observations, so they are made again from it (SB3 keeps them as ``_last_obs``)."""
+        self.answers.merge()
+        fresh = [env.env.refresh() for env in self.envs]
+        self.model._last_obs = {k: np.stack([o[k] for o in fresh]) for k in self.model._last_obs}
 
     def evaluate(self, writer) -> dict:
         env, results = self.eval_env, []
@@ -324,6 +345,7 @@ class SB3PPO:
             },
             "started": self.started,
             "envs": [env.state() for env in self.envs],
+            **({"answers": self.answers.state_dict()} if self.answers is not None else {}),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -342,6 +364,8 @@ class SB3PPO:
         m.ep_info_buffer = deque(running["ep_info_buffer"], maxlen=m._stats_window_size)
         m.ep_success_buffer = deque(running["ep_success_buffer"], maxlen=m._stats_window_size)
         self.started = int(state["started"])
+        if self.answers is not None:  # before the replays: their observations read it
+            self.answers.load_state_dict(state["answers"])
         if len(state["envs"]) != len(self.envs):
             raise ValueError(f"{len(state['envs'])} envs saved, the run has {len(self.envs)}")
         for i, (env, saved) in enumerate(zip(self.envs, state["envs"])):
