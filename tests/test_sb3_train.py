@@ -148,6 +148,12 @@ def test_hindsight_table_holds_the_training_wins_answers_and_resumes(tmp_path):
     assert train.main(["maskable_ppo", "--quiet", "--out", str(parts), "--resume", "--iterations", "4"]) == 0
     assert comparable(parts / "metrics.jsonl") == comparable(whole / "metrics.jsonl")
     assert (parts / "eval.jsonl").read_text() == (whole / "eval.jsonl").read_text()
+    from feedbackgym.learners.sb3 import load_policy
+
+    final = train.load_checkpoint(train.newest_checkpoint(whole))["learner"]["answers"]
+    loaded = load_policy(whole).env.envs[0].answers  # the policy comes back with the table its support reads
+    assert loaded.episodes == final["episodes"] > saved["answers"]["episodes"]
+    np.testing.assert_array_equal(loaded.counts, final["counts"])
 
 
 def test_merged_wins_reach_the_observations_the_next_rollout_starts_from(tmp_path):

@@ -10,7 +10,8 @@ embedded texts, for SB3's ``MultiInputPolicy``). The policy is SB3's MLP, not an
 ``--actor``. One iteration is one ``model.learn(num_steps * num_envs, reset_num_timesteps=False)``:
 a rollout of ``num_steps`` steps in each of ``num_envs`` envs (a `DummyVecEnv`), then SB3's update.
 The loop, run folder, evaluation points and checkpoints are `train.run`'s, as for the LM learners;
-the final policy is ``RUN/policy.safetensors`` (`load_policy`), and SB3's ``RUN/model.zip`` for
+the final policy is ``RUN/policy.safetensors`` (`load_policy`; with ``--similarity hindsight``
+also ``RUN/answers.safetensors``, the `AnswerTable` its support reads), and SB3's ``RUN/model.zip`` for
 ``PPO.load`` / ``MaskablePPO.load`` (nothing here reads it: loading it unpickles).
 
 **Exact resume.** Between two ``learn`` calls SB3 carries the last observation and episode-start
@@ -85,6 +86,8 @@ class Args(PPOArgs):
 COUNTERS = ("num_timesteps", "_total_timesteps", "_num_timesteps_at_start", "_episode_num", "_current_progress_remaining", "_n_updates")
 #: the final policy's state dict, in the run folder
 POLICY = "policy.safetensors"
+#: with --similarity hindsight, the final answer table (`AnswerTable.state_dict`), beside it
+ANSWERS = "answers.safetensors"
 
 #: SB3's logger keys after ``train()`` -> metric names in metrics.jsonl
 LOSSES = {
@@ -380,6 +383,11 @@ class SB3PPO:
 
         save_file({k: v.detach().contiguous() for k, v in self.model.policy.state_dict().items()}, str(out / POLICY),
                   metadata={"format": "feedbackgym-sb3-policy", "algo": self.name})  # fmt: skip
+        if self.answers is not None:  # what the policy's support column is computed from
+            from safetensors.numpy import save_file as save_arrays
+
+            table = self.answers.state_dict()
+            save_arrays({"sums": table["sums"], "counts": table["counts"], "episodes": np.array(table["episodes"])}, str(out / ANSWERS))
         self.model.save(out / "model.zip")
 
 
@@ -424,8 +432,9 @@ def random_baseline(scenario: str = "guess_number", episodes: int = 32, masked: 
 
 def load_policy(run: str | Path):
     """The final SB3 model of a finished run in ``run``: a fresh model built from its
-    ``args.json`` with the policy of ``policy.safetensors`` (never SB3's zip, which unpickles);
-    the global RNG states are left as they were. A damaged or foreign file raises
+    ``args.json`` with the policy of ``policy.safetensors`` (never SB3's zip, which unpickles)
+    and, with ``--similarity hindsight``, the answer table of ``answers.safetensors`` in its
+    envs (``model.env.envs[i].answers``); the global RNG states are left as they were. A damaged or foreign file raises
     `CheckpointError` naming it."""
     from safetensors import SafetensorError, safe_open
 
@@ -450,6 +459,13 @@ def load_policy(run: str | Path):
         session.model.policy.load_state_dict(state)
     except RuntimeError as e:
         raise CheckpointError(f"{path}: does not fit the run's policy: {str(e)[:200]}") from None
+    if session.answers is not None:  # its envs' support column, as at the end of the run
+        table = run / ANSWERS
+        try:
+            with safe_open(str(table), "np") as f:
+                session.answers.load_state_dict({k: f.get_tensor(k) for k in f.keys()})
+        except (SafetensorError, OSError, KeyError, ValueError) as e:
+            raise CheckpointError(f"{table}: not this run's answer table: {str(e)[:200]}") from None
     return session.model
 
 
