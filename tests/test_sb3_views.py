@@ -14,7 +14,7 @@ from stable_baselines3.common.env_checker import check_env  # noqa: E402
 import feedbackgym  # noqa: E402
 from feedbackgym.encoders import HashingEmbedder  # noqa: E402
 from feedbackgym.envs.registration import ENV_IDS  # noqa: E402
-from feedbackgym.envs.wrappers import AnswerTable, CandidateActions, EmbedObservation  # noqa: E402
+from feedbackgym.envs.wrappers import AnswerTable, CandidateActions, EmbedObservation, SimilarityTable  # noqa: E402
 from feedbackgym.rollout import scenario_for  # noqa: E402
 
 
@@ -89,7 +89,7 @@ def test_replies_tell_yes_from_no_in_twenty_questions():
 
 
 def test_inferred_table_rules_out_by_direction_in_an_ordered_list_only():
-    env = sb3_view("feedbackgym/GuessNumber-v0", inferred=HashingEmbedder(64))
+    env = sb3_view("feedbackgym/GuessNumber-v0", inferred=SimilarityTable(HashingEmbedder(64)))
     env.reset(seed=4)
     secret = env.unwrapped.episode.instance.secret  # 25
     for number in (secret - 10, secret + 20):
@@ -97,7 +97,7 @@ def test_inferred_table_rules_out_by_direction_in_an_ordered_list_only():
     ruled_out = obs["inferred"].reshape(100, 2)[:, 1]
     still = np.flatnonzero(ruled_out == 0) + 1  # the numbers no answer has ruled out
     assert still.tolist() == list(range(secret - 9, secret + 20))
-    qa = sb3_view("feedbackgym/Arithmetic-v0", inferred=HashingEmbedder(64))  # options in no order: nothing ruled out
+    qa = sb3_view("feedbackgym/Arithmetic-v0", inferred=SimilarityTable(HashingEmbedder(64)))  # options in no order: nothing ruled out
     qa.reset(seed=0)
     obs, *_ = qa.step(0)
     assert not obs["inferred"].reshape(-1, 2)[:, 1].any()
@@ -113,7 +113,7 @@ def test_inferred_support_follows_the_answer_and_the_similarity():
             rows = [[1.0, 0, 0] if "alive" in t or t in ("Is it a dog?", "Is it a cat?") else [0, 1.0, 0] for t in texts]
             return np.array(rows, np.float32)
 
-    env = sb3_view("feedbackgym/TwentyQuestions-v0", inferred=Fixed())
+    env = sb3_view("feedbackgym/TwentyQuestions-v0", inferred=SimilarityTable(Fixed()))
     env.reset(seed=0)
     candidates = env.get_wrapper_attr("candidates")
     alive = candidates.index("Is it alive?")

@@ -222,7 +222,9 @@ class EmbedObservation(gym.ObservationWrapper):
     seen this episode; left out with ``transcript=False``) and, with ``embed_candidates`` over a `CandidateActions` env,
     ``candidates`` (the K candidates' embeddings, flattened): needed when the candidates change
     between episodes (judged QA's options), and with ``replies`` over a `CandidateActions` env,
-    ``replies`` (its ``(K, 3)`` table, flattened: said, polarity, direction per candidate)."""
+    ``replies`` (its ``(K, 3)`` table, flattened: said, polarity, direction per candidate), and
+    with ``inferred`` (a `SimilarityTable` or an `AnswerTable`) over one, ``inferred`` (the
+    rule's ``(K, 2)`` table, flattened: support and ruled out per candidate)."""
 
     TEXT_KEYS = ("instruction", "observation", "feedback")
 
@@ -241,7 +243,6 @@ class EmbedObservation(gym.ObservationWrapper):
         if replies:
             keys["replies"] = spaces.Box(-1.0, 1.0, (env.action_space.n * 3,), np.float32)
         self.inferred = inferred
-        self._similarity: tuple[tuple[str, ...], np.ndarray, bool] = ((), np.zeros((0, 0), np.float32), False)
         self.last: dict[str, str] | None = None
         if inferred is not None:
             keys["inferred"] = spaces.Box(-2.0, 2.0, (env.action_space.n * 2,), np.float32)
@@ -273,29 +274,36 @@ class EmbedObservation(gym.ObservationWrapper):
         return out
 
     def inferred_table(self) -> np.ndarray:
-        """``(K, 2)``: per candidate, its *support* (the mean, over the candidates answered so far,
-        of the answer's polarity times how much more alike the two candidates' ``inferred``
-        embeddings are than the answered one is to candidates on average: a "yes" to "Is it an
-        animal?" supports "Is it a dog?"), and whether a directional answer rules it out (in a
-        list of numbers in increasing order, "higher" to one rules out it and those before it).
-        With an `AnswerTable` for ``inferred``, the support is `AnswerTable.support` (and
-        nothing is ruled out)."""
-        table = self.env.get_wrapper_attr("replies")
-        if isinstance(self.inferred, AnswerTable):
-            return np.stack([self.inferred.support(table), np.zeros(table.shape[0], np.float32)], axis=1)
-        cands = tuple(self.env.get_wrapper_attr("candidates"))
-        if self._similarity[0] != cands:
-            self._similarity = (cands, *_similarity(self.inferred, list(cands)))
-        _, centred, ordered = self._similarity
-        out = np.zeros((table.shape[0], 2), np.float32)
-        n = len(cands)
-        answered = np.flatnonzero(table[:n, 0] * table[:n, 1])
+        """``(K, 2)``: per candidate, its support from the answers so far and whether an answer
+        rules it out, as the ``inferred`` rule (`SimilarityTable` or `AnswerTable`) reads them."""
+        return self.inferred.table(tuple(self.env.get_wrapper_attr("candidates")), self.env.get_wrapper_attr("replies"))
+
+
+class SimilarityTable:
+    """The inferred table read from the candidates' text: per candidate, its *support* (the mean,
+    over the candidates answered so far, of the answer's polarity times how much more alike the
+    two candidates' embeddings are than the answered one is to candidates on average: a "yes" to
+    "Is it an animal?" supports "Is it a dog?"), and whether a directional answer rules it out (in
+    a list of numbers in increasing order, "higher" to one rules out it and those before it)."""
+
+    def __init__(self, embedder):
+        self.embedder = embedder
+        self._cached: tuple[tuple[str, ...], np.ndarray, bool] = ((), np.zeros((0, 0), np.float32), False)
+
+    def table(self, candidates: tuple[str, ...], replies: np.ndarray) -> np.ndarray:
+        """``(K, 2)`` from `CandidateActions`' ``candidates`` and ``replies`` table."""
+        if self._cached[0] != candidates:
+            self._cached = (candidates, *_similarity(self.embedder, list(candidates)))
+        _, centred, ordered = self._cached
+        out = np.zeros((replies.shape[0], 2), np.float32)
+        n = len(candidates)
+        answered = np.flatnonzero(replies[:n, 0] * replies[:n, 1])
         if answered.size:
-            out[:n, 0] = np.clip(centred[:, answered] @ table[answered, 1] / answered.size, -2.0, 2.0)
+            out[:n, 0] = np.clip(centred[:, answered] @ replies[answered, 1] / answered.size, -2.0, 2.0)
         if ordered:
-            for i in np.flatnonzero(table[:n, 0] * table[:n, 2]):
-                out[: i + 1, 1] = np.where(table[i, 2] > 0, 1.0, out[: i + 1, 1])
-                out[i:n, 1] = np.where(table[i, 2] < 0, 1.0, out[i:n, 1])
+            for i in np.flatnonzero(replies[:n, 0] * replies[:n, 2]):
+                out[: i + 1, 1] = np.where(replies[i, 2] > 0, 1.0, out[: i + 1, 1])
+                out[i:n, 1] = np.where(replies[i, 2] < 0, 1.0, out[i:n, 1])
         return out
 
 
@@ -334,6 +342,10 @@ class AnswerTable:
         if not answered.size:
             return np.zeros(len(replies), np.float32)
         return (self.relations[:, answered] @ replies[answered, 1] / answered.size).astype(np.float32)
+
+    def table(self, candidates: tuple[str, ...], replies: np.ndarray) -> np.ndarray:
+        """``(K, 2)``: `support` and nothing ruled out (`SimilarityTable.table`'s shape)."""
+        return np.stack([self.support(replies), np.zeros(len(replies), np.float32)], axis=1)
 
     def merge(self) -> int:
         """Add the recorded episodes to the relations; how many there were."""

@@ -42,7 +42,7 @@ import gymnasium as gym
 import numpy as np
 
 from feedbackgym.envs.gym import FeedbackEnv
-from feedbackgym.envs.wrappers import AnswerTable, CandidateActions, EmbedObservation
+from feedbackgym.envs.wrappers import AnswerTable, CandidateActions, EmbedObservation, SimilarityTable
 from feedbackgym.learners.args import PPOArgs, from_saved
 from feedbackgym.learners.checkpoints import CheckpointError
 from feedbackgym.learners.train import TrainArgs, eval_seeds, learner_class, parse_seats, rng_states, set_rng_states, summary
@@ -267,19 +267,19 @@ class SB3PPO:
         self.embedder = observation_embedder(algo_args.embedder)
         if algo_args.similarity and not algo_args.replies:
             raise ValueError("--similarity needs --replies (the inferred table is read from it); pass --similarity '' for SB3's own policy")
-        if algo_args.similarity == "hindsight":  # K x K, from the candidates of the scenario's task
-            k = CandidateActions(FeedbackEnv(scenario_for(args.scenario, **seats))).action_space.n
-            self.similarity = self.answers = AnswerTable(k)
-        else:
-            self.similarity = observation_embedder(algo_args.similarity) if algo_args.similarity else None
-            self.answers = None
+        # the inferred table's rule: from the candidates' text, or (hindsight) an AnswerTable that the
+        # first env made sizes (K x K over its candidates) and every env then shares
+        text = algo_args.similarity not in ("", "hindsight")
+        self.inferred: SimilarityTable | AnswerTable | None = SimilarityTable(observation_embedder(algo_args.similarity)) if text else None
+        self.answers: AnswerTable | None = None
         self.started = 0  # training episodes started so far
-        self.envs = [Episodes(self.make_env(), self.next_seed, self.answers) for _ in range(args.num_envs)]
+        made = [self.make_env() for _ in range(args.num_envs)]
+        self.envs = [Episodes(env, self.next_seed, self.answers) for env in made]
         self.venv = DummyVecEnv([lambda e=e: e for e in self.envs])
         self.eval_env = self.make_env()
         set_random_seed(args.seed)  # python, numpy, torch: the policy's initial weights and every later draw
         a = algo_args
-        policy = candidate_policy(self.policy_base(), algo_args.support_start) if self.similarity is not None else "MultiInputPolicy"
+        policy = candidate_policy(self.policy_base(), algo_args.support_start) if self.inferred is not None else "MultiInputPolicy"
         self.model = self.algorithm()(
             policy, self.venv, n_steps=a.num_steps, batch_size=a.batch_size, n_epochs=a.update_epochs,
             learning_rate=a.learning_rate, gamma=a.gamma, gae_lambda=a.gae_lambda, clip_range=a.clip_coef,
@@ -293,7 +293,9 @@ class SB3PPO:
         env = FeedbackEnv(scenario_for(self.args.scenario, **self.seats))
         env = CandidateActions(env, mask_repeats=self.algo_args.mask_repeats)
         a = self.algo_args
-        return EmbedObservation(env, self.embedder, embed_candidates=a.embed_candidates, replies=a.replies, transcript=a.transcript, inferred=self.similarity)
+        if a.similarity == "hindsight" and self.answers is None:
+            self.inferred = self.answers = AnswerTable(env.action_space.n)
+        return EmbedObservation(env, self.embedder, embed_candidates=a.embed_candidates, replies=a.replies, transcript=a.transcript, inferred=self.inferred)
 
     def next_seed(self) -> int:
         self.started += 1
