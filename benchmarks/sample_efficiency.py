@@ -103,7 +103,7 @@ def train_one(algo: str, args: train.TrainArgs, learner: dict) -> list[dict]:
     out = Path(args.out)
     lines = train.read_metrics(out / "metrics.jsonl") if (out / "metrics.jsonl").exists() else []
     if not lines or lines[-1].get("iteration") != args.iterations:
-        if train.newest_checkpoint(out) is not None:
+        if (out / "args.json").exists():  # interrupted: resumed, or (killed before its first checkpoint) started over
             train.run(algo, args, resume=True, quiet=True)
         else:
             train.run(algo, args, train.learner_class(algo).Args(**learner), quiet=True)

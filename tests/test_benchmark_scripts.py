@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -98,6 +99,11 @@ def test_a_finished_run_is_read_back_and_an_interrupted_one_resumed(tmp_path, ti
     again = (run / "metrics.jsonl").read_text()
     assert again.startswith(first) and [json.loads(x)["iteration"] for x in again.splitlines()] == [0, 1, 2]
     assert json.loads((out / "results.json").read_text())["runs"][0]["episodes"] == 4
+
+    shutil.rmtree(run / "checkpoints")  # killed before its first checkpoint: started over, not appended to
+    (run / "metrics.jsonl").write_text(first)  # its lines up to iteration 1, no checkpoint of them
+    assert se.main([*argv, "--iterations", "2"]) == 0
+    assert [json.loads(x)["iteration"] for x in (run / "metrics.jsonl").read_text().splitlines()] == [0, 1, 2]
 
 
 # ---------------------------------------------------------------------- language_feedback.py
